@@ -1,0 +1,33 @@
+#include "common/server_flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/time/time.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC and metrics servers bind.");
+ABSL_FLAG(int32_t, port, -1,
+          "gRPC port; 0 picks a free port (printed on the READY line); -1 = the service's "
+          "default port.");
+ABSL_FLAG(int32_t, metrics_port, -1,
+          "Prometheus /metrics port; 0 picks a free port (printed on the READY line); -1 = "
+          "the service's default port.");
+ABSL_FLAG(int32_t, max_message_bytes, 64 << 20, "Largest gRPC message accepted, in bytes.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "How long in-flight calls may finish after SIGTERM before they are cancelled.");
+
+namespace autocompress {
+
+ServerProcessOptions ServerProcessOptionsFromFlags(const std::string& service, int default_port,
+                                                   int default_metrics_port) {
+  ServerProcessOptions options;
+  options.service = service;
+  options.server.host = absl::GetFlag(FLAGS_host);
+  const int port = absl::GetFlag(FLAGS_port);
+  const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.server.port = port < 0 ? default_port : port;
+  options.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.server.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.metrics_port = metrics_port < 0 ? default_metrics_port : metrics_port;
+  return options;
+}
+
+}  // namespace autocompress

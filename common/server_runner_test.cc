@@ -1,0 +1,155 @@
+#include "common/server_runner.h"
+
+#include <atomic>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "autocompress/v1/tuner.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+
+namespace autocompress {
+namespace {
+
+using autocompress::v1::SuggestRequest;
+using autocompress::v1::SuggestResponse;
+using autocompress::v1::TunerService;
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+constexpr char kTuner[] = "autocompress.v1.TunerService";
+
+// Suggest blocks until released (or cancelled), to hold a call in flight.
+class BlockingService final : public TunerService::Service {
+ public:
+  grpc::Status Suggest(grpc::ServerContext* context, const SuggestRequest*,
+                       SuggestResponse* response) override {
+    entered_.Notify();
+    while (!release_.WaitForNotificationWithTimeout(absl::Milliseconds(10))) {
+      if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    }
+    response->set_exhausted(true);
+    return grpc::Status::OK;
+  }
+  absl::Notification entered_;
+  absl::Notification release_;
+};
+
+ServerOptions Loopback() {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  return options;
+}
+
+std::shared_ptr<grpc::Channel> TcpChannel(int port) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                             grpc::InsecureChannelCredentials());
+}
+
+HealthCheckResponse::ServingStatus Check(Health::Stub& stub, const std::string& service,
+                                         grpc::StatusCode* code) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  *code = stub.Check(&context, request, &response).error_code();
+  return response.status();
+}
+
+TEST(ServerRunnerTest, PortZeroBindsAFreePortAndServesHealth) {
+  TunerService::Service service;
+  ServerRunner runner(Loopback());
+  runner.AddService(&service, kTuner);
+  ASSERT_TRUE(runner.Start().ok());
+  ASSERT_GT(runner.port(), 0);
+
+  auto health = Health::NewStub(TcpChannel(runner.port()));
+  grpc::StatusCode code;
+  EXPECT_EQ(Check(*health, "", &code), HealthCheckResponse::SERVING);
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  EXPECT_EQ(Check(*health, kTuner, &code), HealthCheckResponse::SERVING);
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  Check(*health, "no.such.Service", &code);
+  EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(ServerRunnerTest, TakenPortIsUnavailable) {
+  ServerRunner first(Loopback());
+  ASSERT_TRUE(first.Start().ok());
+  ServerOptions options = Loopback();
+  options.port = first.port();
+  ServerRunner second(options);
+  EXPECT_EQ(second.Start().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ServerRunnerTest, ShutdownDrainsInFlightCallsAndRefusesNewOnes) {
+  BlockingService service;
+  ServerOptions options = Loopback();
+  options.shutdown_grace = absl::Seconds(30);
+  ServerRunner runner(options);
+  runner.AddService(&service, kTuner);
+  ASSERT_TRUE(runner.Start().ok());
+  auto channel = TcpChannel(runner.port());
+  auto stub = TunerService::NewStub(channel);
+
+  grpc::Status in_flight;
+  SuggestResponse response;
+  std::thread caller([&] {
+    grpc::ClientContext context;
+    in_flight = stub->Suggest(&context, SuggestRequest(), &response);
+  });
+  service.entered_.WaitForNotification();
+  std::thread stopper([&] { runner.Shutdown(); });
+  // The call is still being served while the server drains; release it.
+  absl::SleepFor(absl::Milliseconds(200));
+  service.release_.Notify();
+  caller.join();
+  stopper.join();
+  runner.Wait();
+  EXPECT_TRUE(in_flight.ok()) << in_flight.error_message();
+  EXPECT_TRUE(response.exhausted());
+
+  grpc::ClientContext late;
+  late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  EXPECT_FALSE(stub->Suggest(&late, SuggestRequest(), &response).ok());
+}
+
+TEST(ServerRunnerTest, ShutdownCancelsCallsThatOutliveTheGrace) {
+  BlockingService service;
+  ServerOptions options = Loopback();
+  options.shutdown_grace = absl::Milliseconds(200);
+  ServerRunner runner(options);
+  runner.AddService(&service, kTuner);
+  ASSERT_TRUE(runner.Start().ok());
+  auto stub = TunerService::NewStub(runner.InProcessChannel());
+
+  grpc::Status in_flight;
+  std::thread caller([&] {
+    grpc::ClientContext context;
+    SuggestResponse response;
+    in_flight = stub->Suggest(&context, SuggestRequest(), &response);
+  });
+  service.entered_.WaitForNotification();
+  const absl::Time start = absl::Now();
+  runner.Shutdown();
+  runner.Wait();
+  caller.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_FALSE(in_flight.ok());
+}
+
+TEST(ServerRunnerTest, ShutdownIsIdempotentAndSafeBeforeStart) {
+  ServerRunner never_started(Loopback());
+  never_started.Shutdown();
+  ServerRunner runner(Loopback());
+  ASSERT_TRUE(runner.Start().ok());
+  runner.Shutdown();
+  runner.Shutdown();
+  runner.Wait();
+}
+
+}  // namespace
+}  // namespace autocompress
