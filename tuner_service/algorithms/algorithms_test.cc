@@ -1,0 +1,291 @@
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tuner_service/algorithms/evolution_algorithm.h"
+#include "tuner_service/algorithms/grid_search_algorithm.h"
+#include "tuner_service/algorithms/suggestion_algorithm.h"
+#include "tuner_service/algorithms/tpe_algorithm.h"
+#include "tuner_service/testing/test_functions.h"
+
+namespace autocompress::tuner {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::shared_ptr<const SearchSpace> Space(const std::string& text) {
+  auto space = SearchSpace::Parse(text);
+  EXPECT_TRUE(space.ok()) << space.status();
+  return *space;
+}
+
+std::unique_ptr<SuggestionAlgorithm> Make(const std::string& name, const std::string& args,
+                                          std::shared_ptr<const SearchSpace> space) {
+  auto algorithm = CreateAlgorithm(name, args, space);
+  EXPECT_TRUE(algorithm.ok()) << algorithm.status();
+  return std::move(*algorithm);
+}
+
+void Complete(History& h, Assignment x, double loss) {
+  h.trials.push_back({static_cast<int64_t>(h.trials.size() + 1), std::move(x),
+                      TrialStatus::kCompleted, loss});
+  ++h.completed;
+}
+
+// Best loss (regret) after `trials` sequential trials of `name` on `problem`.
+double Regret(const std::string& name, const std::string& args,
+              const testing::TestProblem& problem, int trials, uint64_t seed) {
+  auto space = Space(problem.search_space_json);
+  auto algorithm = Make(name, args, space);
+  std::mt19937_64 gen(seed);
+  History h;
+  double best = INFINITY;
+  for (int i = 0; i < trials; ++i) {
+    SuggestOutcome o = algorithm->Suggest(h, gen);
+    EXPECT_EQ(o.kind, SuggestOutcome::Kind::kSuggestion);
+    const double y = problem.evaluate(testing::ParseX(space->Render(o.x), problem.dims));
+    best = std::min(best, y);
+    Complete(h, o.x, y);
+    algorithm->OnTrialEnd(h, h.trials.back(), gen);
+  }
+  return best - problem.optimum;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+TEST(TpeTest, BeatsRandomOnBraninAcrossSeeds) {
+  std::vector<double> tpe, random;
+  for (uint64_t seed = 1; seed <= 9; ++seed) {
+    tpe.push_back(Regret("tpe", "", testing::Branin(), 80, seed));
+    random.push_back(Regret("random", "", testing::Branin(), 80, seed));
+  }
+  EXPECT_LT(Median(tpe), Median(random) / 2) << "tpe " << Median(tpe) << " random " << Median(random);
+}
+
+TEST(TpeTest, MultivariateAlsoBeatsRandomOnHartmann6) {
+  std::vector<double> tpe, random;
+  for (uint64_t seed = 1; seed <= 7; ++seed) {
+    tpe.push_back(Regret("tpe", R"({"multivariate": true})", testing::Hartmann6(), 80, seed));
+    random.push_back(Regret("random", "", testing::Hartmann6(), 80, seed));
+  }
+  EXPECT_LT(Median(tpe), Median(random));
+}
+
+TEST(TpeTest, SeededRunsAreDeterministic) {
+  EXPECT_EQ(Regret("tpe", "", testing::Branin(), 40, 5), Regret("tpe", "", testing::Branin(), 40, 5));
+  EXPECT_NE(Regret("tpe", "", testing::Branin(), 40, 5), Regret("tpe", "", testing::Branin(), 40, 6));
+}
+
+constexpr char kNested[] = R"({"algorithm_name": {"_type": "choice", "_value": [
+  {"_name": "level", "sparsity": {"_type": "uniform", "_value": [0.01, 0.99]}},
+  {"_name": "l1", "sparsity": {"_type": "quniform", "_value": [0.1, 0.9, 0.1]},
+   "parameter::batches": {"_type": "randint", "_value": [1, 4]}},
+  {"_name": "qat", "bits": {"_type": "choice", "_value": [4, 8]},
+   "lr": {"_type": "loguniform", "_value": [0.0001, 0.1]}}]}})";
+
+TEST(TpeTest, ConditionalParametersFollowTheChosenBranchAndConcentrateOnTheBest) {
+  auto space = Space(kNested);
+  auto tpe = Make("tpe", R"({"n_startup_jobs": 10})", space);
+  std::mt19937_64 gen(11);
+  History h;
+  int qat_after_startup = 0;
+  for (int i = 0; i < 120; ++i) {
+    SuggestOutcome o = tpe->Suggest(h, gen);
+    for (int d = 0; d < space->size(); ++d) {
+      ASSERT_EQ(space->IsActive(o.x, d), !std::isnan(o.x[d])) << d;
+    }
+    nlohmann::json p = nlohmann::json::parse(space->Render(o.x))["algorithm_name"];
+    ASSERT_TRUE(space->Decode(space->Render(o.x)).ok());
+    // Only qat is good; its lr near 1e-3 is best.
+    double loss = 1.0;
+    if (p["_name"] == "qat") {
+      loss = std::fabs(std::log10(p["lr"].get<double>()) + 3) / 4;
+      if (i >= 40) ++qat_after_startup;
+    } else if (p["_name"] == "l1") {
+      const double s = p["sparsity"];
+      ASSERT_NEAR(s * 10, std::nearbyint(s * 10), 1e-9);
+      const int batches = p["parameter::batches"];
+      ASSERT_TRUE(batches >= 1 && batches <= 3);
+    }
+    Complete(h, o.x, loss);
+  }
+  EXPECT_GT(qat_after_startup, 60);  // of 80: random would give ~27
+}
+
+TEST(TpeTest, ConstantLiarSpreadsConcurrentSuggestions) {
+  auto space = Space(testing::Branin().search_space_json);
+  auto liar = Make("tpe", R"({"constant_liar": "worst", "n_startup_jobs": 5})", space);
+  auto honest = Make("tpe", R"({"constant_liar": "none", "n_startup_jobs": 5})", space);
+  auto spread = [&](SuggestionAlgorithm& algorithm) {
+    std::mt19937_64 gen(3);
+    History h;
+    for (int i = 0; i < 30; ++i) {
+      auto o = algorithm.Suggest(h, gen);
+      Complete(h, o.x, testing::Branin().evaluate({o.x[0], o.x[1]}));
+    }
+    // Eight suggestions in a row while earlier ones are pending.
+    std::vector<Assignment> batch;
+    for (int i = 0; i < 8; ++i) {
+      auto o = algorithm.Suggest(h, gen);
+      batch.push_back(o.x);
+      h.trials.push_back({100 + i, o.x, TrialStatus::kPending, 0});
+      ++h.pending;
+    }
+    double total = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      for (size_t j = i + 1; j < batch.size(); ++j) {
+        total += std::hypot(batch[i][0] - batch[j][0], batch[i][1] - batch[j][1]);
+      }
+    }
+    return total;
+  };
+  EXPECT_GT(spread(*liar), spread(*honest));
+}
+
+TEST(TpeTest, LinearForgettingWeightsMatchHyperopt) {
+  EXPECT_EQ(LinearForgettingWeights(3, 25), std::vector<double>(3, 1.0));
+  std::vector<double> w = LinearForgettingWeights(30, 25);
+  ASSERT_EQ(w.size(), 30u);
+  EXPECT_DOUBLE_EQ(w[0], 1.0 / 30);
+  EXPECT_DOUBLE_EQ(w[4], 1.0);
+  for (int i = 1; i < 5; ++i) EXPECT_GT(w[i], w[i - 1]);
+  for (int i = 5; i < 30; ++i) EXPECT_EQ(w[i], 1.0);
+}
+
+TEST(GridSearchTest, EnumeratesNestedSpacesExactly) {
+  auto space = Space(R"({
+    "a": {"_type": "choice", "_value": ["x", 2]},
+    "b": {"_type": "quniform", "_value": [1, 9, 4]},
+    "c": {"_type": "choice", "_value": [
+       {"_name": "p", "r": {"_type": "randint", "_value": [0, 2]}},
+       {"_name": "q"}]}})");
+  auto grid = Make("grid_search", "", space);
+  std::mt19937_64 gen(1);
+  History h;
+  std::set<std::string> seen;
+  for (;;) {
+    SuggestOutcome o = grid->Suggest(h, gen);
+    if (o.kind == SuggestOutcome::Kind::kExhausted) break;
+    ASSERT_TRUE(seen.insert(space->Render(o.x)).second) << "duplicate " << space->Render(o.x);
+  }
+  std::set<std::string> expected;
+  for (const char* a : {R"("x")", "2"}) {
+    for (const char* b : {"1.0", "4.0", "8.0"}) {
+      for (const char* c : {R"({"_name":"p","r":0})", R"({"_name":"p","r":1})", R"({"_name":"q"})"}) {
+        expected.insert(std::string(R"({"a":)") + a + R"(,"b":)" + b + R"(,"c":)" + c + "}");
+      }
+    }
+  }
+  EXPECT_EQ(seen, expected);
+}
+
+TEST(GridSearchTest, RejectsContinuousTypesWithTheirPath) {
+  auto space = Space(R"({"algorithm_name": {"_type": "choice", "_value": [
+      {"_name": "l1", "sparsity": {"_type": "uniform", "_value": [0.1, 0.9]}}]}})");
+  auto grid = CreateAlgorithm("GridSearch", "", space);
+  ASSERT_FALSE(grid.ok());
+  EXPECT_THAT(std::string(grid.status().message()),
+              HasSubstr("uniform at algorithm_name._value[0].sparsity"));
+}
+
+TEST(GridSearchTest, RestoreSkipsPointsHandedOutBefore) {
+  auto space = Space(R"({"a": {"_type": "randint", "_value": [0, 5]}})");
+  auto grid = Make("grid_search", "", space);
+  History h;
+  h.trials.push_back({1, {3}, TrialStatus::kCompleted, 0});
+  h.trials.push_back({2, {0}, TrialStatus::kPending, 0});
+  std::mt19937_64 gen(1);
+  grid->Restore(h, gen);
+  std::vector<double> rest;
+  for (SuggestOutcome o = grid->Suggest(h, gen); o.kind == SuggestOutcome::Kind::kSuggestion;
+       o = grid->Suggest(h, gen)) {
+    rest.push_back(o.x[0]);
+  }
+  EXPECT_EQ(rest, (std::vector<double>{1, 2, 4}));
+}
+
+TEST(AnnealTest, ConcentratesAroundTheBestObservation) {
+  auto space = Space(R"({"x": {"_type": "uniform", "_value": [0, 100]}})");
+  auto anneal = Make("anneal", "", space);
+  std::mt19937_64 gen(2);
+  History h;
+  for (int i = 0; i < 60; ++i) {
+    auto o = anneal->Suggest(h, gen);
+    ASSERT_TRUE(o.x[0] >= 0 && o.x[0] <= 100);
+    Complete(h, o.x, std::fabs(o.x[0] - 70));
+  }
+  int near = 0;
+  for (int i = 0; i < 50; ++i) near += std::fabs(anneal->Suggest(h, gen).x[0] - 70) < 10;
+  EXPECT_GT(near, 35);  // the prior would put ~10 of 50 there
+}
+
+TEST(EvolutionTest, SeedsRandomlyThenMutatesOneDimensionOfAWinner) {
+  auto space = Space(testing::Hartmann6().search_space_json);
+  EvolutionAlgorithm evolution(space, {.population_size = 8});
+  std::mt19937_64 gen(4);
+  History h;
+  for (int i = 0; i < 8; ++i) {
+    auto o = evolution.Suggest(h, gen);
+    Complete(h, o.x, testing::Hartmann6().evaluate(o.x));
+    evolution.OnTrialEnd(h, h.trials.back(), gen);
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto o = evolution.Suggest(h, gen);
+    ASSERT_EQ(o.kind, SuggestOutcome::Kind::kSuggestion);
+    int best_match = 0;
+    for (const TrialRecord& t : h.trials) {
+      int same = 0;
+      for (int d = 0; d < 6; ++d) same += t.x[d] == o.x[d];
+      best_match = std::max(best_match, same);
+    }
+    EXPECT_GE(best_match, 5) << "a child differs from some parent in one dimension";
+    Complete(h, o.x, testing::Hartmann6().evaluate(o.x));
+    evolution.OnTrialEnd(h, h.trials.back(), gen);
+  }
+}
+
+TEST(EvolutionTest, DefersWhenAPopulationOfTrialsIsRunning) {
+  auto space = Space(R"({"x": {"_type": "uniform", "_value": [0, 1]}})");
+  EvolutionAlgorithm evolution(space, {.population_size = 3});
+  std::mt19937_64 gen(4);
+  History h;
+  for (int i = 0; i < 3; ++i) {
+    auto o = evolution.Suggest(h, gen);
+    ASSERT_EQ(o.kind, SuggestOutcome::Kind::kSuggestion);
+    h.trials.push_back({i + 1, o.x, TrialStatus::kPending, 0});
+    ++h.pending;
+  }
+  EXPECT_EQ(evolution.Suggest(h, gen).kind, SuggestOutcome::Kind::kDeferred);
+}
+
+TEST(RegistryTest, NamesArgumentsAndErrors) {
+  auto space = Space(R"({"x": {"_type": "uniform", "_value": [0, 1]}})");
+  for (const char* name : {"TPE", "tpe", "Random", "Anneal", "Evolution", "GridSearch"}) {
+    auto algorithm = CreateAlgorithm(name, R"({"optimize_mode": "maximize"})",
+                                     name == std::string("GridSearch")
+                                         ? Space(R"({"x": {"_type": "choice", "_value": [1]}})")
+                                         : space);
+    EXPECT_TRUE(algorithm.ok()) << name << ": " << algorithm.status();
+  }
+  EXPECT_THAT(std::string(CreateAlgorithm("smac", "", space).status().message()),
+              HasSubstr("unknown tuner algorithm 'smac'"));
+  EXPECT_THAT(std::string(CreateAlgorithm("tpe", R"({"gama": 0.3})", space).status().message()),
+              HasSubstr("unknown key(s) gama"));
+  EXPECT_THAT(std::string(CreateAlgorithm("tpe", R"({"gamma": 2})", space).status().message()),
+              HasSubstr("gamma: 2 is outside"));
+  EXPECT_THAT(
+      std::string(CreateAlgorithm("evolution", R"({"population_size": "x"})", space).status().message()),
+      HasSubstr("must be an integer"));
+  EXPECT_FALSE(CreateAlgorithm("tpe", "[1]", space).ok());
+  EXPECT_EQ(CanonicalAlgorithmName("Grid_Search"), "grid_search");
+}
+
+}  // namespace
+}  // namespace autocompress::tuner

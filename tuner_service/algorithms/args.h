@@ -1,0 +1,44 @@
+// Typed, validated access to an algorithm's JSON arguments (NNI's classArgs), so every
+// algorithm rejects unknown keys and out-of-range values with the same clear messages.
+#ifndef AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ARGS_H_
+#define AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ARGS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace autocompress::tuner {
+
+class Args {
+ public:
+  // Parses `json_text` (an object, or empty for none). `owner` names the algorithm in
+  // messages ("tpe args: ...").
+  static absl::StatusOr<Args> Parse(absl::string_view json_text, absl::string_view owner);
+  Args(Args&&) noexcept;
+  Args& operator=(Args&&) noexcept;
+  ~Args();
+
+  // Each getter returns `fallback` when the key is absent and InvalidArgument when the
+  // value has the wrong type or lies outside [min, max].
+  absl::StatusOr<int> Int(absl::string_view key, int fallback, int min, int max);
+  absl::StatusOr<double> Double(absl::string_view key, double fallback, double min, double max);
+  absl::StatusOr<bool> Bool(absl::string_view key, bool fallback);
+  absl::StatusOr<std::string> OneOf(absl::string_view key, absl::string_view fallback,
+                                    const std::vector<std::string>& allowed);
+
+  // InvalidArgument naming any key no getter asked for (typos), except those in
+  // `ignored` (e.g. optimize_mode, which the experiment's objective sets).
+  absl::Status CheckAllUsed(const std::vector<std::string>& ignored = {"optimize_mode"}) const;
+
+ private:
+  struct Impl;
+  explicit Args(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace autocompress::tuner
+
+#endif  // AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ARGS_H_

@@ -1,0 +1,80 @@
+// The interface every suggestion algorithm implements, the history it learns from, and
+// the registry that creates one by name (random, tpe, anneal, evolution, grid_search).
+//
+// Algorithms minimize `loss`; the study converts the user's objective (loss = -value
+// when maximizing). They are driven by one study at a time under the study's lock, so
+// implementations need no locking of their own; all randomness comes from the `gen`
+// passed in, so a seeded study is deterministic.
+#ifndef AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_SUGGESTION_ALGORITHM_H_
+#define AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_SUGGESTION_ALGORITHM_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/random/bit_gen_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tuner_service/search_space/search_space.h"
+
+namespace autocompress::tuner {
+
+enum class TrialStatus { kPending, kCompleted, kAbandoned };
+
+// One suggestion and what became of it.
+struct TrialRecord {
+  int64_t id = 0;
+  Assignment x;
+  TrialStatus status = TrialStatus::kPending;
+  // Lower is better; meaningful when completed.
+  double loss = 0;
+};
+
+// All suggestions of a study, in the order they were made.
+struct History {
+  std::vector<TrialRecord> trials;
+  int completed = 0;
+  int pending = 0;
+};
+
+struct SuggestOutcome {
+  enum class Kind {
+    kSuggestion,  // `x` holds the proposal
+    kDeferred,    // nothing now; ask again after results arrive (evolution)
+    kExhausted,   // nothing ever again (grid search)
+  };
+  Kind kind = Kind::kSuggestion;
+  Assignment x;
+};
+
+class SuggestionAlgorithm {
+ public:
+  virtual ~SuggestionAlgorithm() = default;
+
+  // Proposes the next assignment given everything observed so far.
+  virtual SuggestOutcome Suggest(const History& history, absl::BitGenRef gen) = 0;
+
+  // A trial completed or was abandoned (`history` already shows it).
+  virtual void OnTrialEnd(const History& history, const TrialRecord& trial,
+                          absl::BitGenRef gen) {}
+
+  // Rebuilds internal state from a history replayed after a tuner restart.
+  virtual void Restore(const History& history, absl::BitGenRef gen) {}
+};
+
+// Creates an algorithm by registry name (case-insensitive; NNI's "TPE", "GridSearch" are
+// accepted). InvalidArgument for an unknown name, bad arguments, or a search space the
+// algorithm cannot handle (grid search over continuous types).
+absl::StatusOr<std::unique_ptr<SuggestionAlgorithm>> CreateAlgorithm(
+    absl::string_view name, absl::string_view args_json,
+    std::shared_ptr<const SearchSpace> space);
+
+// Canonical names of the registered algorithms.
+std::vector<std::string> AlgorithmNames();
+
+// Canonical name for `name` ("TPE" -> "tpe", "GridSearch" -> "grid_search"), or "".
+std::string CanonicalAlgorithmName(absl::string_view name);
+
+}  // namespace autocompress::tuner
+
+#endif  // AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_SUGGESTION_ALGORITHM_H_

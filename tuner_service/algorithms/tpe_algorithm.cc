@@ -1,0 +1,402 @@
+#include "tuner_service/algorithms/tpe_algorithm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "absl/random/distributions.h"
+
+namespace autocompress::tuner {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+const double kLogSqrt2Pi = 0.5 * std::log(2 * M_PI);
+
+double NormCdf(double z) { return 0.5 * std::erfc(-z * M_SQRT1_2); }
+
+// Inverse of the standard normal CDF (Acklam's rational approximation, relative error
+// below 1.2e-9), enough for sampling.
+double NormQuantile(double p) {
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                             -2.759285104469687e+02, 1.383577518672690e+02,
+                             -3.066479806614716e+01, 2.506628277459239e+00};
+  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                             -1.556989798598866e+02, 6.680131188771972e+01,
+                             -1.328068155288572e+01};
+  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                             -2.400758277161838e+00, -2.549732539343734e+00,
+                             4.374664141464968e+00,  2.938163982698783e+00};
+  static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                             3.754408661907416e+00};
+  p = std::clamp(p, 1e-300, 1 - 1e-16);
+  if (p < 0.02425) {
+    const double q = std::sqrt(-2 * std::log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - 0.02425) {
+    const double q = std::sqrt(-2 * std::log1p(-p));
+    return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  const double q = p - 0.5, r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+         (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+// N(mu, sigma) truncated to [low, high], by inverting the CDF (mirrored in the upper
+// tail so that probabilities near 1 keep their precision).
+double SampleTruncated(double mu, double sigma, double low, double high, absl::BitGenRef gen) {
+  double a = (low - mu) / sigma, b = (high - mu) / sigma;
+  const bool mirror = a > 0;
+  if (mirror) std::swap(a, b), a = -a, b = -b;
+  const double pa = NormCdf(a), pb = NormCdf(b);
+  double z;
+  if (pb - pa < 1e-300) {
+    z = a;
+  } else {
+    z = NormQuantile(absl::Uniform<double>(absl::IntervalOpenOpen, gen, pa, pb));
+    z = std::clamp(z, a, b);
+  }
+  return mu + sigma * (mirror ? -z : z);
+}
+
+double LogSumExp(const std::vector<double>& v) {
+  double m = -kInf;
+  for (double x : v) m = std::max(m, x);
+  if (!std::isfinite(m)) return m;
+  double s = 0;
+  for (double x : v) s += std::exp(x - m);
+  return m + std::log(s);
+}
+
+// How TPE sees a numeric dimension: in log space for log types, integers for randint.
+struct NumericView {
+  const Dimension* d;
+  double low, high;  // truncation bounds in the internal space (may be infinite)
+  double prior_mu, prior_sigma;
+  bool discrete;
+
+  explicit NumericView(const Dimension& dim) : d(&dim) {
+    discrete = dim.quantized() || dim.type == ParamType::kRandint;
+    if (dim.type == ParamType::kRandint) {
+      low = dim.low - 0.5;
+      high = dim.high - 0.5;
+    } else if (dim.normal_family()) {
+      low = -kInf;
+      high = kInf;
+    } else {
+      low = Internal(dim.low);
+      high = Internal(dim.high);
+    }
+    if (dim.normal_family()) {
+      prior_mu = dim.low;
+      prior_sigma = dim.high;
+    } else {
+      prior_mu = 0.5 * (low + high);
+      prior_sigma = high - low;
+    }
+  }
+  double Internal(double v) const { return d->log_scale() ? std::log(v) : v; }
+  double External(double v) const { return d->log_scale() ? std::exp(v) : v; }
+
+  // The value a trial receives for an internal sample.
+  double Finalize(double internal) const {
+    double v = External(internal);
+    if (d->type == ParamType::kRandint) return std::clamp(std::nearbyint(v), d->low, d->high - 1);
+    if (d->quantized()) v = QRound(v, d->q);
+    if (d->bounded()) v = std::clamp(v, d->low, d->high);
+    return v;
+  }
+  // The internal interval of values that round to `value` (discrete dimensions).
+  std::pair<double, double> Bin(double value) const {
+    double lb, ub;
+    if (d->type == ParamType::kRandint) {
+      lb = value - 0.5;
+      ub = value + 0.5;
+    } else {
+      lb = value - d->q / 2;
+      ub = value + d->q / 2;
+      if (d->log_scale()) {
+        lb = lb <= 0 ? -kInf : std::log(lb);
+        ub = std::log(std::max(ub, 1e-300));
+      }
+    }
+    return {std::max(lb, low), std::min(ub, high)};
+  }
+};
+
+// A Gaussian-mixture density over D numeric dimensions with diagonal kernels, each
+// truncated to the dimension's bounds. D = 1 is the univariate case.
+class Parzen {
+ public:
+  // `obs` holds n observations of D values in time order (row-major).
+  Parzen(const std::vector<const NumericView*>& views, const std::vector<double>& obs,
+         const TpeOptions& options) {
+    const int d_count = static_cast<int>(views.size());
+    const int n = d_count == 0 ? 0 : static_cast<int>(obs.size()) / d_count;
+    dims_ = d_count;
+    k_ = n + 1;  // observations + prior
+    mu_.resize(k_ * dims_);
+    sigma_.resize(k_ * dims_);
+    std::vector<double> weights = LinearForgettingWeights(n, options.linear_forgetting);
+    weights.push_back(options.prior_weight);
+    const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
+    log_weight_.resize(k_);
+    for (int k = 0; k < k_; ++k) log_weight_[k] = std::log(weights[k] / total);
+
+    for (int j = 0; j < dims_; ++j) {
+      const NumericView& v = *views[j];
+      const double max_sigma = v.prior_sigma;
+      const double min_sigma = v.prior_sigma / std::min(100.0, 1.0 + k_);
+      for (int i = 0; i < n; ++i) mu_[i * dims_ + j] = obs[i * dims_ + j];
+      mu_[n * dims_ + j] = v.prior_mu;
+      if (dims_ == 1) {
+        AdaptiveBandwidths(n, v.prior_mu, v.prior_sigma);
+      } else {
+        // Scott's rule, as Optuna's multivariate TPE: one bandwidth per dimension.
+        const double s = 0.2 * std::pow(std::max(n, 1), -1.0 / (dims_ + 4)) * v.prior_sigma;
+        for (int i = 0; i < n; ++i) sigma_[i * dims_ + j] = s;
+      }
+      for (int i = 0; i < n; ++i) {
+        sigma_[i * dims_ + j] = std::clamp(sigma_[i * dims_ + j], min_sigma, max_sigma);
+      }
+      sigma_[n * dims_ + j] = v.prior_sigma;
+    }
+    // log of each kernel's normalizer: sigma * (Phi(b) - Phi(a)).
+    log_norm_.resize(k_ * dims_);
+    for (int k = 0; k < k_; ++k) {
+      for (int j = 0; j < dims_; ++j) {
+        const NumericView& v = *views[j];
+        const double m = mu_[k * dims_ + j], s = sigma_[k * dims_ + j];
+        const double z = NormCdf((v.high - m) / s) - NormCdf((v.low - m) / s);
+        log_norm_[k * dims_ + j] = std::log(s) + std::log(std::max(z, 1e-300));
+      }
+    }
+  }
+
+  void Sample(const std::vector<const NumericView*>& views, absl::BitGenRef gen,
+              double* out) const {
+    int k = k_ - 1;
+    double u = absl::Uniform<double>(gen, 0.0, 1.0), acc = 0;
+    for (int i = 0; i < k_; ++i) {
+      acc += std::exp(log_weight_[i]);
+      if (u < acc) {
+        k = i;
+        break;
+      }
+    }
+    for (int j = 0; j < dims_; ++j) {
+      out[j] = SampleTruncated(mu_[k * dims_ + j], sigma_[k * dims_ + j], views[j]->low,
+                               views[j]->high, gen);
+    }
+  }
+
+  // log density (continuous dimensions) or log probability mass of the rounding bin
+  // (discrete ones) of a point given in final values and internal values.
+  double LogDensity(const std::vector<const NumericView*>& views, const double* internal,
+                    const double* final_values, std::vector<double>& scratch) const {
+    scratch.assign(k_, 0);
+    for (int k = 0; k < k_; ++k) {
+      double lp = log_weight_[k];
+      for (int j = 0; j < dims_; ++j) {
+        const NumericView& v = *views[j];
+        const double m = mu_[k * dims_ + j], s = sigma_[k * dims_ + j];
+        if (v.discrete) {
+          auto [lb, ub] = v.Bin(final_values[j]);
+          const double mass = NormCdf((ub - m) / s) - NormCdf((lb - m) / s);
+          lp += std::log(std::max(mass, 1e-300)) - log_norm_[k * dims_ + j] + std::log(s);
+        } else {
+          const double z = (internal[j] - m) / s;
+          lp += -0.5 * z * z - kLogSqrt2Pi - log_norm_[k * dims_ + j];
+        }
+      }
+      scratch[k] = lp;
+    }
+    return LogSumExp(scratch);
+  }
+
+ private:
+  // hyperopt's adaptive_parzen_normal: each observation's bandwidth is the larger gap
+  // to its neighbours once the prior mean is inserted among them.
+  void AdaptiveBandwidths(int n, double prior_mu, double prior_sigma) {
+    if (n == 0) return;
+    if (n == 1) {
+      sigma_[0] = prior_sigma * 0.5;
+      return;
+    }
+    std::vector<int> order(n + 1);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return mu_[a] < mu_[b]; });
+    for (int r = 0; r <= n; ++r) {
+      const int i = order[r];
+      if (i == n) continue;  // the prior keeps its own sigma
+      const double left = r > 0 ? mu_[i] - mu_[order[r - 1]] : -kInf;
+      const double right = r < n ? mu_[order[r + 1]] - mu_[i] : -kInf;
+      sigma_[i] = std::max(left, right);
+    }
+  }
+
+  int dims_ = 0;
+  int k_ = 0;
+  std::vector<double> mu_, sigma_, log_norm_, log_weight_;
+};
+
+// Categorical density: linearly forgotten counts plus prior_weight per category.
+std::vector<double> CategoricalLogProbs(int categories, const std::vector<int>& obs,
+                                        const TpeOptions& options) {
+  std::vector<double> counts(categories, options.prior_weight);
+  std::vector<double> w = LinearForgettingWeights(static_cast<int>(obs.size()),
+                                                  options.linear_forgetting);
+  for (size_t i = 0; i < obs.size(); ++i) counts[obs[i]] += w[i];
+  const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
+  for (double& c : counts) c = std::log(c / total);
+  return counts;
+}
+
+struct Observation {
+  const Assignment* x;
+  double loss;
+  bool below = false;
+};
+
+}  // namespace
+
+std::vector<double> LinearForgettingWeights(int n, int lf) {
+  if (n <= lf || lf <= 0) return std::vector<double>(n, 1.0);
+  std::vector<double> w(n, 1.0);
+  const int ramp = n - lf;
+  for (int i = 0; i < ramp; ++i) {
+    w[i] = ramp == 1 ? 1.0 / n : 1.0 / n + (1.0 - 1.0 / n) * i / (ramp - 1);
+  }
+  return w;
+}
+
+TpeAlgorithm::TpeAlgorithm(std::shared_ptr<const SearchSpace> space, TpeOptions options)
+    : space_(std::move(space)), options_(std::move(options)) {}
+
+SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen) {
+  if (history.completed < std::max(1, options_.n_startup_jobs)) {
+    return {SuggestOutcome::Kind::kSuggestion, space_->SamplePrior(gen)};
+  }
+  // Observations in time order; pending trials get the lie when one is configured.
+  std::vector<Observation> obs;
+  double worst = -kInf, best = kInf, sum = 0;
+  for (const TrialRecord& t : history.trials) {
+    if (t.status != TrialStatus::kCompleted) continue;
+    worst = std::max(worst, t.loss);
+    best = std::min(best, t.loss);
+    sum += t.loss;
+  }
+  double lie = kNaN;
+  if (options_.constant_liar == "worst") lie = worst;
+  if (options_.constant_liar == "best") lie = best;
+  if (options_.constant_liar == "mean") lie = sum / history.completed;
+  for (const TrialRecord& t : history.trials) {
+    if (t.status == TrialStatus::kCompleted) {
+      obs.push_back({&t.x, t.loss});
+    } else if (t.status == TrialStatus::kPending && !std::isnan(lie)) {
+      obs.push_back({&t.x, lie});
+    }
+  }
+  // Split by loss (ties: earlier first; lies for pending sort after equal real losses
+  // because they come later in time).
+  std::vector<int> order(obs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return obs[a].loss < obs[b].loss; });
+  const double n = static_cast<double>(obs.size());
+  const double raw = options_.gamma_mode == "linear" ? options_.gamma * n
+                                                     : options_.gamma * std::sqrt(n);
+  const int n_below = std::min<int>(static_cast<int>(std::ceil(raw)), options_.max_below);
+  for (int r = 0; r < n_below && r < static_cast<int>(order.size()); ++r) obs[order[r]].below = true;
+
+  const auto& dims = space_->dimensions();
+  Assignment x(dims.size(), kNaN);
+  std::vector<double> scratch;
+
+  // Chooses values for a list of sibling dimensions (all active together), then recurses
+  // into the branches chosen by its categorical members.
+  std::vector<std::vector<int>> work = {space_->Roots()};
+  while (!work.empty()) {
+    std::vector<int> siblings = std::move(work.back());
+    work.pop_back();
+    std::vector<int> numeric;
+    for (int dim : siblings) {
+      const Dimension& d = dims[dim];
+      if (d.type != ParamType::kChoice) {
+        numeric.push_back(dim);
+        continue;
+      }
+      std::vector<int> below, above;
+      for (const Observation& o : obs) {
+        const double v = (*o.x)[dim];
+        if (std::isnan(v)) continue;
+        (o.below ? below : above).push_back(static_cast<int>(v));
+      }
+      const std::vector<double> l = CategoricalLogProbs(d.num_categories, below, options_);
+      const std::vector<double> g = CategoricalLogProbs(d.num_categories, above, options_);
+      int chosen = 0;
+      double best_score = -kInf;
+      std::vector<double> pl(l.size());
+      for (size_t c = 0; c < l.size(); ++c) pl[c] = std::exp(l[c]);
+      std::discrete_distribution<int> draw_l(pl.begin(), pl.end());
+      for (int c = 0; c < options_.n_ei_candidates; ++c) {
+        const int candidate = draw_l(gen);
+        const double score = l[candidate] - options_.g_weight * g[candidate];
+        if (score > best_score) {
+          best_score = score;
+          chosen = candidate;
+        }
+      }
+      x[dim] = chosen;
+      work.push_back(space_->Children(dim, chosen));
+    }
+    if (numeric.empty()) continue;
+
+    // Numeric dimensions: one joint group when multivariate, else one group each.
+    std::vector<std::vector<int>> groups;
+    if (options_.multivariate) {
+      groups.push_back(numeric);
+    } else {
+      for (int dim : numeric) groups.push_back({dim});
+    }
+    for (const std::vector<int>& group : groups) {
+      const int gd = static_cast<int>(group.size());
+      std::vector<NumericView> view_storage;
+      view_storage.reserve(gd);
+      for (int dim : group) view_storage.emplace_back(dims[dim]);
+      std::vector<const NumericView*> views;
+      for (const NumericView& v : view_storage) views.push_back(&v);
+
+      std::vector<double> below, above;
+      for (const Observation& o : obs) {
+        if (std::isnan((*o.x)[group[0]])) continue;
+        std::vector<double>& target = o.below ? below : above;
+        for (int j = 0; j < gd; ++j) target.push_back(view_storage[j].Internal((*o.x)[group[j]]));
+      }
+      const Parzen l(views, below, options_);
+      const Parzen g(views, above, options_);
+      std::vector<double> internal(gd), final_values(gd), best_final(gd);
+      double best_score = -kInf;
+      for (int c = 0; c < options_.n_ei_candidates; ++c) {
+        l.Sample(views, gen, internal.data());
+        for (int j = 0; j < gd; ++j) final_values[j] = view_storage[j].Finalize(internal[j]);
+        const double score =
+            l.LogDensity(views, internal.data(), final_values.data(), scratch) -
+            options_.g_weight * g.LogDensity(views, internal.data(), final_values.data(), scratch);
+        if (score > best_score || c == 0) {
+          best_score = score;
+          best_final = final_values;
+        }
+      }
+      for (int j = 0; j < gd; ++j) x[group[j]] = best_final[j];
+    }
+  }
+  return {SuggestOutcome::Kind::kSuggestion, std::move(x)};
+}
+
+}  // namespace autocompress::tuner

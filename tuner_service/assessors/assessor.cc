@@ -1,0 +1,42 @@
+#include "tuner_service/assessors/assessor.h"
+
+#include <cctype>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "tuner_service/algorithms/args.h"
+#include "tuner_service/assessors/curve_fitting_assessor.h"
+#include "tuner_service/assessors/median_stop_assessor.h"
+
+namespace autocompress::tuner {
+
+absl::StatusOr<std::unique_ptr<Assessor>> CreateAssessor(absl::string_view name,
+                                                         absl::string_view args_json,
+                                                         bool maximize, uint64_t seed) {
+  std::string key;
+  for (char c : name) {
+    if (c != '_' && c != '-') key.push_back(static_cast<char>(std::tolower(c)));
+  }
+  if (key.empty() || key == "none") return std::unique_ptr<Assessor>();
+  if (key == "medianstop") {
+    ASSIGN_OR_RETURN(Args args, Args::Parse(args_json, "medianstop"));
+    ASSIGN_OR_RETURN(int start_step, args.Int("start_step", 0, 0, 1000000));
+    RETURN_IF_ERROR(args.CheckAllUsed());
+    return std::unique_ptr<Assessor>(std::make_unique<MedianStopAssessor>(maximize, start_step));
+  }
+  if (key == "curvefitting") {
+    ASSIGN_OR_RETURN(Args args, Args::Parse(args_json, "curvefitting"));
+    CurveFittingOptions o;
+    ASSIGN_OR_RETURN(o.epoch_num, args.Int("epoch_num", o.epoch_num, 1, 1000000));
+    ASSIGN_OR_RETURN(o.start_step, args.Int("start_step", o.start_step, 1, 1000000));
+    ASSIGN_OR_RETURN(o.threshold, args.Double("threshold", o.threshold, 0, 1e9));
+    ASSIGN_OR_RETURN(o.gap, args.Int("gap", o.gap, 1, 1000000));
+    ASSIGN_OR_RETURN(o.min_models, args.Int("min_models", o.min_models, 1, 12));
+    RETURN_IF_ERROR(args.CheckAllUsed());
+    return std::unique_ptr<Assessor>(std::make_unique<CurveFittingAssessor>(maximize, o, seed));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown assessor '", name, "'; known: medianstop, curvefitting"));
+}
+
+}  // namespace autocompress::tuner

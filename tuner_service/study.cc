@@ -1,0 +1,207 @@
+#include "tuner_service/study.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace autocompress::tuner {
+namespace {
+
+constexpr int kMaxSuggestPerCall = 1000;
+// Re-draws from the prior before a duplicate is accepted (tiny discrete spaces).
+constexpr int kDuplicateRetries = 20;
+
+absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Study>> Study::Create(const v1::CreateStudyRequest& request) {
+  const v1::StudyConfig& config = request.config();
+  if (config.mode() != v1::OPTIMIZE_MODE_MAXIMIZE && config.mode() != v1::OPTIMIZE_MODE_MINIMIZE) {
+    return absl::InvalidArgumentError("config.mode: must be MAXIMIZE or MINIMIZE");
+  }
+  std::unique_ptr<Study> study(new Study());
+  study->maximize_ = config.mode() == v1::OPTIMIZE_MODE_MAXIMIZE;
+  auto space = SearchSpace::Parse(config.search_space_json());
+  if (!space.ok()) return Prefixed("config.search_space_json: ", space.status());
+  study->space_ = *space;
+
+  const std::string name = config.tuner().name().empty() ? "tpe" : config.tuner().name();
+  auto algorithm = CreateAlgorithm(name, config.tuner().args_json(), study->space_);
+  if (!algorithm.ok()) return Prefixed("config.tuner: ", algorithm.status());
+  study->algorithm_ = std::move(*algorithm);
+  study->algorithm_name_ = CanonicalAlgorithmName(name);
+
+  auto assessor = CreateAssessor(config.assessor().name(), config.assessor().args_json(),
+                                 study->maximize_, config.seed() ^ 0x9e3779b97f4a7c15ULL);
+  if (!assessor.ok()) return Prefixed("config.assessor: ", assessor.status());
+  study->assessor_ = std::move(*assessor);
+
+  absl::MutexLock lock(&study->mu_);
+  study->gen_.seed(config.seed());
+  for (int i = 0; i < request.past_suggestions_size(); ++i) {
+    const v1::Suggestion& past = request.past_suggestions(i);
+    const std::string where = absl::StrCat("past_suggestions[", i, "]: ");
+    auto x = study->space_->Decode(past.parameters_json());
+    if (!x.ok()) return Prefixed(where, x.status());
+    if (absl::Status s = study->AddSuggestion(past.parameter_id(), std::move(*x)); !s.ok()) {
+      return Prefixed(where, s);
+    }
+  }
+  for (int i = 0; i < request.past_observations_size(); ++i) {
+    const v1::Observation& observation = request.past_observations(i);
+    if (absl::Status s = study->Validate(observation); !s.ok()) {
+      return Prefixed(absl::StrCat("past_observations[", i, "]: "), s);
+    }
+    study->Apply(observation);
+  }
+  study->algorithm_->Restore(study->history_, study->gen_);
+  return study;
+}
+
+absl::Status Study::AddSuggestion(int64_t id, Assignment x) {
+  if (id <= 0) return absl::InvalidArgumentError(absl::StrCat("parameter_id ", id, " must be > 0"));
+  if (trials_.contains(id)) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter_id ", id, " appears twice"));
+  }
+  rendered_.insert(space_->Render(x));
+  TrialState state;
+  state.index = history_.trials.size();
+  trials_.emplace(id, std::move(state));
+  history_.trials.push_back({id, std::move(x), TrialStatus::kPending, 0});
+  ++history_.pending;
+  next_id_ = std::max(next_id_, id + 1);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SuggestResponse> Study::Suggest(int count) {
+  if (count < 1 || count > kMaxSuggestPerCall) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("count: ", count, " is outside [1, ", kMaxSuggestPerCall, "]"));
+  }
+  absl::MutexLock lock(&mu_);
+  v1::SuggestResponse response;
+  for (int i = 0; i < count && !exhausted_; ++i) {
+    SuggestOutcome outcome = algorithm_->Suggest(history_, gen_);
+    if (outcome.kind == SuggestOutcome::Kind::kExhausted) {
+      exhausted_ = true;
+      break;
+    }
+    if (outcome.kind == SuggestOutcome::Kind::kDeferred) break;
+    std::string rendered = space_->Render(outcome.x);
+    for (int retry = 0; retry < kDuplicateRetries && rendered_.contains(rendered); ++retry) {
+      outcome.x = space_->SamplePrior(gen_);
+      rendered = space_->Render(outcome.x);
+    }
+    const int64_t id = next_id_;
+    RETURN_IF_ERROR(AddSuggestion(id, std::move(outcome.x)));
+    v1::Suggestion* suggestion = response.add_suggestions();
+    suggestion->set_parameter_id(id);
+    suggestion->set_parameters_json(std::move(rendered));
+  }
+  response.set_exhausted(exhausted_);
+  return response;
+}
+
+absl::Status Study::Validate(const v1::Observation& observation) const {
+  if (!trials_.contains(observation.parameter_id())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter_id ", observation.parameter_id(), " was never suggested"));
+  }
+  switch (observation.kind()) {
+    case v1::OBSERVATION_KIND_FINAL:
+    case v1::OBSERVATION_KIND_INTERMEDIATE:
+      if (!std::isfinite(observation.value())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parameter_id ", observation.parameter_id(), ": value ", observation.value(),
+            " is not a finite number"));
+      }
+      if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE && observation.step() < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parameter_id ", observation.parameter_id(), ": step must be >= 0"));
+      }
+      return absl::OkStatus();
+    case v1::OBSERVATION_KIND_ABANDONED:
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter_id ", observation.parameter_id(), ": kind must be FINAL, INTERMEDIATE or "
+          "ABANDONED"));
+  }
+}
+
+std::vector<double> Study::IntermediateValues(const TrialState& state) const {
+  std::vector<double> values;
+  values.reserve(state.intermediate.size());
+  for (const auto& [step, value] : state.intermediate) values.push_back(value);
+  return values;
+}
+
+bool Study::Apply(const v1::Observation& observation) {
+  TrialState& state = trials_[observation.parameter_id()];
+  TrialRecord& record = history_.trials[state.index];
+  if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE) {
+    if (state.ended) return false;
+    return state.intermediate.emplace(observation.step(), observation.value()).second;
+  }
+  if (state.ended) return false;
+  state.ended = true;
+  --history_.pending;
+  const bool success = observation.kind() == v1::OBSERVATION_KIND_FINAL;
+  if (success) {
+    record.status = TrialStatus::kCompleted;
+    record.loss = maximize_ ? -observation.value() : observation.value();
+    state.final_value = observation.value();
+    ++history_.completed;
+  } else {
+    record.status = TrialStatus::kAbandoned;
+  }
+  algorithm_->OnTrialEnd(history_, record, gen_);
+  if (assessor_ != nullptr) {
+    assessor_->OnTrialEnd(record.id, success, IntermediateValues(state), state.final_value);
+  }
+  return true;
+}
+
+absl::StatusOr<v1::ReportResponse> Study::Report(const v1::ReportRequest& request) {
+  absl::MutexLock lock(&mu_);
+  for (int i = 0; i < request.observations_size(); ++i) {
+    if (absl::Status s = Validate(request.observations(i)); !s.ok()) {
+      return Prefixed(absl::StrCat("observations[", i, "]: "), s);
+    }
+  }
+  std::vector<int64_t> judged;
+  for (const v1::Observation& observation : request.observations()) {
+    if (Apply(observation) && observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE &&
+        std::find(judged.begin(), judged.end(), observation.parameter_id()) == judged.end()) {
+      judged.push_back(observation.parameter_id());
+    }
+  }
+  v1::ReportResponse response;
+  for (int64_t id : judged) {
+    const TrialState& state = trials_[id];
+    v1::EarlyStopDecision* decision = response.add_decisions();
+    decision->set_parameter_id(id);
+    if (assessor_ == nullptr || state.ended) continue;
+    AssessorDecision verdict = assessor_->Assess(id, IntermediateValues(state));
+    decision->set_stop(verdict.stop);
+    decision->set_reason(std::move(verdict.reason));
+  }
+  return response;
+}
+
+int Study::completed() const {
+  absl::MutexLock lock(&mu_);
+  return history_.completed;
+}
+
+int Study::suggested() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(history_.trials.size());
+}
+
+}  // namespace autocompress::tuner

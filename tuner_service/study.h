@@ -1,0 +1,88 @@
+// A Study is one tuning problem held in the tuner's memory: a search space, a suggestion
+// algorithm, an optional assessor, a seeded generator, and the history of suggestions and
+// observations. It implements the semantics of TunerService (reference §5.1) without
+// any gRPC: the service adapter converts requests and statuses only.
+//
+// - Suggest hands out parameter sets with increasing parameter ids; a set equal to one
+//   already handed out is re-drawn (NNI's duplicate avoidance) unless the space is too
+//   small to avoid it.
+// - Report applies FINAL, INTERMEDIATE and ABANDONED observations in order and is
+//   idempotent: an observation seen before (same parameter id, kind and step) is
+//   ignored. A whole request is validated before anything is applied.
+// - Values become losses (loss = -value when maximizing) for the algorithm.
+//
+// Thread-safety: all methods are safe to call concurrently (one mutex per study).
+#ifndef AUTOCOMPRESS_TUNER_SERVICE_STUDY_H_
+#define AUTOCOMPRESS_TUNER_SERVICE_STUDY_H_
+
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "autocompress/v1/tuner.pb.h"
+#include "tuner_service/algorithms/suggestion_algorithm.h"
+#include "tuner_service/assessors/assessor.h"
+#include "tuner_service/search_space/search_space.h"
+
+namespace autocompress::tuner {
+
+class Study {
+ public:
+  // Validates the config (search space, algorithm, assessor, mode) and replays the
+  // given history. InvalidArgument on any problem, with its location.
+  static absl::StatusOr<std::unique_ptr<Study>> Create(const v1::CreateStudyRequest& request);
+
+  // Up to `count` new suggestions (1..1000).
+  absl::StatusOr<v1::SuggestResponse> Suggest(int count);
+
+  // Applies observations; returns one early-stop decision per parameter id that got
+  // intermediate observations in this request.
+  absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
+
+  // Canonical algorithm name, for metrics labels.
+  const std::string& algorithm_name() const { return algorithm_name_; }
+
+  int completed() const;
+  int suggested() const;
+
+ private:
+  Study() = default;
+
+  struct TrialState {
+    size_t index = 0;                      // into history_.trials
+    std::map<int64_t, double> intermediate;  // step -> value
+    bool ended = false;
+    double final_value = 0;
+  };
+
+  absl::Status Validate(const v1::Observation& observation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Applies one validated observation; true when it was new.
+  bool Apply(const v1::Observation& observation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AddSuggestion(int64_t id, Assignment x) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<double> IntermediateValues(const TrialState& state) const;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const SearchSpace> space_;
+  std::unique_ptr<SuggestionAlgorithm> algorithm_;
+  std::unique_ptr<Assessor> assessor_;
+  std::string algorithm_name_;
+  bool maximize_ = true;
+  std::mt19937_64 gen_ ABSL_GUARDED_BY(mu_);
+  History history_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, TrialState> trials_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> rendered_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool exhausted_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace autocompress::tuner
+
+#endif  // AUTOCOMPRESS_TUNER_SERVICE_STUDY_H_
