@@ -116,21 +116,21 @@ absl::Status Study::Validate(const v1::Observation& observation) const {
     case v1::OBSERVATION_KIND_FINAL:
     case v1::OBSERVATION_KIND_INTERMEDIATE:
       if (!std::isfinite(observation.value())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "parameter_id ", observation.parameter_id(), ": value ", observation.value(),
-            " is not a finite number"));
+        return absl::InvalidArgumentError(absl::StrCat("parameter_id ", observation.parameter_id(),
+                                                       ": value ", observation.value(),
+                                                       " is not a finite number"));
       }
       if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE && observation.step() < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "parameter_id ", observation.parameter_id(), ": step must be >= 0"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter_id ", observation.parameter_id(), ": step must be >= 0"));
       }
       return absl::OkStatus();
     case v1::OBSERVATION_KIND_ABANDONED:
       return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parameter_id ", observation.parameter_id(), ": kind must be FINAL, INTERMEDIATE or "
-          "ABANDONED"));
+      return absl::InvalidArgumentError(absl::StrCat("parameter_id ", observation.parameter_id(),
+                                                     ": kind must be FINAL, INTERMEDIATE or "
+                                                     "ABANDONED"));
   }
 }
 

@@ -57,7 +57,7 @@ class Study {
   Study() = default;
 
   struct TrialState {
-    size_t index = 0;                      // into history_.trials
+    size_t index = 0;                        // into history_.trials
     std::map<int64_t, double> intermediate;  // step -> value
     bool ended = false;
     double final_value = 0;

@@ -80,8 +80,8 @@ TEST(StudyTest, ReportIsIdempotentAndValidatedAsAWhole) {
   EXPECT_EQ(study->completed(), 1);
 
   // One bad observation rejects the request and applies nothing of it.
-  auto bad = study->Report(Report({Obs(2, v1::OBSERVATION_KIND_FINAL, 0.1),
-                                   Obs(99, v1::OBSERVATION_KIND_FINAL, 0.1)}));
+  auto bad = study->Report(
+      Report({Obs(2, v1::OBSERVATION_KIND_FINAL, 0.1), Obs(99, v1::OBSERVATION_KIND_FINAL, 0.1)}));
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("observations[1]"));
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("never suggested"));
@@ -100,10 +100,11 @@ TEST(StudyTest, MedianStopDecidesOnIntermediateResults) {
   auto study = std::move(*Study::Create(request));
   ASSERT_TRUE(study->Suggest(3).ok());
   // Two completed curves: 0.8 and 0.6 at step 0; running averages are what count.
-  ASSERT_TRUE(study->Report(Report({Obs(1, v1::OBSERVATION_KIND_INTERMEDIATE, 0.8, 0),
-                                    Obs(1, v1::OBSERVATION_KIND_FINAL, 0.8),
-                                    Obs(2, v1::OBSERVATION_KIND_INTERMEDIATE, 0.6, 0),
-                                    Obs(2, v1::OBSERVATION_KIND_FINAL, 0.6)}))
+  ASSERT_TRUE(study
+                  ->Report(Report({Obs(1, v1::OBSERVATION_KIND_INTERMEDIATE, 0.8, 0),
+                                   Obs(1, v1::OBSERVATION_KIND_FINAL, 0.8),
+                                   Obs(2, v1::OBSERVATION_KIND_INTERMEDIATE, 0.6, 0),
+                                   Obs(2, v1::OBSERVATION_KIND_FINAL, 0.6)}))
                   .ok());
   auto judged = study->Report(Report({Obs(3, v1::OBSERVATION_KIND_INTERMEDIATE, 0.5, 0)}));
   ASSERT_TRUE(judged.ok());
@@ -128,9 +129,9 @@ TEST(StudyTest, MaximizeAndMinimizeBothOptimize) {
       const double y = branin.evaluate(testing::ParseX(s.parameters_json(), 2));
       best = std::min(best, y);
       const double reported = mode == v1::OPTIMIZE_MODE_MAXIMIZE ? -y : y;
-      ASSERT_TRUE(study->Report(Report({Obs(s.parameter_id(), v1::OBSERVATION_KIND_FINAL,
-                                            reported)}))
-                      .ok());
+      ASSERT_TRUE(
+          study->Report(Report({Obs(s.parameter_id(), v1::OBSERVATION_KIND_FINAL, reported)}))
+              .ok());
     }
     EXPECT_LT(best - branin.optimum, 0.5) << v1::OptimizeMode_Name(mode);
   }
@@ -164,7 +165,8 @@ TEST(StudyTest, RecreatedStudyContinuesFromItsHistory) {
 TEST(StudyTest, BadConfigsAreClearErrors) {
   auto no_mode = Study::Create(Request(kSmall, "tpe", v1::OPTIMIZE_MODE_UNSPECIFIED));
   EXPECT_THAT(std::string(no_mode.status().message()), HasSubstr("config.mode"));
-  auto bad_space = Study::Create(Request(R"({"x": {"_type": "uniform", "_value": [1, 0]}})", "tpe"));
+  auto bad_space =
+      Study::Create(Request(R"({"x": {"_type": "uniform", "_value": [1, 0]}})", "tpe"));
   EXPECT_THAT(std::string(bad_space.status().message()),
               HasSubstr("config.search_space_json: invalid search space"));
   auto bad_algorithm = Study::Create(Request(kSmall, "bogus"));

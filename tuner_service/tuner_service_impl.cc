@@ -67,9 +67,10 @@ absl::StatusOr<std::shared_ptr<Study>> TunerServiceImpl::Find(const std::string&
   absl::MutexLock lock(&mu_);
   auto it = studies_.find(study_id);
   if (it == studies_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "study '", study_id, "' is not known to this tuner; re-create it with CreateStudy and "
-        "its history"));
+    return absl::NotFoundError(
+        absl::StrCat("study '", study_id,
+                     "' is not known to this tuner; re-create it with CreateStudy and "
+                     "its history"));
   }
   return it->second;
 }
@@ -139,7 +140,7 @@ grpc::Status TunerServiceImpl::Report(grpc::ServerContext*, const v1::ReportRequ
   for (const v1::Observation& o : request->observations()) {
     const char* kind = o.kind() == v1::OBSERVATION_KIND_FINAL          ? "final"
                        : o.kind() == v1::OBSERVATION_KIND_INTERMEDIATE ? "intermediate"
-                                                                        : "abandoned";
+                                                                       : "abandoned";
     metrics_->observations.Add({{"kind", kind}}).Increment();
   }
   *response = std::move(*result);

@@ -217,7 +217,8 @@ TEST_F(TunerServiceTest, RecordsSuggestLatencyStudiesAndObservations) {
   v1::ReportResponse reported;
   ASSERT_TRUE(Call(report, &reported).ok());
   const std::string text = prometheus::TextSerializer().Serialize(registry_.Collect());
-  EXPECT_THAT(text, HasSubstr("autocompress_tuner_suggest_duration_seconds_count{algorithm=\"random\"} 1"));
+  EXPECT_THAT(
+      text, HasSubstr("autocompress_tuner_suggest_duration_seconds_count{algorithm=\"random\"} 1"));
   EXPECT_THAT(text, HasSubstr("autocompress_tuner_studies 1"));
   EXPECT_THAT(text, HasSubstr("autocompress_tuner_observations_total{kind=\"final\"} 1"));
 }

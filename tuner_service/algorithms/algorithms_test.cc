@@ -31,14 +31,14 @@ std::unique_ptr<SuggestionAlgorithm> Make(const std::string& name, const std::st
 }
 
 void Complete(History& h, Assignment x, double loss) {
-  h.trials.push_back({static_cast<int64_t>(h.trials.size() + 1), std::move(x),
-                      TrialStatus::kCompleted, loss});
+  h.trials.push_back(
+      {static_cast<int64_t>(h.trials.size() + 1), std::move(x), TrialStatus::kCompleted, loss});
   ++h.completed;
 }
 
 // Best loss (regret) after `trials` sequential trials of `name` on `problem`.
-double Regret(const std::string& name, const std::string& args,
-              const testing::TestProblem& problem, int trials, uint64_t seed) {
+double Regret(const std::string& name, const std::string& args, const testing::TestProblem& problem,
+              int trials, uint64_t seed) {
   auto space = Space(problem.search_space_json);
   auto algorithm = Make(name, args, space);
   std::mt19937_64 gen(seed);
@@ -66,7 +66,8 @@ TEST(TpeTest, BeatsRandomOnBraninAcrossSeeds) {
     tpe.push_back(Regret("tpe", "", testing::Branin(), 80, seed));
     random.push_back(Regret("random", "", testing::Branin(), 80, seed));
   }
-  EXPECT_LT(Median(tpe), Median(random) / 2) << "tpe " << Median(tpe) << " random " << Median(random);
+  EXPECT_LT(Median(tpe), Median(random) / 2)
+      << "tpe " << Median(tpe) << " random " << Median(random);
 }
 
 TEST(TpeTest, MultivariateAlsoBeatsRandomOnHartmann6) {
@@ -79,8 +80,10 @@ TEST(TpeTest, MultivariateAlsoBeatsRandomOnHartmann6) {
 }
 
 TEST(TpeTest, SeededRunsAreDeterministic) {
-  EXPECT_EQ(Regret("tpe", "", testing::Branin(), 40, 5), Regret("tpe", "", testing::Branin(), 40, 5));
-  EXPECT_NE(Regret("tpe", "", testing::Branin(), 40, 5), Regret("tpe", "", testing::Branin(), 40, 6));
+  EXPECT_EQ(Regret("tpe", "", testing::Branin(), 40, 5),
+            Regret("tpe", "", testing::Branin(), 40, 5));
+  EXPECT_NE(Regret("tpe", "", testing::Branin(), 40, 5),
+            Regret("tpe", "", testing::Branin(), 40, 6));
 }
 
 constexpr char kNested[] = R"({"algorithm_name": {"_type": "choice", "_value": [
@@ -178,7 +181,8 @@ TEST(GridSearchTest, EnumeratesNestedSpacesExactly) {
   std::set<std::string> expected;
   for (const char* a : {R"("x")", "2"}) {
     for (const char* b : {"1.0", "4.0", "8.0"}) {
-      for (const char* c : {R"({"_name":"p","r":0})", R"({"_name":"p","r":1})", R"({"_name":"q"})"}) {
+      for (const char* c :
+           {R"({"_name":"p","r":0})", R"({"_name":"p","r":1})", R"({"_name":"q"})"}) {
         expected.insert(std::string(R"({"a":)") + a + R"(,"b":)" + b + R"(,"c":)" + c + "}");
       }
     }
@@ -281,7 +285,8 @@ TEST(RegistryTest, NamesArgumentsAndErrors) {
   EXPECT_THAT(std::string(CreateAlgorithm("tpe", R"({"gamma": 2})", space).status().message()),
               HasSubstr("gamma: 2 is outside"));
   EXPECT_THAT(
-      std::string(CreateAlgorithm("evolution", R"({"population_size": "x"})", space).status().message()),
+      std::string(
+          CreateAlgorithm("evolution", R"({"population_size": "x"})", space).status().message()),
       HasSubstr("must be an integer"));
   EXPECT_FALSE(CreateAlgorithm("tpe", "[1]", space).ok());
   EXPECT_EQ(CanonicalAlgorithmName("Grid_Search"), "grid_search");

@@ -1,6 +1,7 @@
 #include "tuner_service/algorithms/args.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,14 @@
 #include "nlohmann/json.hpp"
 
 namespace autocompress::tuner {
+
+std::string NormalizedName(absl::string_view name) {
+  std::string key;
+  for (char c : name) {
+    if (c != '_' && c != '-') key.push_back(static_cast<char>(std::tolower(c)));
+  }
+  return key;
+}
 
 struct Args::Impl {
   std::string owner;
@@ -51,7 +60,8 @@ absl::StatusOr<int> Args::Int(absl::string_view key, int fallback, int min, int 
   if (v == nullptr) return fallback;
   if (!v->is_number_integer()) return impl_->Bad(key, "must be an integer");
   const int64_t i = v->get<int64_t>();
-  if (i < min || i > max) return impl_->Bad(key, absl::StrCat(i, " is outside [", min, ", ", max, "]"));
+  if (i < min || i > max)
+    return impl_->Bad(key, absl::StrCat(i, " is outside [", min, ", ", max, "]"));
   return static_cast<int>(i);
 }
 
@@ -98,8 +108,8 @@ absl::Status Args::CheckAllUsed(const std::vector<std::string>& ignored) const {
   if (unknown.empty()) return absl::OkStatus();
   std::vector<std::string> known(impl_->used.begin(), impl_->used.end());
   return absl::InvalidArgumentError(absl::StrCat(impl_->owner, " args: unknown key(s) ",
-                                                 absl::StrJoin(unknown, ", "), "; known: ",
-                                                 absl::StrJoin(known, ", ")));
+                                                 absl::StrJoin(unknown, ", "),
+                                                 "; known: ", absl::StrJoin(known, ", ")));
 }
 
 }  // namespace autocompress::tuner

@@ -12,6 +12,10 @@
 
 namespace autocompress::tuner {
 
+// `name` lower-cased without '_' and '-', so "GridSearch", "grid_search" and "Grid-Search"
+// name the same registry entry.
+std::string NormalizedName(absl::string_view name);
+
 class Args {
  public:
   // Parses `json_text` (an object, or empty for none). `owner` names the algorithm in

@@ -91,9 +91,9 @@ absl::StatusOr<std::vector<double>> GridValues(const Dimension& d, int64_t max_p
       return values;
     }
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grid_search cannot enumerate ", ParamTypeName(d.type), " at ", d.json_path,
-          "; use choice, randint, quniform or qloguniform"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("grid_search cannot enumerate ", ParamTypeName(d.type), " at ", d.json_path,
+                       "; use choice, randint, quniform or qloguniform"));
   }
   return TooBig(max_points);
 }

@@ -1,7 +1,6 @@
 // The algorithm registry: maps names (and NNI's spellings) to factories that read and
 // validate each algorithm's arguments.
 #include <algorithm>
-#include <cctype>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,8 +40,8 @@ absl::StatusOr<std::unique_ptr<SuggestionAlgorithm>> NewTpe(
                                    : nni_liar == "max"  ? "best"
                                    : nni_liar == "mean" ? "mean"
                                                         : o.constant_liar;
-  ASSIGN_OR_RETURN(o.constant_liar, args.OneOf("constant_liar", liar_default,
-                                               {"none", "worst", "best", "mean"}));
+  ASSIGN_OR_RETURN(o.constant_liar,
+                   args.OneOf("constant_liar", liar_default, {"none", "worst", "best", "mean"}));
   if (!parallel) o.constant_liar = "none";
   RETURN_IF_ERROR(args.CheckAllUsed());
   return std::make_unique<TpeAlgorithm>(std::move(space), o);
@@ -89,17 +88,14 @@ struct Entry {
 };
 
 constexpr Entry kRegistry[] = {
-    {"random", NewRandom},   {"tpe", NewTpe},         {"anneal", NewAnneal},
+    {"random", NewRandom},       {"tpe", NewTpe},          {"anneal", NewAnneal},
     {"evolution", NewEvolution}, {"grid_search", NewGrid},
 };
 
 }  // namespace
 
 std::string CanonicalAlgorithmName(absl::string_view name) {
-  std::string key;
-  for (char c : name) {
-    if (c != '_' && c != '-') key.push_back(static_cast<char>(std::tolower(c)));
-  }
+  const std::string key = NormalizedName(name);
   if (key == "gridsearch" || key == "grid") return "grid_search";
   if (key == "naiveevolution") return "evolution";
   for (const Entry& e : kRegistry) {
@@ -115,16 +111,15 @@ std::vector<std::string> AlgorithmNames() {
 }
 
 absl::StatusOr<std::unique_ptr<SuggestionAlgorithm>> CreateAlgorithm(
-    absl::string_view name, absl::string_view args_json,
-    std::shared_ptr<const SearchSpace> space) {
+    absl::string_view name, absl::string_view args_json, std::shared_ptr<const SearchSpace> space) {
   const std::string canonical = CanonicalAlgorithmName(name);
   for (const Entry& e : kRegistry) {
     if (canonical != e.name) continue;
     ASSIGN_OR_RETURN(Args args, Args::Parse(args_json, e.name));
     return e.factory(args, std::move(space));
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown tuner algorithm '", name,
-                                                 "'; known: ", absl::StrJoin(AlgorithmNames(), ", ")));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown tuner algorithm '", name, "'; known: ", absl::StrJoin(AlgorithmNames(), ", ")));
 }
 
 }  // namespace autocompress::tuner

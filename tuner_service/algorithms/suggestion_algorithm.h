@@ -55,8 +55,7 @@ class SuggestionAlgorithm {
   virtual SuggestOutcome Suggest(const History& history, absl::BitGenRef gen) = 0;
 
   // A trial completed or was abandoned (`history` already shows it).
-  virtual void OnTrialEnd(const History& history, const TrialRecord& trial,
-                          absl::BitGenRef gen) {}
+  virtual void OnTrialEnd(const History& history, const TrialRecord& trial, absl::BitGenRef gen) {}
 
   // Rebuilds internal state from a history replayed after a tuner restart.
   virtual void Restore(const History& history, absl::BitGenRef gen) {}
@@ -66,8 +65,7 @@ class SuggestionAlgorithm {
 // accepted). InvalidArgument for an unknown name, bad arguments, or a search space the
 // algorithm cannot handle (grid search over continuous types).
 absl::StatusOr<std::unique_ptr<SuggestionAlgorithm>> CreateAlgorithm(
-    absl::string_view name, absl::string_view args_json,
-    std::shared_ptr<const SearchSpace> space);
+    absl::string_view name, absl::string_view args_json, std::shared_ptr<const SearchSpace> space);
 
 // Canonical names of the registered algorithms.
 std::vector<std::string> AlgorithmNames();

@@ -20,15 +20,12 @@ double NormCdf(double z) { return 0.5 * std::erfc(-z * M_SQRT1_2); }
 // Inverse of the standard normal CDF (Acklam's rational approximation, relative error
 // below 1.2e-9), enough for sampling.
 double NormQuantile(double p) {
-  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
-                             -2.759285104469687e+02, 1.383577518672690e+02,
-                             -3.066479806614716e+01, 2.506628277459239e+00};
-  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-                             -1.556989798598866e+02, 6.680131188771972e+01,
-                             -1.328068155288572e+01};
-  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
-                             -2.400758277161838e+00, -2.549732539343734e+00,
-                             4.374664141464968e+00,  2.938163982698783e+00};
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
+                             1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
+  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                             6.680131188771972e+01, -1.328068155288572e+01};
+  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                             -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
   static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
                              3.754408661907416e+00};
   p = std::clamp(p, 1e-300, 1 - 1e-16);
@@ -64,12 +61,16 @@ double SampleTruncated(double mu, double sigma, double low, double high, absl::B
   return mu + sigma * (mirror ? -z : z);
 }
 
+// log(sum(exp(v))); terms more than 30 below the maximum (relative weight < 1e-13)
+// are skipped, which saves most exp() calls when kernels are narrow.
 double LogSumExp(const std::vector<double>& v) {
   double m = -kInf;
   for (double x : v) m = std::max(m, x);
   if (!std::isfinite(m)) return m;
   double s = 0;
-  for (double x : v) s += std::exp(x - m);
+  for (double x : v) {
+    if (x > m - 30) s += std::exp(x - m);
+  }
   return m + std::log(s);
 }
 
@@ -166,14 +167,22 @@ class Parzen {
       }
       sigma_[n * dims_ + j] = v.prior_sigma;
     }
-    // log of each kernel's normalizer: sigma * (Phi(b) - Phi(a)).
+    // log of each kernel's normalizer: sigma * (Phi(b) - Phi(a)); and, for continuous
+    // dimensions, the constant part of each component's log density.
     log_norm_.resize(k_ * dims_);
+    inv_sigma_.resize(k_ * dims_);
+    constant_.assign(k_, 0);
     for (int k = 0; k < k_; ++k) {
+      constant_[k] = log_weight_[k];
       for (int j = 0; j < dims_; ++j) {
         const NumericView& v = *views[j];
         const double m = mu_[k * dims_ + j], s = sigma_[k * dims_ + j];
-        const double z = NormCdf((v.high - m) / s) - NormCdf((v.low - m) / s);
+        // Beyond 9 sigma the tail mass is below 1e-18: skip the erfc.
+        const double a = (v.low - m) / s, b = (v.high - m) / s;
+        const double z = (b > 9 ? 1.0 : NormCdf(b)) - (a < -9 ? 0.0 : NormCdf(a));
         log_norm_[k * dims_ + j] = std::log(s) + std::log(std::max(z, 1e-300));
+        inv_sigma_[k * dims_ + j] = 1 / s;
+        if (!v.discrete) constant_[k] -= kLogSqrt2Pi + log_norm_[k * dims_ + j];
       }
     }
   }
@@ -199,19 +208,33 @@ class Parzen {
   // (discrete ones) of a point given in final values and internal values.
   double LogDensity(const std::vector<const NumericView*>& views, const double* internal,
                     const double* final_values, std::vector<double>& scratch) const {
-    scratch.assign(k_, 0);
+    scratch.resize(k_);
+    if (dims_ == 1 && !views[0]->discrete) {
+      // The common case, kept tight so the compiler can vectorize it.
+      const double x = internal[0];
+      const double* mu = mu_.data();
+      const double* inv_sigma = inv_sigma_.data();
+      const double* constant = constant_.data();
+      double* out = scratch.data();
+      for (int k = 0; k < k_; ++k) {
+        const double z = (x - mu[k]) * inv_sigma[k];
+        out[k] = constant[k] - 0.5 * z * z;
+      }
+      return LogSumExp(scratch);
+    }
     for (int k = 0; k < k_; ++k) {
-      double lp = log_weight_[k];
+      double lp = constant_[k];
       for (int j = 0; j < dims_; ++j) {
         const NumericView& v = *views[j];
-        const double m = mu_[k * dims_ + j], s = sigma_[k * dims_ + j];
+        const double m = mu_[k * dims_ + j];
         if (v.discrete) {
+          const double s = sigma_[k * dims_ + j];
           auto [lb, ub] = v.Bin(final_values[j]);
           const double mass = NormCdf((ub - m) / s) - NormCdf((lb - m) / s);
           lp += std::log(std::max(mass, 1e-300)) - log_norm_[k * dims_ + j] + std::log(s);
         } else {
-          const double z = (internal[j] - m) / s;
-          lp += -0.5 * z * z - kLogSqrt2Pi - log_norm_[k * dims_ + j];
+          const double z = (internal[j] - m) * inv_sigma_[k * dims_ + j];
+          lp -= 0.5 * z * z;
         }
       }
       scratch[k] = lp;
@@ -242,15 +265,15 @@ class Parzen {
 
   int dims_ = 0;
   int k_ = 0;
-  std::vector<double> mu_, sigma_, log_norm_, log_weight_;
+  std::vector<double> mu_, sigma_, log_norm_, log_weight_, inv_sigma_, constant_;
 };
 
 // Categorical density: linearly forgotten counts plus prior_weight per category.
 std::vector<double> CategoricalLogProbs(int categories, const std::vector<int>& obs,
                                         const TpeOptions& options) {
   std::vector<double> counts(categories, options.prior_weight);
-  std::vector<double> w = LinearForgettingWeights(static_cast<int>(obs.size()),
-                                                  options.linear_forgetting);
+  std::vector<double> w =
+      LinearForgettingWeights(static_cast<int>(obs.size()), options.linear_forgetting);
   for (size_t i = 0; i < obs.size(); ++i) counts[obs[i]] += w[i];
   const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
   for (double& c : counts) c = std::log(c / total);
@@ -309,10 +332,11 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
   std::stable_sort(order.begin(), order.end(),
                    [&](int a, int b) { return obs[a].loss < obs[b].loss; });
   const double n = static_cast<double>(obs.size());
-  const double raw = options_.gamma_mode == "linear" ? options_.gamma * n
-                                                     : options_.gamma * std::sqrt(n);
+  const double raw =
+      options_.gamma_mode == "linear" ? options_.gamma * n : options_.gamma * std::sqrt(n);
   const int n_below = std::min<int>(static_cast<int>(std::ceil(raw)), options_.max_below);
-  for (int r = 0; r < n_below && r < static_cast<int>(order.size()); ++r) obs[order[r]].below = true;
+  for (int r = 0; r < n_below && r < static_cast<int>(order.size()); ++r)
+    obs[order[r]].below = true;
 
   const auto& dims = space_->dimensions();
   Assignment x(dims.size(), kNaN);

@@ -1,7 +1,5 @@
 #include "tuner_service/assessors/assessor.h"
 
-#include <cctype>
-
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "tuner_service/algorithms/args.h"
@@ -11,12 +9,9 @@
 namespace autocompress::tuner {
 
 absl::StatusOr<std::unique_ptr<Assessor>> CreateAssessor(absl::string_view name,
-                                                         absl::string_view args_json,
-                                                         bool maximize, uint64_t seed) {
-  std::string key;
-  for (char c : name) {
-    if (c != '_' && c != '-') key.push_back(static_cast<char>(std::tolower(c)));
-  }
+                                                         absl::string_view args_json, bool maximize,
+                                                         uint64_t seed) {
+  const std::string key = NormalizedName(name);
   if (key.empty() || key == "none") return std::unique_ptr<Assessor>();
   if (key == "medianstop") {
     ASSIGN_OR_RETURN(Args args, Args::Parse(args_json, "medianstop"));

@@ -34,8 +34,8 @@ class Assessor {
 // Creates an assessor; empty name -> nullptr (no early stopping). InvalidArgument for an
 // unknown name or bad arguments.
 absl::StatusOr<std::unique_ptr<Assessor>> CreateAssessor(absl::string_view name,
-                                                         absl::string_view args_json,
-                                                         bool maximize, uint64_t seed);
+                                                         absl::string_view args_json, bool maximize,
+                                                         uint64_t seed);
 
 }  // namespace autocompress::tuner
 

@@ -15,7 +15,7 @@ TEST(MedianStopTest, MaximizeComparesBestWithTheLowerMedianOfRunningAverages) {
   assessor.OnTrialEnd(1, true, {0.2, 0.4}, 0.4);
   assessor.OnTrialEnd(2, true, {0.5, 0.7}, 0.7);
   assessor.OnTrialEnd(3, true, {0.8, 1.0}, 1.0);
-  assessor.OnTrialEnd(4, false, {0.0, 0.0}, 0);  // failed trials do not count
+  assessor.OnTrialEnd(4, false, {0.0, 0.0}, 0);        // failed trials do not count
   EXPECT_FALSE(assessor.Assess(9, {0.1, 0.61}).stop);  // best 0.61 >= median 0.6
   EXPECT_TRUE(assessor.Assess(9, {0.59, 0.1}).stop);   // best 0.59 < 0.6
   // Step 3: no completed trial reached it, so the trial is left alone.
@@ -26,8 +26,8 @@ TEST(MedianStopTest, MinimizeUsesTheUpperMedianAndStartStep) {
   MedianStopAssessor assessor(/*maximize=*/false, /*start_step=*/2);
   assessor.OnTrialEnd(1, true, {1.0, 1.0}, 1.0);
   assessor.OnTrialEnd(2, true, {3.0, 3.0}, 3.0);
-  EXPECT_FALSE(assessor.Assess(9, {5.0}).stop);        // before start_step
-  EXPECT_TRUE(assessor.Assess(9, {5.0, 3.5}).stop);    // best 3.5 > upper median 3.0
+  EXPECT_FALSE(assessor.Assess(9, {5.0}).stop);      // before start_step
+  EXPECT_TRUE(assessor.Assess(9, {5.0, 3.5}).stop);  // best 3.5 > upper median 3.0
   EXPECT_FALSE(assessor.Assess(9, {5.0, 2.9}).stop);
 }
 

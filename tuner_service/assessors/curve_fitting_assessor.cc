@@ -20,12 +20,15 @@ struct Family {
 // NNI's curve families and starting points (model_factory.py), x = step (1-based).
 const std::vector<Family>& Families() {
   static const auto* families = new std::vector<Family>{
-      {"vap", [](double x, const double* p) { return std::exp(p[0] + p[1] / x + p[2] * std::log(x)); },
+      {"vap",
+       [](double x, const double* p) { return std::exp(p[0] + p[1] / x + p[2] * std::log(x)); },
        {-0.622, -0.470, 0.042}},
-      {"pow3", [](double x, const double* p) { return p[0] - p[1] * std::pow(x, -p[2]); },
+      {"pow3",
+       [](double x, const double* p) { return p[0] - p[1] * std::pow(x, -p[2]); },
        {0.84, 0.52, 0.01}},
       {"linear", [](double x, const double* p) { return p[0] * x + p[1]; }, {1.0, 0.0}},
-      {"logx_linear", [](double x, const double* p) { return p[0] * std::log(x) + p[1]; },
+      {"logx_linear",
+       [](double x, const double* p) { return p[0] * std::log(x) + p[1]; },
        {0.378, 0.237}},
       {"dr_hill_zero_background",
        [](double x, const double* p) {
@@ -43,16 +46,21 @@ const std::vector<Family>& Families() {
          return p[0] - (p[0] - p[1]) / (1 + std::pow(p[2] * x, p[3]));
        },
        {0.7, 0.1, 0.01, 5}},
-      {"exp4", [](double x, const double* p) { return p[0] - std::exp(-p[1] * std::pow(x, p[3]) + p[2]); },
+      {"exp4",
+       [](double x, const double* p) { return p[0] - std::exp(-p[1] * std::pow(x, p[3]) + p[2]); },
        {0.7, 0.8, -0.8, 0.3}},
-      {"ilog2", [](double x, const double* p) { return p[0] - p[1] / std::log(x + 1); }, {0.78, 0.1}},
+      {"ilog2",
+       [](double x, const double* p) { return p[0] - p[1] / std::log(x + 1); },
+       {0.78, 0.1}},
       {"weibull",
        [](double x, const double* p) {
          return p[0] - (p[0] - p[1]) * std::exp(-std::pow(p[2] * x, p[3]));
        },
        {0.7, 0.1, 0.01, 1}},
       {"janoschek",
-       [](double x, const double* p) { return p[0] - (p[0] - p[1]) * std::exp(-p[2] * std::pow(x, p[3])); },
+       [](double x, const double* p) {
+         return p[0] - (p[0] - p[1]) * std::exp(-p[2] * std::pow(x, p[3]));
+       },
        {0.73, 0.07, 0.355, 0.46}},
   };
   return *families;
@@ -97,7 +105,8 @@ bool FitLm(const Family& f, const std::vector<double>& y, std::vector<double>& p
       // Solve (A + lambda diag(A)) delta = -g by Gaussian elimination.
       double aug[4][5];
       for (int k = 0; k < m; ++k) {
-        for (int l = 0; l < m; ++l) aug[k][l] = a[k * m + l] + (k == l ? lambda * (a[k * m + k] + 1e-12) : 0);
+        for (int l = 0; l < m; ++l)
+          aug[k][l] = a[k * m + l] + (k == l ? lambda * (a[k * m + k] + 1e-12) : 0);
         aug[k][m] = -g[k];
       }
       bool singular = false;
@@ -230,14 +239,15 @@ AssessorDecision CurveFittingAssessor::Assess(int64_t trial_id, const std::vecto
   if (!maximize_) {
     for (double& v : scaled) v = -v;
   }
-  std::optional<double> prediction = PredictCurve(scaled, options_.epoch_num, options_.min_models, gen_);
+  std::optional<double> prediction =
+      PredictCurve(scaled, options_.epoch_num, options_.min_models, gen_);
   if (!prediction.has_value()) return {};
   const double bar = options_.threshold * *best_final_;
   if (*prediction > bar) return {};
   const double shown = maximize_ ? *prediction : -*prediction;
-  return {true, absl::StrCat("curvefitting: predicted value ", shown, " at step ",
-                             options_.epoch_num, " does not beat ", options_.threshold,
-                             " x the best final result")};
+  return {true,
+          absl::StrCat("curvefitting: predicted value ", shown, " at step ", options_.epoch_num,
+                       " does not beat ", options_.threshold, " x the best final result")};
 }
 
 void CurveFittingAssessor::OnTrialEnd(int64_t trial_id, bool success,

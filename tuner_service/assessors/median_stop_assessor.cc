@@ -21,9 +21,9 @@ AssessorDecision MedianStopAssessor::Assess(int64_t trial_id, const std::vector<
   const double median = maximize_ ? averages[(n - 1) / 2] : averages[n / 2];
   const bool stop = maximize_ ? best < median : best > median;
   if (!stop) return {};
-  return {true, absl::StrCat("medianstop: best value ", best, " after ", step,
-                             " steps is worse than the median ", median, " of ", n,
-                             " completed trials")};
+  return {true,
+          absl::StrCat("medianstop: best value ", best, " after ", step,
+                       " steps is worse than the median ", median, " of ", n, " completed trials")};
 }
 
 void MedianStopAssessor::OnTrialEnd(int64_t trial_id, bool success,

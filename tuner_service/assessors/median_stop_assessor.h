@@ -14,7 +14,8 @@ namespace autocompress::tuner {
 
 class MedianStopAssessor final : public Assessor {
  public:
-  MedianStopAssessor(bool maximize, int start_step) : maximize_(maximize), start_step_(start_step) {}
+  MedianStopAssessor(bool maximize, int start_step)
+      : maximize_(maximize), start_step_(start_step) {}
   AssessorDecision Assess(int64_t trial_id, const std::vector<double>& values) override;
   void OnTrialEnd(int64_t trial_id, bool success, const std::vector<double>& values,
                   double final_value) override;

@@ -105,23 +105,23 @@ class Parser {
         continue;
       }
       if (!key.empty() && key[0] == '_') {
-        Issue(member_path, absl::StrCat("unexpected key '", key,
-                                        "' (only _name is allowed beside parameters)"));
+        Issue(member_path,
+              absl::StrCat("unexpected key '", key, "' (only _name is allowed beside parameters)"));
         continue;
       }
       const Json& value = it.value();
       if (!value.is_object()) {
-        Issue(member_path, absl::StrCat("expected an object with _type and _value, got ",
-                                        value.type_name()));
+        Issue(member_path,
+              absl::StrCat("expected an object with _type and _value, got ", value.type_name()));
         continue;
       }
       if (value.contains("_type")) {
         node->members.emplace_back(
             key, ParseParam(value, member_path, member_label, parent, parent_option, depth));
       } else {
-        node->members.emplace_back(key, ParseSpace(value, member_path, member_label, parent,
-                                                   parent_option, /*nested_option=*/false,
-                                                   depth + 1));
+        node->members.emplace_back(
+            key, ParseSpace(value, member_path, member_label, parent, parent_option,
+                            /*nested_option=*/false, depth + 1));
       }
     }
     return node;
@@ -187,8 +187,8 @@ class Parser {
         return node;
       }
       if (static_cast<int>(values.size()) > limits_.max_options) {
-        Issue(value_path, absl::StrCat(values.size(), " options exceed the limit of ",
-                                       limits_.max_options));
+        Issue(value_path,
+              absl::StrCat(values.size(), " options exceed the limit of ", limits_.max_options));
         return node;
       }
       dim.num_categories = static_cast<int>(values.size());
@@ -210,10 +210,9 @@ class Parser {
             Issue(option_path + "._name",
                   absl::StrCat("duplicate option name '", name_text, "' in this choice"));
           }
-          node->nested_options.push_back(ParseSpace(option, option_path,
-                                                    absl::StrCat(label, "/", name_text),
-                                                    dim.id, static_cast<int>(i),
-                                                    /*nested_option=*/true, depth + 1));
+          node->nested_options.push_back(ParseSpace(
+              option, option_path, absl::StrCat(label, "/", name_text), dim.id, static_cast<int>(i),
+              /*nested_option=*/true, depth + 1));
           node->literal_options.emplace_back();
         } else {
           node->nested_options.push_back(nullptr);
@@ -228,9 +227,8 @@ class Parser {
                         info->type == ParamType::kQnormal || info->type == ParamType::kQlognormal;
     const size_t want = q_type ? 3 : 2;
     if (values.size() != want) {
-      Issue(value_path,
-            absl::StrCat(type_name, " needs ", want, " numbers", q_type ? " [a, b, q]" : " [a, b]",
-                         ", got ", values.size()));
+      Issue(value_path, absl::StrCat(type_name, " needs ", want, " numbers",
+                                     q_type ? " [a, b, q]" : " [a, b]", ", got ", values.size()));
       return node;
     }
     double v[3] = {0, 0, 0};
@@ -256,9 +254,9 @@ class Parser {
         }
       }
       if (ok && dim.low >= dim.high) {
-        Issue(value_path, absl::StrCat("upper bound ", values[1].dump(),
-                                       " must exceed lower bound ", values[0].dump(),
-                                       " (randint's upper bound is exclusive)"));
+        Issue(value_path,
+              absl::StrCat("upper bound ", values[1].dump(), " must exceed lower bound ",
+                           values[0].dump(), " (randint's upper bound is exclusive)"));
         ok = false;
       }
       dim.num_categories = ok ? static_cast<int>(std::min(dim.high - dim.low, 2e9)) : 0;
@@ -274,8 +272,8 @@ class Parser {
         ok = false;
       }
       if (dim.log_scale() && dim.low <= 0) {
-        Issue(value_path + "[0]", absl::StrCat(type_name, " needs a positive lower bound, got ",
-                                               values[0].dump()));
+        Issue(value_path + "[0]",
+              absl::StrCat(type_name, " needs a positive lower bound, got ", values[0].dump()));
         ok = false;
       }
     }
@@ -323,9 +321,9 @@ absl::StatusOr<std::shared_ptr<const SearchSpace>> SearchSpace::Parse(
                                          : absl::StrCat(issue.path, ": ", issue.message));
     }
     if (issues_out != nullptr) *issues_out = issues;
-    return absl::InvalidArgumentError(absl::StrCat("invalid search space (", issues.size(),
-                                                   issues.size() == 1 ? " issue): " : " issues): ",
-                                                   absl::StrJoin(lines, "; ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid search space (", issues.size(),
+                     issues.size() == 1 ? " issue): " : " issues): ", absl::StrJoin(lines, "; ")));
   };
   if (json_text.size() > limits.max_text_bytes) {
     issues.push_back({"", absl::StrCat("search space is ", json_text.size(),
@@ -396,8 +394,8 @@ double SearchSpace::SampleDimension(int dim_id, absl::BitGenRef gen) const {
     case ParamType::kChoice:
       return static_cast<double>(absl::Uniform<int>(gen, 0, d.num_categories));
     case ParamType::kRandint:
-      return d.low + static_cast<double>(absl::Uniform<int64_t>(
-                         gen, 0, static_cast<int64_t>(d.high - d.low)));
+      return d.low + static_cast<double>(
+                         absl::Uniform<int64_t>(gen, 0, static_cast<int64_t>(d.high - d.low)));
     case ParamType::kUniform:
       return absl::Uniform<double>(gen, d.low, d.high);
     case ParamType::kQuniform:
@@ -522,10 +520,9 @@ absl::Status DecodeParam(const SearchSpace::Node& node, const std::vector<Dimens
     return absl::InvalidArgumentError(absl::StrCat(path, ": expected a number"));
   }
   const double v = value.get<double>();
-  if (d.type == ParamType::kRandint &&
-      (!IsIntegral(value) || v < d.low || v >= d.high)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", value.dump(), " is not an integer in [", d.low, ", ", d.high, ")"));
+  if (d.type == ParamType::kRandint && (!IsIntegral(value) || v < d.low || v >= d.high)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", value.dump(), " is not an integer in [", d.low, ", ", d.high, ")"));
   }
   const double slack = 1e-9 * std::max(1.0, std::fabs(d.high - d.low));
   if (d.bounded() && (v < d.low - slack || v > d.high + slack)) {
@@ -539,8 +536,8 @@ absl::Status DecodeParam(const SearchSpace::Node& node, const std::vector<Dimens
 absl::Status DecodeNode(const SearchSpace::Node& node, const std::vector<Dimension>& dims,
                         const Json& value, const std::string& path, Assignment& x) {
   if (!value.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path.empty() ? "parameters" : path,
-                                                   ": expected an object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.empty() ? "parameters" : path, ": expected an object"));
   }
   for (const auto& [key, member] : node.members) {
     const std::string member_path = path.empty() ? key : absl::StrCat(path, ".", key);

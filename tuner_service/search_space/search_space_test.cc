@@ -250,9 +250,9 @@ TEST(SearchSpaceTest, LiteralOptionsComeBackAsTheyWere) {
   std::mt19937_64 gen(1);
   std::set<std::string> rendered;
   for (int i = 0; i < 200; ++i) rendered.insert(space->Render(space->SamplePrior(gen)));
-  EXPECT_EQ(rendered, (std::set<std::string>{R"({"opt":[1,2]})", R"({"opt":{"weight":8}})",
-                                             R"({"opt":null})", R"({"opt":"s"})",
-                                             R"({"opt":0.5})"}));
+  EXPECT_EQ(rendered,
+            (std::set<std::string>{R"({"opt":[1,2]})", R"({"opt":{"weight":8}})", R"({"opt":null})",
+                                   R"({"opt":"s"})", R"({"opt":0.5})"}));
 }
 
 TEST(SearchSpaceTest, DecodeInvertsRender) {
@@ -267,9 +267,9 @@ TEST(SearchSpaceTest, DecodeInvertsRender) {
     }
   }
   EXPECT_FALSE(space->Decode(R"({"algorithm_name": {"_name": "nope"}})").ok());
-  EXPECT_FALSE(space->Decode(
-                        R"({"algorithm_name": {"_name": "l1", "config_list::Conv2d::::sparsity": 7}})")
-                   .ok());
+  EXPECT_FALSE(
+      space->Decode(R"({"algorithm_name": {"_name": "l1", "config_list::Conv2d::::sparsity": 7}})")
+          .ok());
   EXPECT_FALSE(space->Decode("[").ok());
 }
 
@@ -324,8 +324,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "sigma must be positive"},
         BadCase{R"({"n": {"_type": "randint", "_value": [1.5, 4]}})", "n._value[0]",
                 "must be integers"},
-        BadCase{R"({"n": {"_type": "randint", "_value": [4, 4]}})", "n._value",
-                "exclusive"},
+        BadCase{R"({"n": {"_type": "randint", "_value": [4, 4]}})", "n._value", "exclusive"},
         BadCase{R"({"x": {"_type": "uniformm", "_value": [0, 1]}})", "x._type",
                 "unknown type 'uniformm'"},
         BadCase{R"({"x": {"_type": "choice", "_value": []}})", "x._value", "at least one option"},
@@ -341,8 +340,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "level._value[0].sparsity._value", "must exceed lower bound"},
         BadCase{R"({"a": {"_type": "choice", "_value": [{"_name": "x"}, {"_name": "x"}]}})",
                 "a._value[1]._name", "duplicate option name"},
-        BadCase{"[1, 2]", "", "must be a JSON object"},
-        BadCase{"{\"x\": ", "", "not valid JSON"}));
+        BadCase{"[1, 2]", "", "must be a JSON object"}, BadCase{"{\"x\": ", "", "not valid JSON"}));
 
 TEST(SearchSpaceValidationTest, ReportsEveryIssueNotJustTheFirst) {
   std::vector<ValidationIssue> issues;

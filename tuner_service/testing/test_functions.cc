@@ -8,8 +8,7 @@ namespace autocompress::tuner::testing {
 namespace {
 
 double BraninValue(const std::vector<double>& x) {
-  const double a = 1, b = 5.1 / (4 * M_PI * M_PI), c = 5 / M_PI, r = 6, s = 10,
-               t = 1 / (8 * M_PI);
+  const double a = 1, b = 5.1 / (4 * M_PI * M_PI), c = 5 / M_PI, r = 6, s = 10, t = 1 / (8 * M_PI);
   const double u = x[1] - b * x[0] * x[0] + c * x[0] - r;
   return a * u * u + s * (1 - t) * std::cos(x[0]) + s;
 }
@@ -21,9 +20,9 @@ double Hartmann6Value(const std::vector<double>& x) {
                                  {3, 3.5, 1.7, 10, 17, 8},
                                  {17, 8, 0.05, 10, 0.1, 14}};
   static const double p[4][6] = {{0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886},
-                                  {0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991},
-                                  {0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650},
-                                  {0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381}};
+                                 {0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991},
+                                 {0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650},
+                                 {0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381}};
   double total = 0;
   for (int i = 0; i < 4; ++i) {
     double inner = 0;
@@ -36,11 +35,10 @@ double Hartmann6Value(const std::vector<double>& x) {
 }  // namespace
 
 const TestProblem& Branin() {
-  static const auto* problem = new TestProblem{
-      "branin",
-      R"({"x0": {"_type": "uniform", "_value": [-5, 10]},
+  static const auto* problem = new TestProblem{"branin",
+                                               R"({"x0": {"_type": "uniform", "_value": [-5, 10]},
           "x1": {"_type": "uniform", "_value": [0, 15]}})",
-      2, 0.397887, BraninValue};
+                                               2, 0.397887, BraninValue};
   return *problem;
 }
 

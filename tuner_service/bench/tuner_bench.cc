@@ -1,0 +1,280 @@
+// tuner-bench: quality and speed of the tuner, side by side with Optuna 3.1 measured in
+// the same invocation (Debian's python3-optuna, run as a child process).
+//
+// Quality: simple regret (best - optimum) after --trials trials over --seeds seeds on
+// Branin and Hartmann6, median and quartiles, for every algorithm and for Optuna's TPE.
+// Speed: Suggest + Report latency p50/p99 at N = 100 and 1000 completed trials (6-D), in
+// process and over loopback gRPC, beside Optuna's ask/tell overhead at the same N; and
+// the request bytes per trial, which stay constant with the incremental protocol.
+// Last line: tuner-bench: regret_ratio_branin=R1 regret_ratio_hartmann6=R2
+//            latency_ratio_n1000=R3   (ours / Optuna's; < 1 is better)
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/server_runner.h"
+#include "nlohmann/json.hpp"
+#include "tuner_service/study.h"
+#include "tuner_service/testing/test_functions.h"
+#include "tuner_service/tuner_service_impl.h"
+
+ABSL_FLAG(int, seeds, 20, "Seeds per problem and algorithm (0..seeds-1).");
+ABSL_FLAG(int, trials, 100, "Trials per optimization run.");
+ABSL_FLAG(std::string, algorithms, "tpe,random,anneal,evolution,grid_search",
+          "Algorithms to measure.");
+ABSL_FLAG(int, latency_window, 50, "Trials timed at each N.");
+ABSL_FLAG(std::string, optuna_script, "tuner_service/bench/optuna_bench.py",
+          "Optuna side of the benchmark; empty to skip.");
+ABSL_FLAG(std::string, python, "/usr/bin/python3", "Interpreter with python3-optuna.");
+
+namespace autocompress::tuner {
+namespace {
+
+using testing::TestProblem;
+
+struct Quartiles {
+  double q25 = 0, median = 0, q75 = 0;
+};
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double pos = p * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+Quartiles Summarize(const std::vector<double>& v) {
+  return {Percentile(v, 0.25), Percentile(v, 0.5), Percentile(v, 0.75)};
+}
+
+// The same problem on a q-grid, for grid search (which cannot enumerate continuous
+// ranges): ~trials points for Branin (10 x 10), 3 levels per dimension for Hartmann6.
+std::string GridSpace(const TestProblem& problem) {
+  if (problem.name == "branin") {
+    return R"({"x0": {"_type": "quniform", "_value": [-5, 10, 1.6666666666666667]},
+               "x1": {"_type": "quniform", "_value": [0, 15, 1.6666666666666667]}})";
+  }
+  std::vector<std::string> dims;
+  for (int i = 0; i < problem.dims; ++i) {
+    dims.push_back(absl::StrCat("\"x", i, R"(": {"_type": "quniform", "_value": [0, 1, 0.5]})"));
+  }
+  return "{" + absl::StrJoin(dims, ",") + "}";
+}
+
+v1::CreateStudyRequest StudyRequest(const std::string& space, const std::string& algorithm,
+                                    uint64_t seed) {
+  v1::CreateStudyRequest request;
+  request.set_study_id("bench");
+  request.mutable_config()->set_search_space_json(space);
+  request.mutable_config()->mutable_tuner()->set_name(algorithm);
+  request.mutable_config()->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
+  request.mutable_config()->set_seed(seed);
+  return request;
+}
+
+v1::ReportRequest FinalReport(int64_t id, double value) {
+  v1::ReportRequest report;
+  report.set_study_id("bench");
+  v1::Observation* o = report.add_observations();
+  o->set_parameter_id(id);
+  o->set_kind(v1::OBSERVATION_KIND_FINAL);
+  o->set_value(value);
+  return report;
+}
+
+double Regret(const TestProblem& problem, const std::string& algorithm, uint64_t seed, int trials) {
+  const std::string space = algorithm == "grid_search" ? GridSpace(problem) : problem.search_space_json;
+  auto study = Study::Create(StudyRequest(space, algorithm, seed));
+  if (!study.ok()) {
+    std::fprintf(stderr, "%s\n", study.status().ToString().c_str());
+    std::exit(1);
+  }
+  double best = INFINITY;
+  for (int i = 0; i < trials; ++i) {
+    auto batch = (*study)->Suggest(1);
+    if (!batch.ok() || batch->suggestions_size() == 0) break;  // grid exhausted
+    const v1::Suggestion& s = batch->suggestions(0);
+    const double y = problem.evaluate(testing::ParseX(s.parameters_json(), problem.dims));
+    best = std::min(best, y);
+    (void)(*study)->Report(FinalReport(s.parameter_id(), y));
+  }
+  return best - problem.optimum;
+}
+
+struct Latency {
+  double p50_ms = 0, p99_ms = 0;
+  size_t request_bytes = 0;
+};
+
+// Suggest(1) + Report(1 final) per trial; `call` performs one such round and returns
+// its request bytes. Trials before each N are run untimed.
+template <typename Round>
+std::vector<Latency> MeasureRounds(const std::vector<int>& ns, int window, Round round) {
+  std::vector<Latency> out;
+  int done = 0;
+  for (int n : ns) {
+    std::vector<double> ms;
+    size_t bytes = 0;
+    while (done < n + window) {
+      const absl::Time start = absl::Now();
+      bytes = round();
+      const double elapsed = absl::ToDoubleMilliseconds(absl::Now() - start);
+      if (done >= n) ms.push_back(elapsed);
+      ++done;
+    }
+    out.push_back({Percentile(ms, 0.5), Percentile(ms, 0.99), bytes});
+  }
+  return out;
+}
+
+std::vector<Latency> InProcessLatency(const std::vector<int>& ns, int window) {
+  const TestProblem& problem = testing::Hartmann6();
+  auto study = std::move(*Study::Create(StudyRequest(problem.search_space_json, "tpe", 1)));
+  return MeasureRounds(ns, window, [&]() -> size_t {
+    v1::Suggestion s = study->Suggest(1)->suggestions(0);
+    const double y = problem.evaluate(testing::ParseX(s.parameters_json(), problem.dims));
+    v1::ReportRequest report = FinalReport(s.parameter_id(), y);
+    (void)study->Report(report);
+    return 0;
+  });
+}
+
+std::vector<Latency> GrpcLatency(const std::vector<int>& ns, int window) {
+  const TestProblem& problem = testing::Hartmann6();
+  prometheus::Registry registry;
+  TunerServiceImpl service(registry);
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  ServerRunner runner(options);
+  runner.AddService(&service, "autocompress.v1.TunerService");
+  if (!runner.Start().ok()) std::exit(1);
+  auto stub = v1::TunerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", runner.port()), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext context;
+    v1::CreateStudyResponse created;
+    if (!stub->CreateStudy(&context, StudyRequest(problem.search_space_json, "tpe", 1), &created)
+             .ok()) {
+      std::exit(1);
+    }
+  }
+  return MeasureRounds(ns, window, [&]() -> size_t {
+    v1::SuggestRequest request;
+    request.set_study_id("bench");
+    request.set_count(1);
+    v1::SuggestResponse suggested;
+    grpc::ClientContext c1;
+    c1.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!stub->Suggest(&c1, request, &suggested).ok()) std::exit(1);
+    const v1::Suggestion& s = suggested.suggestions(0);
+    const double y = problem.evaluate(testing::ParseX(s.parameters_json(), problem.dims));
+    v1::ReportRequest report = FinalReport(s.parameter_id(), y);
+    v1::ReportResponse reported;
+    grpc::ClientContext c2;
+    c2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!stub->Report(&c2, report, &reported).ok()) std::exit(1);
+    return request.ByteSizeLong() + report.ByteSizeLong();
+  });
+}
+
+nlohmann::json RunOptuna(int seeds, int trials, const std::vector<int>& ns, int window) {
+  const std::string script = absl::GetFlag(FLAGS_optuna_script);
+  if (script.empty()) return nullptr;
+  const std::string command = absl::StrCat(
+      absl::GetFlag(FLAGS_python), " ", script, " --seeds ", seeds, " --trials ", trials,
+      " --latency_n ", absl::StrJoin(ns, ","), " --latency_window ", window);
+  std::fprintf(stderr, "running Optuna: %s\n", command.c_str());
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return nullptr;
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  if (pclose(pipe) != 0) {
+    std::fprintf(stderr, "Optuna run failed (is python3-optuna installed?)\n");
+    return nullptr;
+  }
+  return nlohmann::json::parse(output);
+}
+
+int Main() {
+  const int seeds = absl::GetFlag(FLAGS_seeds), trials = absl::GetFlag(FLAGS_trials);
+  const int window = absl::GetFlag(FLAGS_latency_window);
+  const std::vector<int> ns = {100, 1000};
+  const std::vector<std::string> algorithms = absl::StrSplit(absl::GetFlag(FLAGS_algorithms), ',');
+
+  nlohmann::json optuna = RunOptuna(seeds, trials, ns, std::min(window, 10));
+
+  std::printf("\n## Quality: simple regret after %d trials, %d seeds (median [q25, q75])\n\n",
+              trials, seeds);
+  std::printf("| algorithm | Branin (opt 0.397887) | Hartmann6 (opt -3.32237) |\n|---|---|---|\n");
+  double ours_median[2] = {0, 0}, optuna_median[2] = {0, 0};
+  const TestProblem* problems[2] = {&testing::Branin(), &testing::Hartmann6()};
+  for (const std::string& algorithm : algorithms) {
+    std::printf("| %s |", algorithm.c_str());
+    for (int p = 0; p < 2; ++p) {
+      std::vector<double> regrets;
+      for (int seed = 0; seed < seeds; ++seed) {
+        regrets.push_back(Regret(*problems[p], algorithm, seed, trials));
+      }
+      Quartiles q = Summarize(regrets);
+      if (algorithm == "tpe") ours_median[p] = q.median;
+      std::printf(" %.4g [%.4g, %.4g] |", q.median, q.q25, q.q75);
+    }
+    std::printf("%s\n", algorithm == "grid_search" ? " (on a q-grid: 10x10 / 3^6 points)" : "");
+  }
+  if (!optuna.is_null()) {
+    std::printf("| Optuna %s TPE |", optuna["optuna_version"].get<std::string>().c_str());
+    for (int p = 0; p < 2; ++p) {
+      Quartiles q = Summarize(optuna["quality"][problems[p]->name].get<std::vector<double>>());
+      optuna_median[p] = q.median;
+      std::printf(" %.4g [%.4g, %.4g] |", q.median, q.q25, q.q75);
+    }
+    std::printf("\n");
+  }
+
+  std::printf("\n## Speed: Suggest + Report per trial, TPE, 6-D, N completed trials\n\n");
+  const std::vector<Latency> in_process = InProcessLatency(ns, window);
+  const std::vector<Latency> over_grpc = GrpcLatency(ns, window);
+  std::printf("| N | in process p50 / p99 | loopback gRPC p50 / p99 | request bytes | Optuna ask+tell p50 / p99 |\n");
+  std::printf("|---|---|---|---|---|\n");
+  double optuna_p50_1000 = 0;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    std::string optuna_cell = "n/a";
+    if (!optuna.is_null()) {
+      const auto& l = optuna["latency"][std::to_string(ns[i])];
+      optuna_cell = absl::StrCat(absl::StrFormat("%.2f / %.2f ms", l["p50_ms"].get<double>(),
+                                                 l["p99_ms"].get<double>()));
+      if (ns[i] == 1000) optuna_p50_1000 = l["p50_ms"].get<double>();
+    }
+    std::printf("| %d | %.3f / %.3f ms | %.3f / %.3f ms | %zu | %s |\n", ns[i], in_process[i].p50_ms,
+                in_process[i].p99_ms, over_grpc[i].p50_ms, over_grpc[i].p99_ms,
+                over_grpc[i].request_bytes, optuna_cell.c_str());
+  }
+  const double r1 = optuna_median[0] > 0 ? ours_median[0] / optuna_median[0] : NAN;
+  const double r2 = optuna_median[1] > 0 ? ours_median[1] / optuna_median[1] : NAN;
+  const double r3 = optuna_p50_1000 > 0 ? in_process[1].p50_ms / optuna_p50_1000 : NAN;
+  std::printf("\ntuner-bench: regret_ratio_branin=%.3f regret_ratio_hartmann6=%.3f "
+              "latency_ratio_n1000=%.4f\n", r1, r2, r3);
+  return 0;
+}
+
+}  // namespace
+}  // namespace autocompress::tuner
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return autocompress::tuner::Main();
+}
