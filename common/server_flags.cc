@@ -11,8 +11,9 @@ ABSL_FLAG(int32_t, metrics_port, -1,
           "Prometheus /metrics port; 0 picks a free port (printed on the READY line); -1 = "
           "the service's default port.");
 ABSL_FLAG(int32_t, max_message_bytes, 64 << 20, "Largest gRPC message accepted, in bytes.");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
-          "How long in-flight calls may finish after SIGTERM before they are cancelled.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(3),
+          "How long in-flight calls (and idle clients acknowledging GOAWAY) may take after "
+          "SIGTERM before the server cancels them and exits.");
 
 namespace autocompress {
 

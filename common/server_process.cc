@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -70,8 +71,12 @@ int RunServerProcess(const ServerProcessOptions& options, const NamedServices& s
   const int signal = WaitForShutdownSignal();
   LOG(INFO) << "service=" << options.service << " event=shutdown signal=" << strsignal(signal);
   if (on_shutdown) on_shutdown();
+  // The metrics server takes ~2 s to stop (civetweb's poll interval): stop it while the
+  // gRPC server drains rather than after.
+  std::thread stop_metrics([&exposer] { exposer->reset(); });
   runner.Shutdown();
   runner.Wait();
+  stop_metrics.join();
   LOG(INFO) << "service=" << options.service << " event=stopped";
   return 0;
 }

@@ -33,8 +33,10 @@ struct ServerOptions {
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // Shortest interval between client keepalive pings the server tolerates.
   absl::Duration min_client_ping_interval = absl::Seconds(10);
-  // How long Shutdown waits for in-flight calls before cancelling them.
-  absl::Duration shutdown_grace = absl::Seconds(10);
+  // How long Shutdown waits for in-flight calls before cancelling them. Idle client
+  // connections also hold shutdown until they acknowledge GOAWAY (an idle gRPC client
+  // polls only every 5 s), so this bounds the exit time in practice.
+  absl::Duration shutdown_grace = absl::Seconds(3);
   // Transport security; null means insecure (loopback, tests, in-cluster with mTLS mesh).
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // When set, every RPC is counted and timed here (not owned, must outlive the server).

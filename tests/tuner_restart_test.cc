@@ -1,0 +1,127 @@
+// tuner_server as a real process: a study survives a SIGKILL of the tuner the way the
+// scheduler will drive it. The restarted tuner answers NOT_FOUND, the caller re-creates
+// the study from the suggestions and observations it stored, and carries on with fresh
+// parameter ids.
+#include <signal.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "autocompress/v1/tuner.grpc.pb.h"
+#include "common/testing/subprocess.h"
+#include "gtest/gtest.h"
+
+namespace autocompress {
+namespace {
+
+using testing::RunfilePath;
+using testing::Subprocess;
+
+constexpr char kSpace[] = R"({"algorithm_name": {"_type": "choice", "_value": [
+  {"_name": "l1", "config_list::Conv2d::::sparsity": {"_type": "uniform", "_value": [0.1, 0.9]}},
+  {"_name": "qat", "config_list::weight::Conv2d::::quant_bits": {"_type": "choice", "_value": [4, 8]}}]}})";
+
+struct Tuner {
+  std::unique_ptr<Subprocess> process;
+  std::unique_ptr<v1::TunerService::Stub> stub;
+};
+
+Tuner StartTuner() {
+  Tuner tuner;
+  auto process = Subprocess::Start({RunfilePath("tuner_service/tuner_server"), "--host=127.0.0.1",
+                                    "--port=0", "--metrics_port=0"});
+  EXPECT_TRUE(process.ok());
+  tuner.process = std::move(*process);
+  auto ready = tuner.process->ReadLineStartingWith("READY ", absl::Seconds(30));
+  EXPECT_TRUE(ready.ok());
+  int port = 0;
+  for (absl::string_view field : absl::StrSplit(*ready, ' ')) {
+    if (absl::ConsumePrefix(&field, "grpc_port=")) {
+      EXPECT_TRUE(absl::SimpleAtoi(field, &port));
+    }
+  }
+  tuner.stub = v1::TunerService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                             grpc::InsecureChannelCredentials()));
+  return tuner;
+}
+
+v1::CreateStudyRequest Create() {
+  v1::CreateStudyRequest request;
+  request.set_study_id("exp-7");
+  request.mutable_config()->set_search_space_json(kSpace);
+  request.mutable_config()->mutable_tuner()->set_name("TPE");
+  request.mutable_config()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
+  return request;
+}
+
+grpc::Status Suggest(Tuner& tuner, int count, v1::SuggestResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::SuggestRequest request;
+  request.set_study_id("exp-7");
+  request.set_count(count);
+  return tuner.stub->Suggest(&context, request, response);
+}
+
+TEST(TunerRestartTest, StudyIsRebuiltFromStoredHistoryAfterSigkill) {
+  Tuner tuner = StartTuner();
+  v1::CreateStudyResponse created;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(tuner.stub->CreateStudy(&context, Create(), &created).ok());
+  }
+  // What the scheduler would have stored.
+  std::vector<v1::Suggestion> stored_suggestions;
+  std::vector<v1::Observation> stored_observations;
+  v1::SuggestResponse batch;
+  ASSERT_TRUE(Suggest(tuner, 6, &batch).ok());
+  v1::ReportRequest report;
+  report.set_study_id("exp-7");
+  for (int i = 0; i < batch.suggestions_size(); ++i) {
+    stored_suggestions.push_back(batch.suggestions(i));
+    if (i % 2 == 0) {
+      v1::Observation* o = report.add_observations();
+      o->set_parameter_id(batch.suggestions(i).parameter_id());
+      o->set_kind(v1::OBSERVATION_KIND_FINAL);
+      o->set_value(0.5 + 0.01 * i);
+      stored_observations.push_back(*o);
+    }
+  }
+  {
+    grpc::ClientContext context;
+    v1::ReportResponse reported;
+    ASSERT_TRUE(tuner.stub->Report(&context, report, &reported).ok());
+  }
+
+  tuner.process->Signal(SIGKILL);
+  auto killed = tuner.process->Wait(absl::Seconds(10));
+  ASSERT_TRUE(killed.ok());
+  EXPECT_EQ(*killed, 128 + SIGKILL);
+
+  Tuner restarted = StartTuner();
+  v1::SuggestResponse lost;
+  ASSERT_EQ(Suggest(restarted, 1, &lost).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::CreateStudyRequest recreate = Create();
+  for (const auto& s : stored_suggestions) *recreate.add_past_suggestions() = s;
+  for (const auto& o : stored_observations) *recreate.add_past_observations() = o;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(restarted.stub->CreateStudy(&context, recreate, &created).ok());
+  }
+  EXPECT_EQ(created.replayed_observations(), 3);
+  v1::SuggestResponse next;
+  ASSERT_TRUE(Suggest(restarted, 2, &next).ok());
+  ASSERT_EQ(next.suggestions_size(), 2);
+  EXPECT_EQ(next.suggestions(0).parameter_id(), 7);
+  EXPECT_EQ(next.suggestions(1).parameter_id(), 8);
+
+  restarted.process->Signal(SIGTERM);
+  auto stopped = restarted.process->Wait(absl::Seconds(5));
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(*stopped, 0);
+}
+
+}  // namespace
+}  // namespace autocompress
