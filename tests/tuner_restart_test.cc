@@ -2,9 +2,8 @@
 // scheduler will drive it. The restarted tuner answers NOT_FOUND, the caller re-creates
 // the study from the suggestions and observations it stored, and carries on with fresh
 // parameter ids.
-#include <signal.h>
-
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -42,8 +41,8 @@ Tuner StartTuner() {
       EXPECT_TRUE(absl::SimpleAtoi(field, &port));
     }
   }
-  tuner.stub = v1::TunerService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                             grpc::InsecureChannelCredentials()));
+  tuner.stub = v1::TunerService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   return tuner;
 }
 

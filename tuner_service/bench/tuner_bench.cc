@@ -8,13 +8,13 @@
 // the request bytes per trial, which stay constant with the incremental protocol.
 // Last line: tuner-bench: regret_ratio_branin=R1 regret_ratio_hartmann6=R2
 //            latency_ratio_n1000=R3   (ours / Optuna's; < 1 is better)
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <prometheus/registry.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -95,7 +95,8 @@ v1::ReportRequest FinalReport(int64_t id, double value) {
 }
 
 double Regret(const TestProblem& problem, const std::string& algorithm, uint64_t seed, int trials) {
-  const std::string space = algorithm == "grid_search" ? GridSpace(problem) : problem.search_space_json;
+  const std::string space =
+      algorithm == "grid_search" ? GridSpace(problem) : problem.search_space_json;
   auto study = Study::Create(StudyRequest(space, algorithm, seed));
   if (!study.ok()) {
     std::fprintf(stderr, "%s\n", study.status().ToString().c_str());
@@ -192,9 +193,9 @@ std::vector<Latency> GrpcLatency(const std::vector<int>& ns, int window) {
 nlohmann::json RunOptuna(int seeds, int trials, const std::vector<int>& ns, int window) {
   const std::string script = absl::GetFlag(FLAGS_optuna_script);
   if (script.empty()) return nullptr;
-  const std::string command = absl::StrCat(
-      absl::GetFlag(FLAGS_python), " ", script, " --seeds ", seeds, " --trials ", trials,
-      " --latency_n ", absl::StrJoin(ns, ","), " --latency_window ", window);
+  const std::string command =
+      absl::StrCat(absl::GetFlag(FLAGS_python), " ", script, " --seeds ", seeds, " --trials ",
+                   trials, " --latency_n ", absl::StrJoin(ns, ","), " --latency_window ", window);
   std::fprintf(stderr, "running Optuna: %s\n", command.c_str());
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return nullptr;
@@ -248,26 +249,30 @@ int Main() {
   std::printf("\n## Speed: Suggest + Report per trial, TPE, 6-D, N completed trials\n\n");
   const std::vector<Latency> in_process = InProcessLatency(ns, window);
   const std::vector<Latency> over_grpc = GrpcLatency(ns, window);
-  std::printf("| N | in process p50 / p99 | loopback gRPC p50 / p99 | request bytes | Optuna ask+tell p50 / p99 |\n");
+  std::printf(
+      "| N | in process p50 / p99 | loopback gRPC p50 / p99 | request bytes | Optuna ask+tell p50 "
+      "/ p99 |\n");
   std::printf("|---|---|---|---|---|\n");
   double optuna_p50_1000 = 0;
   for (size_t i = 0; i < ns.size(); ++i) {
     std::string optuna_cell = "n/a";
     if (!optuna.is_null()) {
       const auto& l = optuna["latency"][std::to_string(ns[i])];
-      optuna_cell = absl::StrCat(absl::StrFormat("%.2f / %.2f ms", l["p50_ms"].get<double>(),
-                                                 l["p99_ms"].get<double>()));
+      optuna_cell = absl::StrCat(
+          absl::StrFormat("%.2f / %.2f ms", l["p50_ms"].get<double>(), l["p99_ms"].get<double>()));
       if (ns[i] == 1000) optuna_p50_1000 = l["p50_ms"].get<double>();
     }
-    std::printf("| %d | %.3f / %.3f ms | %.3f / %.3f ms | %zu | %s |\n", ns[i], in_process[i].p50_ms,
-                in_process[i].p99_ms, over_grpc[i].p50_ms, over_grpc[i].p99_ms,
-                over_grpc[i].request_bytes, optuna_cell.c_str());
+    std::printf("| %d | %.3f / %.3f ms | %.3f / %.3f ms | %zu | %s |\n", ns[i],
+                in_process[i].p50_ms, in_process[i].p99_ms, over_grpc[i].p50_ms,
+                over_grpc[i].p99_ms, over_grpc[i].request_bytes, optuna_cell.c_str());
   }
   const double r1 = optuna_median[0] > 0 ? ours_median[0] / optuna_median[0] : NAN;
   const double r2 = optuna_median[1] > 0 ? ours_median[1] / optuna_median[1] : NAN;
   const double r3 = optuna_p50_1000 > 0 ? in_process[1].p50_ms / optuna_p50_1000 : NAN;
-  std::printf("\ntuner-bench: regret_ratio_branin=%.3f regret_ratio_hartmann6=%.3f "
-              "latency_ratio_n1000=%.4f\n", r1, r2, r3);
+  std::printf(
+      "\ntuner-bench: regret_ratio_branin=%.3f regret_ratio_hartmann6=%.3f "
+      "latency_ratio_n1000=%.4f\n",
+      r1, r2, r3);
   return 0;
 }
 
