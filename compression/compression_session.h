@@ -1,0 +1,76 @@
+// CompressionSession: one TorchScript model being compressed. It loads the model onto a
+// device, lists its layers, computes and applies masks for a pruning algorithm (the
+// config list decides which layers), keeps masks applied through fine-tuning
+// (OnOptimizerStep), and exports the compressed model with a JSON report.
+//
+// LibTorch stays behind this header (pimpl): callers need no torch includes. Every
+// method returns a status; LibTorch exceptions never escape. Not thread-safe: one
+// session per trial.
+#ifndef AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_
+#define AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "compression/config_list.h"
+
+namespace torch::jit {
+struct Module;
+}
+
+namespace autocompress::compression {
+
+struct CompressOptions {
+  // Algorithm name (reference §1.2): level, l1, l2, fpgm, ... .
+  std::string algorithm;
+  // NNI config list (JSON array).
+  std::string config_list_json;
+  // Algorithm keyword arguments (JSON object; empty = none).
+  std::string kwargs_json;
+};
+
+class CompressionSession {
+ public:
+  // Loads a TorchScript file onto "cpu" or "cuda:N". NotFound for a missing file,
+  // InvalidArgument for a file that is not a TorchScript model, FailedPrecondition
+  // for a CUDA device this LibTorch build or machine lacks.
+  static absl::StatusOr<std::unique_ptr<CompressionSession>> Load(const std::string& model_path,
+                                                                  const std::string& device);
+  ~CompressionSession();
+
+  // The model being compressed, for training and evaluation by the caller (the worker's
+  // trainer); its parameters are the ones masks apply to.
+  torch::jit::Module& module();
+
+  // Every named submodule (root excluded) in named_modules() order.
+  const std::vector<LayerInfo>& layers() const;
+
+  // Validates the options against the model and compresses it. One-shot pruners
+  // (level, l1, l2, fpgm) compute and apply their masks here.
+  absl::Status Compress(const CompressOptions& options);
+
+  // Zeroes the gradients of masked elements; call between backward() and the optimizer
+  // step, so that momentum and weight decay never see them.
+  absl::Status BeforeOptimizerStep();
+
+  // Re-applies masks (and zeroes masked gradients); call after every optimizer step, so
+  // pruned weights are exactly zero whatever the optimizer did.
+  absl::Status OnOptimizerStep();
+
+  // Saves the model as TorchScript with the same module names, masks folded in.
+  absl::Status Save(const std::string& path);
+
+  // Per-layer report (sparsity, kept filters, ...) and model totals as JSON text.
+  std::string ReportJson() const;
+
+ private:
+  struct Impl;
+  explicit CompressionSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace autocompress::compression
+
+#endif  // AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_

@@ -1,0 +1,173 @@
+#include "compression/compression_session.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace autocompress::compression {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Model(const std::string& name) {
+  return std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
+         "/compression/testdata/" + name;
+}
+
+std::string TempPath(const std::string& name) {
+  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+}
+
+std::unique_ptr<CompressionSession> Load(const std::string& name) {
+  auto session = CompressionSession::Load(Model(name), "cpu");
+  EXPECT_TRUE(session.ok()) << session.status();
+  return std::move(*session);
+}
+
+torch::Tensor Weight(torch::jit::Module& model, const std::string& layer,
+                     const char* what = "weight") {
+  for (const auto& item : model.named_modules()) {
+    if (item.name == layer) return item.value.attr(what).toTensor();
+  }
+  return {};
+}
+
+TEST(CompressionSessionTest, ListsLayersWithTypesAndShapes) {
+  auto session = Load("small_cnn.pt");
+  std::vector<std::string> names;
+  for (const LayerInfo& l : session->layers()) names.push_back(l.name + ":" + l.type);
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1:Conv2d", "bn1:BatchNorm2d", "conv2:Conv2d",
+                                             "bn2:BatchNorm2d", "fc1:Linear", "fc2:Linear"}));
+  EXPECT_EQ(session->layers()[4].weight_shape, (std::vector<int64_t>{32, 400}));
+  auto residual = Load("residual_cnn.pt");
+  EXPECT_EQ(residual->layers()[1].name, "block1");
+  EXPECT_EQ(residual->layers()[2].name, "block1.conv_a");
+}
+
+TEST(CompressionSessionTest, L1PrunesFiltersAndTheSavedModelCarriesTheZeros) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(session->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());
+  const std::string path = TempPath("l1.pt");
+  ASSERT_TRUE(session->Save(path).ok());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  ASSERT_EQ(report["layers"].size(), 2u);
+  EXPECT_EQ(report["layers"][1]["name"], "conv2");
+  EXPECT_EQ(report["layers"][1]["filters_total"], 16);
+  EXPECT_EQ(report["layers"][1]["filters_kept"], 8);
+
+  torch::jit::Module reloaded = torch::jit::load(path);
+  torch::Tensor w = Weight(reloaded, "conv2");
+  torch::Tensor b = Weight(reloaded, "conv2", "bias");
+  std::vector<int64_t> kept = report["layers"][1]["kept_filter_indices"];
+  for (int64_t c = 0; c < 16; ++c) {
+    const bool is_kept = std::find(kept.begin(), kept.end(), c) != kept.end();
+    EXPECT_EQ(w[c].abs().sum().item<float>() > 0, is_kept) << c;
+    EXPECT_EQ(b[c].item<float>() != 0, is_kept) << c;
+  }
+  // The reloaded model still runs.
+  torch::Tensor out = reloaded.forward({torch::randn({2, 1, 28, 28})}).toTensor();
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 10}));
+}
+
+TEST(CompressionSessionTest, LevelOnDefaultReachesTheConfiguredSparsity) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(
+      session->Compress({"level", R"([{"sparsity": 0.8, "op_types": ["default"]}])", ""}).ok());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  ASSERT_EQ(report["layers"].size(), 4u);
+  for (const auto& layer : report["layers"]) {
+    const double expected = std::floor(layer["weight_elements"].get<double>() * 0.8) /
+                            layer["weight_elements"].get<double>();
+    EXPECT_NEAR(layer["weight_sparsity"].get<double>(), expected, 1e-9) << layer["name"];
+  }
+}
+
+TEST(CompressionSessionTest, MasksSurviveOptimizerStepsWithMomentum) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(
+      session->Compress({"fpgm", R"([{"sparsity": 0.5, "op_names": ["conv2"]}])", ""}).ok());
+  torch::jit::Module& model = session->module();
+  model.train();
+  const torch::Tensor pruned = Weight(model, "conv2").eq(0);
+  ASSERT_EQ(pruned.sum().item<int64_t>(), 8 * 8 * 3 * 3);
+  std::vector<torch::Tensor> params;
+  for (const torch::Tensor& p : model.parameters()) params.push_back(p);
+  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(0.1).momentum(0.9));
+  torch::manual_seed(3);
+  for (int step = 0; step < 5; ++step) {
+    optimizer.zero_grad();
+    torch::Tensor out = model.forward({torch::randn({4, 1, 28, 28})}).toTensor();
+    torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {4})).backward();
+    optimizer.step();
+    ASSERT_TRUE(session->OnOptimizerStep().ok());
+    EXPECT_TRUE(Weight(model, "conv2").masked_select(pruned).eq(0).all().item<bool>()) << step;
+    EXPECT_TRUE(Weight(model, "conv2").grad().masked_select(pruned).eq(0).all().item<bool>());
+  }
+  // Kept weights did train.
+  EXPECT_GT(Weight(model, "conv2").masked_select(pruned.logical_not()).ne(0).sum().item<int64_t>(),
+            0);
+}
+
+TEST(CompressionSessionTest, MaskedGradientsKeepMomentumFromRevivingPrunedWeights) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(
+      session->Compress({"l2", R"([{"sparsity": 0.25, "op_types": ["Conv2d"]}])", ""}).ok());
+  torch::jit::Module& model = session->module();
+  model.train();
+  const torch::Tensor pruned = Weight(model, "conv1").eq(0);
+  ASSERT_EQ(pruned.sum().item<int64_t>(), 2 * 9);
+  std::vector<torch::Tensor> params;
+  for (const torch::Tensor& p : model.parameters()) params.push_back(p);
+  torch::optim::SGD optimizer(params,
+                              torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(1e-4));
+  torch::manual_seed(4);
+  for (int step = 0; step < 5; ++step) {
+    optimizer.zero_grad();
+    torch::Tensor out = model.forward({torch::randn({4, 1, 28, 28})}).toTensor();
+    torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {4})).backward();
+    ASSERT_TRUE(session->BeforeOptimizerStep().ok());
+    optimizer.step();  // no re-masking afterwards: nothing may have moved them
+    EXPECT_TRUE(Weight(model, "conv1").masked_select(pruned).eq(0).all().item<bool>()) << step;
+  }
+}
+
+TEST(CompressionSessionTest, BadInputIsAClearError) {
+  auto missing = CompressionSession::Load("/nonexistent/model.pt", "cpu");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  auto bad_device = CompressionSession::Load(Model("small_cnn.pt"), "tpu:0");
+  EXPECT_EQ(bad_device.status().code(), absl::StatusCode::kInvalidArgument);
+  auto no_cuda = CompressionSession::Load(Model("small_cnn.pt"), "cuda:0");
+  if (!torch::cuda::is_available()) {
+    EXPECT_EQ(no_cuda.status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  const std::string junk = TempPath("junk.pt");
+  FILE* file = std::fopen(junk.c_str(), "w");
+  std::fputs("not a model", file);
+  std::fclose(file);
+  auto not_a_model = CompressionSession::Load(junk, "cpu");
+  EXPECT_EQ(not_a_model.status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto session = Load("small_cnn.pt");
+  absl::Status status =
+      session->Compress({"l1", R"([{"sparsity": 0.5, "op_names": ["conv7"]}])", ""});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("conv1 (Conv2d [8, 1, 3, 3])"));
+  EXPECT_EQ(
+      session->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", R"({"bogus": 1})"})
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      session->Compress({"taylorfo", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
+      absl::StatusCode::kUnimplemented);
+  ASSERT_TRUE(session->Compress({"l2", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());
+  EXPECT_EQ(session->Compress({"l2", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace autocompress::compression

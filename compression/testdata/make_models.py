@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""Writes the small TorchScript models the compression tests use (Debian's python3-torch).
+
+Usage: make_models.py OUT_DIR
+  small_cnn.pt     conv1(1->8,3x3)+bn1+relu -> conv2(8->16,3x3)+bn2+relu -> pool -> fc1(16*5*5->32)
+                   -> relu -> fc2(32->10); input [N, 1, 28, 28] (Fashion-MNIST shaped)
+  residual_cnn.pt  stem conv -> two residual blocks whose convs feed an add (channel
+                   dependencies), the same Block class twice (shared TorchScript type)
+Weights are random (seeded) and never zero, so pruning tests are meaningful.
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SmallCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.fc1 = nn.Linear(16 * 5 * 5, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv_a = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv_b = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return F.relu(x + self.conv_b(F.relu(self.conv_a(x))))
+
+
+class ResidualCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.block1 = Block(8)
+        self.block2 = Block(8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.block2(self.block1(F.relu(self.stem(x))))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def randomize(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+            # Never exactly zero: pruning tests must see real magnitudes.
+            p.add_(torch.where(p >= 0, 1e-3, -1e-3))
+        for name, b in model.named_buffers():
+            if name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            elif name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.jit.script(randomize(SmallCnn(), 1)).save(os.path.join(out, "small_cnn.pt"))
+    torch.jit.script(randomize(ResidualCnn(), 2)).save(os.path.join(out, "residual_cnn.pt"))
+
+
+if __name__ == "__main__":
+    main()

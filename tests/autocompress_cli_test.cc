@@ -1,0 +1,103 @@
+// `autocompress compress` run as a process on the generated small CNN: for each
+// algorithm the saved model reloads, runs, and has zeros exactly where the report says;
+// bad input is one line on stderr and exit code 2.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/testing/subprocess.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace autocompress {
+namespace {
+
+using testing::RunfilePath;
+using testing::Subprocess;
+
+std::string Tmp(const std::string& name) {
+  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+}
+
+int RunCli(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {RunfilePath("client/autocompress")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto process = Subprocess::Start(argv);
+  EXPECT_TRUE(process.ok());
+  auto code = (*process)->Wait(absl::Seconds(120));
+  EXPECT_TRUE(code.ok());
+  return code.ok() ? *code : -1;
+}
+
+torch::Tensor Param(torch::jit::Module& model, const std::string& layer, const std::string& what) {
+  for (const auto& item : model.named_modules()) {
+    if (item.name == layer) return item.value.attr(what).toTensor();
+  }
+  return {};
+}
+
+class CompressCliTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CompressCliTest, SavedModelHasZerosWhereTheReportSays) {
+  const std::string algorithm = GetParam();
+  const std::string config = algorithm == "level"
+                                 ? R"([{"sparsity": 0.6, "op_types": ["default"]}])"
+                                 : R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
+  const std::string out = Tmp(algorithm + ".pt"), report_path = Tmp(algorithm + ".json");
+  ASSERT_EQ(RunCli({"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"),
+                    "--algorithm", algorithm, "--config_list", config, "--output", out, "--report",
+                    report_path}),
+            0);
+  std::ifstream in(report_path);
+  nlohmann::json report = nlohmann::json::parse(in);
+  EXPECT_EQ(report["algorithm"], algorithm);
+  torch::jit::Module model = torch::jit::load(out);
+  ASSERT_FALSE(report["layers"].empty());
+  for (const auto& layer : report["layers"]) {
+    torch::Tensor w = Param(model, layer["name"], "weight");
+    const double zeros = w.eq(0).sum().item<double>() / w.numel();
+    EXPECT_NEAR(zeros, layer["weight_sparsity"].get<double>(), 1e-12) << layer["name"];
+    if (layer.contains("kept_filter_indices")) {
+      std::vector<int64_t> kept = layer["kept_filter_indices"];
+      for (int64_t c = 0; c < w.size(0); ++c) {
+        const bool is_kept = std::find(kept.begin(), kept.end(), c) != kept.end();
+        EXPECT_EQ(w[c].ne(0).any().item<bool>(), is_kept) << layer["name"] << " filter " << c;
+      }
+      EXPECT_EQ(kept.size(), static_cast<size_t>(w.size(0) / 2));
+    } else {
+      EXPECT_NEAR(zeros, std::floor(w.numel() * 0.6) / w.numel(), 1e-12);
+    }
+  }
+  EXPECT_EQ(model.forward({torch::randn({1, 1, 28, 28})}).toTensor().sizes(),
+            (std::vector<int64_t>{1, 10}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, CompressCliTest,
+                         ::testing::Values("level", "l1", "l2", "fpgm"));
+
+TEST(CompressCliErrorsTest, BadInputExitsTwo) {
+  const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
+  EXPECT_EQ(RunCli({}), 2);
+  EXPECT_EQ(RunCli({"frobnicate"}), 2);
+  EXPECT_EQ(RunCli({"compress", "--model", model}), 2);  // missing flags
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list", "[",
+                    "--output", Tmp("x.pt")}),
+            2);
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
+                    R"([{"sparsity": 2, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
+            2);
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt"),
+                    "--bogus", "1"}),
+            2);
+  EXPECT_EQ(
+      RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1", "--config_list",
+              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
+      2);
+}
+
+}  // namespace
+}  // namespace autocompress
