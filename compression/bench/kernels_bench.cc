@@ -1,0 +1,96 @@
+// kernels-bench: each CPU kernel beside the composite LibTorch expression it replaces,
+// on the same tensors in the same run. Prints a table of medians and the speedup.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "compression/kernels/prune_kernels.h"
+
+namespace {
+
+double MedianMs(const std::function<void()>& f, int reps) {
+  f();  // warm up
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void Row(const std::string& kernel, const std::string& shape, int64_t elements,
+         const std::function<void()>& fused, const std::function<void()>& composite, int reps) {
+  const double a = MedianMs(fused, reps), b = MedianMs(composite, reps);
+  std::printf("| %s | %s | %lld | %.3f | %.3f | %.2fx |\n", kernel.c_str(), shape.c_str(),
+              static_cast<long long>(elements), a, b, b / a);
+}
+
+}  // namespace
+
+void RunAll();
+
+int main() {
+  torch::manual_seed(0);
+  const int hardware = static_cast<int>(std::thread::hardware_concurrency());
+  for (int threads : {1, hardware}) {
+    at::set_num_threads(threads);
+    std::printf("\n### %d intra-op thread(s)\n\n", at::get_num_threads());
+    RunAll();
+    if (hardware <= 1) break;
+  }
+  return 0;
+}
+
+void RunAll() {
+  std::printf(
+      "| kernel | shape | elements | ours ms (median) | composite ms (median) | speedup |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  for (auto shape :
+       std::vector<std::vector<int64_t>>{{512, 256, 3, 3}, {1024, 1024}, {64, 3, 7, 7}}) {
+    torch::Tensor w = torch::randn(shape);
+    std::string s = torch::str(w.sizes());
+    for (int p : {1, 2}) {
+      Row(
+          p == 1 ? "filter L1 norms" : "filter L2 norms", s, w.numel(),
+          [&] { autocompress::compression::kernels::FilterNorms(w, p); },
+          [&] { autocompress::compression::kernels::FilterNormsComposite(w, p); }, 21);
+    }
+  }
+  for (auto shape : std::vector<std::vector<int64_t>>{{64, 64, 3, 3}, {256, 128, 3, 3}}) {
+    torch::Tensor w = torch::randn(shape);
+    Row(
+        "FPGM distance sums (direct, vs cdist)", torch::str(w.sizes()), w.numel(),
+        [&] { autocompress::compression::kernels::FpgmDistanceSums(w); },
+        [&] { autocompress::compression::kernels::FpgmDistanceSumsComposite(w); }, 7);
+  }
+  {
+    std::vector<torch::Tensor> params, masks;
+    int64_t total = 0;
+    for (int i = 0; i < 8; ++i) {
+      params.push_back(torch::randn({512, 1024}).requires_grad_(true));
+      params.back().mutable_grad() = torch::randn({512, 1024});
+      masks.push_back((torch::rand({512, 1024}) > 0.5).to(torch::kFloat));
+      total += params.back().numel();
+    }
+    torch::NoGradGuard no_grad;
+    Row(
+        "apply masks to weights and grads", "8 x [512, 1024]", total,
+        [&] { autocompress::compression::kernels::ApplyMasksAndGrads(params, masks); },
+        [&] {
+          for (size_t i = 0; i < params.size(); ++i) {
+            params[i].mul_(masks[i]);
+            params[i].mutable_grad().mul_(masks[i]);
+          }
+        },
+        21);
+  }
+}
