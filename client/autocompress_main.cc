@@ -22,6 +22,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: autocompress compress --model IN.pt --algorithm NAME --config_list JSON\n"
     "                             --output OUT.pt [--report REPORT.json] [--kwargs JSON]\n"
+    "                             [--calibration CALIBRATION.json]  (quantizers)\n"
     "                             [--device cpu|cuda:N]\n"
     "                             [--data PATH --data_format idx --batches N]  (data-driven "
     "algorithms)\n";
@@ -69,7 +70,7 @@ int ExitCode(const absl::Status& status) {
 
 absl::Status Compress(const std::vector<std::string>& args) {
   auto flags = ParseFlags(args, {"model", "algorithm", "config_list", "kwargs", "output", "report",
-                                 "device", "data", "data_format", "batches"});
+                                 "calibration", "device", "data", "data_format", "batches"});
   if (!flags.ok()) return flags.status();
   for (const char* required : {"model", "algorithm", "config_list", "output"}) {
     if (flags->count(required) == 0) {
@@ -85,12 +86,15 @@ absl::Status Compress(const std::vector<std::string>& args) {
   options.kwargs_json = flags->count("kwargs") ? flags->at("kwargs") : "";
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
   if (absl::Status s = (*session)->Save(flags->at("output")); !s.ok()) return s;
-  if (flags->count("report")) {
-    std::ofstream report(flags->at("report"));
-    report << (*session)->ReportJson() << "\n";
-    if (!report) {
+  for (const char* kind : {"report", "calibration"}) {
+    if (flags->count(kind) == 0) continue;
+    std::ofstream out(flags->at(kind));
+    out << (std::string(kind) == "report" ? (*session)->ReportJson()
+                                          : (*session)->CalibrationJson())
+        << "\n";
+    if (!out) {
       return absl::FailedPreconditionError(
-          absl::StrCat("cannot write the report to ", flags->at("report")));
+          absl::StrCat("cannot write the ", kind, " to ", flags->at(kind)));
     }
   }
   return absl::OkStatus();

@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "compression/kernels/prune_kernels.h"
 #include "compression/pruning.h"
+#include "compression/quantization.h"
 #include "compression/torch_status.h"
 #include "nlohmann/json.hpp"
 
@@ -32,6 +33,24 @@ torch::Tensor Attr(const torch::jit::Module& module, const std::string& name) {
   if (!module.hasattr(name)) return {};
   torch::IValue value = module.attr(name);
   return value.isTensor() ? value.toTensor() : torch::Tensor();
+}
+
+// A quantized weight: the float shadow the optimizer trains and what was computed from it.
+struct QuantState {
+  int bits = 8;
+  std::string scheme;
+  std::string dtype;
+  int quant_start_step = 0;
+  torch::Tensor shadow;
+  torch::Tensor ste_mask;       // undefined: gradients pass unchanged
+  torch::Tensor scale;          // qat, naive
+  torch::Tensor zero_point;     // qat
+  torch::Tensor running_scale;  // naive
+};
+
+std::vector<double> ToVector(const torch::Tensor& t) {
+  torch::Tensor flat = t.detach().to(torch::kDouble).cpu().contiguous().reshape({-1});
+  return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
 }
 
 absl::StatusOr<torch::Device> ParseDevice(const std::string& device) {
@@ -62,7 +81,64 @@ struct CompressionSession::Impl {
   std::vector<LayerInfo> layers;
   std::map<std::string, torch::jit::Module> modules;  // by layer name
   std::string algorithm;
-  std::map<std::string, LayerState> states;  // compressed layers, by name
+  std::map<std::string, LayerState> states;  // pruned layers, by name
+  std::map<std::string, QuantState> quant;   // quantized layers, by name
+  int64_t steps = 1;                         // QAT's step counter, as NNI's buffer
+
+  bool quantizer() const {
+    return algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" ||
+           algorithm == "bnn";
+  }
+
+  // Writes the quantized value of every quantized weight, computed from its shadow.
+  void Quantize() {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, q] : quant) {
+      torch::Tensor weight = Attr(modules.at(name), "weight");
+      torch::Tensor value;
+      if (algorithm == "naive") {
+        value = NaiveQuantizeWeight(q.shadow, q.running_scale);
+        q.scale = q.running_scale;
+      } else if (algorithm == "dorefa") {
+        value = DorefaQuantizeWeight(q.shadow, q.bits);
+      } else if (algorithm == "bnn") {
+        value = BnnQuantizeWeight(q.shadow);
+      } else if (q.quant_start_step > steps) {
+        value = q.shadow;  // QAT before quant_start_step: float weights
+        q.ste_mask = torch::Tensor();
+      } else {
+        value = QatQuantizeWeight(q.shadow, q.bits, q.scheme, q.dtype, &q.scale, &q.zero_point,
+                                  &q.ste_mask);
+      }
+      weight.copy_(value);
+    }
+  }
+
+  absl::Status StartQuantization(const std::vector<LayerAssignment>& assignments) {
+    for (const LayerAssignment& a : assignments) {
+      for (const std::string& type : a.config.quant_types) {
+        if (type != "weight") {
+          return absl::UnimplementedError(
+              absl::StrCat("quantizing ", type, "s (layer ", layers[a.layer].name,
+                           ") needs the TorchScript graph rewrite, which is not implemented yet; "
+                           "quant_types [\"weight\"] works"));
+        }
+      }
+    }
+    torch::NoGradGuard no_grad;
+    for (const LayerAssignment& a : assignments) {
+      const std::string& name = layers[a.layer].name;
+      QuantState q;
+      q.bits = a.config.quant_bits.at("weight");
+      q.scheme = a.config.quant_scheme.count("weight") ? a.config.quant_scheme.at("weight") : "";
+      q.dtype = a.config.quant_dtype.count("weight") ? a.config.quant_dtype.at("weight") : "uint";
+      q.quant_start_step = a.config.quant_start_step;
+      q.shadow = Attr(modules.at(name), "weight").detach().clone().requires_grad_(true);
+      quant[name] = std::move(q);
+    }
+    Quantize();
+    return absl::OkStatus();
+  }
 
   // Each masked parameter next to its mask, in layer order.
   void MaskedTensors(std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& masks) {
@@ -166,12 +242,16 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
   const std::string& algorithm = options.algorithm;
   const bool one_shot =
       algorithm == "level" || algorithm == "l1" || algorithm == "l2" || algorithm == "fpgm";
-  if (!one_shot) {
+  const bool weight_quantizer =
+      algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" || algorithm == "bnn";
+  if (!one_shot && !weight_quantizer) {
     return absl::UnimplementedError(
-        absl::StrCat(algorithm, " is not implemented yet; available: level, l1, l2, fpgm"));
+        absl::StrCat(algorithm,
+                     " is not implemented yet; available: level, l1, l2, fpgm, naive, qat, "
+                     "dorefa, bnn (weights)"));
   }
   for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
-    if (algorithm != "level" && it.key() == "dependency_aware") {
+    if (one_shot && algorithm != "level" && it.key() == "dependency_aware") {
       if (it.value() == true) {
         return absl::UnimplementedError("kwargs.dependency_aware: not implemented yet");
       }
@@ -181,13 +261,37 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
         absl::StrCat("kwargs.", it.key(), ": unknown argument for ", algorithm));
   }
   impl_->algorithm = algorithm;
+  if (weight_quantizer) {
+    return CatchTorch(absl::StrCat("quantizing with ", algorithm),
+                      [&] { return impl_->StartQuantization(assignments); });
+  }
   return CatchTorch(absl::StrCat("pruning with ", algorithm),
                     [&] { return impl_->Prune(assignments); });
+}
+
+std::vector<torch::Tensor> CompressionSession::TrainableParameters() {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& p : impl_->model.parameters()) {
+    torch::Tensor chosen = p;
+    for (auto& [name, q] : impl_->quant) {
+      if (Attr(impl_->modules.at(name), "weight").is_same(p)) chosen = q.shadow;
+    }
+    out.push_back(chosen);
+  }
+  return out;
 }
 
 absl::Status CompressionSession::BeforeOptimizerStep() {
   return CatchTorch("masking gradients", [&] {
     torch::NoGradGuard no_grad;
+    for (auto& [name, q] : impl_->quant) {
+      torch::Tensor weight = Attr(impl_->modules.at(name), "weight");
+      if (!weight.grad().defined()) continue;
+      torch::Tensor grad = weight.grad().detach().clone();
+      if (q.ste_mask.defined()) grad.mul_(q.ste_mask);
+      q.shadow.mutable_grad() = grad;
+      weight.mutable_grad().zero_();  // the optimizer never sees the quantized weight
+    }
     std::vector<torch::Tensor> params, masks;
     impl_->MaskedTensors(params, masks);
     kernels::MaskGradients(params, masks);
@@ -198,6 +302,11 @@ absl::Status CompressionSession::BeforeOptimizerStep() {
 absl::Status CompressionSession::OnOptimizerStep() {
   return CatchTorch("re-applying masks", [&] {
     torch::NoGradGuard no_grad;
+    if (impl_->quantizer()) {
+      ++impl_->steps;
+      impl_->Quantize();
+      return absl::OkStatus();
+    }
     std::vector<torch::Tensor> params, masks;
     impl_->MaskedTensors(params, masks);
     kernels::ApplyMasksAndGrads(params, masks);
@@ -207,7 +316,12 @@ absl::Status CompressionSession::OnOptimizerStep() {
 
 absl::Status CompressionSession::Save(const std::string& path) {
   return CatchTorch(absl::StrCat("saving ", path), [&] {
-    RETURN_IF_ERROR(OnOptimizerStep());
+    torch::NoGradGuard no_grad;
+    // Pruned weights are folded (exactly zero); quantized weights already hold their
+    // fake-quantized values.
+    std::vector<torch::Tensor> params, masks;
+    impl_->MaskedTensors(params, masks);
+    kernels::ApplyMasks(params, masks);
     impl_->model.save(path);
     return absl::OkStatus();
   });
@@ -243,11 +357,37 @@ std::string CompressionSession::ReportJson() const {
     }
     layers.push_back(std::move(layer));
   }
+  for (const auto& [name, q] : impl_->quant) {
+    Json layer;
+    layer["name"] = name;
+    for (const LayerInfo& info : impl_->layers) {
+      if (info.name == name) layer["type"] = info.type;
+    }
+    layer["weight_bits"] = impl_->algorithm == "bnn" ? 1 : q.bits;
+    if (!q.scheme.empty() && impl_->algorithm == "qat") layer["quant_scheme"] = q.scheme;
+    if (q.scale.defined()) layer["weight_scale"] = ToVector(q.scale);
+    if (q.zero_point.defined()) layer["weight_zero_point"] = ToVector(q.zero_point);
+    layer["distinct_weight_values"] =
+        std::get<0>(at::_unique(Attr(impl_->modules.at(name), "weight").detach().cpu())).numel();
+    layers.push_back(std::move(layer));
+  }
   report["layers"] = std::move(layers);
   report["weight_elements"] = total;
   report["zero_weight_elements"] = zeros;
   report["model_sparsity"] = total == 0 ? 0.0 : static_cast<double>(zeros) / total;
   return report.dump(2);
+}
+
+std::string CompressionSession::CalibrationJson() const {
+  Json calibration = Json::object();
+  for (const auto& [name, q] : impl_->quant) {
+    Json layer;
+    layer["weight_bits"] = impl_->algorithm == "bnn" ? 1 : q.bits;
+    if (q.scale.defined()) layer["weight_scale"] = ToVector(q.scale);
+    if (q.zero_point.defined()) layer["weight_zero_point"] = ToVector(q.zero_point);
+    calibration[name] = std::move(layer);
+  }
+  return calibration.dump(2);
 }
 
 }  // namespace autocompress::compression

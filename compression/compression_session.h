@@ -16,6 +16,9 @@
 #include "absl/status/statusor.h"
 #include "compression/config_list.h"
 
+namespace at {
+class Tensor;
+}
 namespace torch::jit {
 struct Module;
 }
@@ -48,22 +51,36 @@ class CompressionSession {
   const std::vector<LayerInfo>& layers() const;
 
   // Validates the options against the model and compresses it. One-shot pruners
-  // (level, l1, l2, fpgm) compute and apply their masks here.
+  // (level, l1, l2, fpgm) compute and apply their masks here; weight quantizers (naive,
+  // qat, dorefa, bnn) keep a float shadow of each quantized weight and write the
+  // quantized value into the model.
   absl::Status Compress(const CompressOptions& options);
 
-  // Zeroes the gradients of masked elements; call between backward() and the optimizer
-  // step, so that momentum and weight decay never see them.
+  // The tensors an optimizer must update during fine-tuning: the model's parameters,
+  // with each quantized weight replaced by its float shadow.
+  std::vector<at::Tensor> TrainableParameters();
+
+  // Call between backward() and the optimizer step. Pruners: zeroes the gradients of
+  // masked elements, so momentum and weight decay never see them. Quantizers: passes
+  // each quantized weight's gradient to its shadow (straight-through estimator; QAT
+  // zeroes it where the value fell outside the integer range).
   absl::Status BeforeOptimizerStep();
 
-  // Re-applies masks (and zeroes masked gradients); call after every optimizer step, so
-  // pruned weights are exactly zero whatever the optimizer did.
+  // Call after every optimizer step. Pruners: re-applies masks, so pruned weights are
+  // exactly zero whatever the optimizer did. Quantizers: counts the step (QAT's
+  // quant_start_step) and re-quantizes the weights from their shadows.
   absl::Status OnOptimizerStep();
 
   // Saves the model as TorchScript with the same module names, masks folded in.
   absl::Status Save(const std::string& path);
 
-  // Per-layer report (sparsity, kept filters, ...) and model totals as JSON text.
+  // Per-layer report (sparsity, kept filters, bits, scale, zero point) and model totals
+  // as JSON text.
   std::string ReportJson() const;
+
+  // Quantizers' calibration table as JSON: per layer weight_bits, and for qat/naive the
+  // weight scale and zero point (NNI's export_model calibration dict). "{}" for pruners.
+  std::string CalibrationJson() const;
 
  private:
   struct Impl;

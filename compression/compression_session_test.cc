@@ -136,6 +136,60 @@ TEST(CompressionSessionTest, MaskedGradientsKeepMomentumFromRevivingPrunedWeight
   }
 }
 
+TEST(CompressionSessionTest, QatTrainsFloatShadowsThroughTheStraightThroughEstimator) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(session
+                  ->Compress({"qat", R"([{"quant_types": ["weight"], "quant_bits": 4,
+                                 "op_types": ["Conv2d", "Linear"], "quant_start_step": 3}])",
+                              ""})
+                  .ok());
+  torch::jit::Module& model = session->module();
+  model.train();
+  // Before quant_start_step the weights stay float.
+  EXPECT_GT(std::get<0>(at::_unique(Weight(model, "fc1"))).numel(), 16);
+  std::vector<torch::Tensor> params = session->TrainableParameters();
+  ASSERT_EQ(params.size(), model.parameters().size());
+  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(0.05).momentum(0.9));
+  torch::manual_seed(5);
+  for (int step = 0; step < 4; ++step) {
+    optimizer.zero_grad();
+    torch::Tensor out = model.forward({torch::randn({8, 1, 28, 28})}).toTensor();
+    torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {8})).backward();
+    const torch::Tensor weight_grad = Weight(model, "conv2").grad().clone();
+    ASSERT_TRUE(session->BeforeOptimizerStep().ok());
+    // Straight-through: the shadow got the quantized weight's gradient (QAT weights
+    // span their own range, so nothing is clipped).
+    bool found = false;
+    for (const torch::Tensor& p : params) {
+      if (p.sizes() == Weight(model, "conv2").sizes() && !p.is_same(Weight(model, "conv2"))) {
+        EXPECT_TRUE(torch::equal(p.grad(), weight_grad)) << step;
+        found = true;
+      }
+    }
+    EXPECT_TRUE(found);
+    optimizer.step();
+    ASSERT_TRUE(session->OnOptimizerStep().ok());
+  }
+  // From step 3 on every quantized layer holds at most 2^4 distinct values.
+  for (const char* layer : {"conv1", "conv2", "fc1", "fc2"}) {
+    EXPECT_LE(std::get<0>(at::_unique(Weight(model, layer))).numel(), 16) << layer;
+  }
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  EXPECT_EQ(calibration["fc1"]["weight_bits"], 4);
+  EXPECT_EQ(calibration["fc1"]["weight_scale"].size(), 1u);
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  EXPECT_EQ(report["layers"].size(), 4u);
+}
+
+TEST(CompressionSessionTest, ActivationQuantizationIsReportedAsNotYetAvailable) {
+  auto session = Load("small_cnn.pt");
+  absl::Status status = session->Compress(
+      {"qat", R"([{"quant_types": ["weight", "output"], "quant_bits": 8, "op_types": ["Conv2d"]}])",
+       ""});
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("graph rewrite"));
+}
+
 TEST(CompressionSessionTest, BadInputIsAClearError) {
   auto missing = CompressionSession::Load("/nonexistent/model.pt", "cpu");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

@@ -141,6 +141,31 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
           if (!bits.ok()) return bits.status();
           config.quant_bits["*"] = *bits;
         }
+      } else if ((key == "quant_scheme" || key == "quant_dtype") && algorithm == "qat") {
+        const std::vector<std::string> allowed =
+            key == "quant_scheme"
+                ? std::vector<std::string>{"per_tensor_affine", "per_tensor_symmetric",
+                                           "per_channel_affine", "per_channel_symmetric"}
+                : std::vector<std::string>{"uint", "int"};
+        std::map<std::string, std::string>& target =
+            key == "quant_scheme" ? config.quant_scheme : config.quant_dtype;
+        auto check = [&](const Json& v, const std::string& where) -> absl::Status {
+          if (!v.is_string() || !Contains(allowed, v.get<std::string>())) {
+            return Bad(i, where,
+                       absl::StrCat(v.dump(), " is not one of ", absl::StrJoin(allowed, ", ")));
+          }
+          return absl::OkStatus();
+        };
+        if (value.is_object()) {
+          for (auto v = value.begin(); v != value.end(); ++v) {
+            if (absl::Status s = check(v.value(), absl::StrCat(key, ".", v.key())); !s.ok())
+              return s;
+            target[v.key()] = v.value().get<std::string>();
+          }
+        } else {
+          if (absl::Status s = check(value, key); !s.ok()) return s;
+          target["*"] = value.get<std::string>();
+        }
       } else if (key == "quant_start_step" && quantizer) {
         if (!value.is_number_integer() || value.get<int64_t>() < 0) {
           return Bad(i, key, "must be a non-negative integer");
@@ -169,6 +194,31 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
           per_type[t] = it->second;
         }
         config.quant_bits = per_type;
+        // Scheme and dtype default per NNI, per type.
+        std::map<std::string, std::string> scheme, dtype;
+        for (const std::string& t : config.quant_types) {
+          auto pick = [&](const std::map<std::string, std::string>& m, const char* fallback) {
+            auto it = m.find(t);
+            if (it == m.end()) it = m.find("*");
+            return it == m.end() ? std::string(fallback) : it->second;
+          };
+          scheme[t] = pick(config.quant_scheme, "per_tensor_affine");
+          dtype[t] = pick(config.quant_dtype, "uint");
+        }
+        config.quant_scheme = scheme;
+        config.quant_dtype = dtype;
+        if (algorithm == "naive" && (config.quant_types != std::vector<std::string>{"weight"} ||
+                                     config.quant_bits.at("weight") != 8)) {
+          return Bad(i, "",
+                     "naive quantizes weights to 8 bits only (quant_types [weight], "
+                     "quant_bits 8)");
+        }
+        if (algorithm == "dorefa" && config.quant_types != std::vector<std::string>{"weight"}) {
+          return Bad(i, "quant_types", "dorefa quantizes weights only");
+        }
+        if (algorithm == "bnn" && Contains(config.quant_types, "input")) {
+          return Bad(i, "quant_types", "bnn quantizes weight and output only");
+        }
       }
     }
     configs.push_back(std::move(config));

@@ -42,6 +42,10 @@ struct LayerConfig {
   std::vector<std::string> quant_types;   // subset of weight, input, output
   std::map<std::string, int> quant_bits;  // per quant type
   int quant_start_step = 0;
+  // QAT only, per quant type: per_tensor_affine (default), per_tensor_symmetric,
+  // per_channel_affine, per_channel_symmetric; and uint (default) or int.
+  std::map<std::string, std::string> quant_scheme;
+  std::map<std::string, std::string> quant_dtype;
 };
 
 // The algorithm families that read config lists differently.

@@ -78,6 +78,33 @@ TEST_P(CompressCliTest, SavedModelHasZerosWhereTheReportSays) {
 INSTANTIATE_TEST_SUITE_P(Algorithms, CompressCliTest,
                          ::testing::Values("level", "l1", "l2", "fpgm"));
 
+class QuantizeCliTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(QuantizeCliTest, SavedWeightsTakeAtMostTwoToTheBitsValues) {
+  const std::string algorithm = GetParam();
+  const int bits = algorithm == "naive" ? 8 : algorithm == "bnn" ? 1 : 3;
+  const std::string config = std::string(R"([{"quant_types": ["weight"], "quant_bits": )") +
+                             std::to_string(bits) + R"(, "op_types": ["Conv2d", "Linear"]}])";
+  const std::string out = Tmp(algorithm + ".pt"), calibration = Tmp(algorithm + ".cal.json");
+  ASSERT_EQ(RunCli({"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"),
+                    "--algorithm", algorithm, "--config_list", config, "--output", out,
+                    "--calibration", calibration}),
+            0);
+  std::ifstream in(calibration);
+  nlohmann::json table = nlohmann::json::parse(in);
+  torch::jit::Module model = torch::jit::load(out);
+  for (const char* layer : {"conv1", "conv2", "fc1", "fc2"}) {
+    ASSERT_TRUE(table.contains(layer)) << layer;
+    const int64_t distinct = std::get<0>(at::_unique(Param(model, layer, "weight"))).numel();
+    // Naive's int8 truncation uses 255 levels at most.
+    EXPECT_LE(distinct, int64_t{1} << table[layer]["weight_bits"].get<int>()) << layer;
+    EXPECT_GT(distinct, 1) << layer;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, QuantizeCliTest,
+                         ::testing::Values("naive", "qat", "dorefa", "bnn"));
+
 TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
   EXPECT_EQ(RunCli({}), 2);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compression/kernels/prune_kernels.h"
+#include "compression/kernels/quant_kernels.h"
 
 namespace {
 
@@ -71,6 +72,19 @@ void RunAll() {
         "FPGM distance sums (direct, vs cdist)", torch::str(w.sizes()), w.numel(),
         [&] { autocompress::compression::kernels::FpgmDistanceSums(w); },
         [&] { autocompress::compression::kernels::FpgmDistanceSumsComposite(w); }, 7);
+  }
+  {
+    namespace k = autocompress::compression::kernels;
+    torch::Tensor x = torch::randn({512, 256, 3, 3});
+    for (int64_t channels : {1, 512}) {
+      torch::Tensor scale = torch::rand({channels}) * 0.02 + 0.01;
+      torch::Tensor zero = torch::randint(0, 256, {channels}).to(torch::kFloat);
+      Row(
+          channels == 1 ? "fake quantization + STE mask, per tensor"
+                        : "fake quantization + STE mask, per channel",
+          torch::str(x.sizes()), x.numel(), [&] { k::FakeQuantize(x, scale, zero, 0, 255); },
+          [&] { k::FakeQuantizeComposite(x, scale, zero, 0, 255); }, 21);
+    }
   }
   {
     std::vector<torch::Tensor> params, masks;
