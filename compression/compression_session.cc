@@ -153,36 +153,155 @@ struct CompressionSession::Impl {
     }
   }
 
-  absl::Status Prune(const std::vector<LayerAssignment>& assignments) {
-    torch::NoGradGuard no_grad;
-    for (const LayerAssignment& a : assignments) {
-      const LayerInfo& layer = layers[a.layer];
-      const torch::jit::Module& m = modules.at(layer.name);
-      torch::Tensor weight = Attr(m, "weight");
-      torch::Tensor bias = layer.has_bias ? Attr(m, "bias") : torch::Tensor();
-      LayerState state;
-      state.config_sparsity = *a.config.sparsity;
-      if (algorithm == "level") {
-        state.weight_mask = LevelMask(weight, state.config_sparsity);
-      } else {
-        torch::Tensor scores = algorithm == "fpgm"
-                                   ? kernels::FpgmDistanceSums(weight)
-                                   : kernels::FilterNorms(weight, algorithm == "l1" ? 1 : 2);
-        torch::Tensor keep = algorithm == "fpgm"
-                                 ? IndexFilterKeep(scores, state.config_sparsity)
-                                 : ThresholdFilterKeep(scores, state.config_sparsity);
-        state.weight_mask = ExpandFilterKeep(keep, weight);
-        if (bias.defined()) state.bias_mask = keep.to(bias.scalar_type()).contiguous();
-        state.filters_total = keep.size(0);
-        torch::Tensor kept = keep.nonzero().reshape({-1}).cpu();
-        for (int64_t i = 0; i < kept.size(0); ++i)
-          state.kept_filters.push_back(kept[i].item<int64_t>());
-      }
-      states[layer.name] = std::move(state);
-    }
+  // Records a filter/channel keep vector as the layer's masks.
+  void SetFilterMasks(const std::string& name, double sparsity, const torch::Tensor& keep_in) {
+    const torch::jit::Module& m = modules.at(name);
+    torch::Tensor weight = Attr(m, "weight");
+    torch::Tensor bias = Attr(m, "bias");
+    torch::Tensor keep = keep_in.to(weight.scalar_type()).contiguous();
+    LayerState state;
+    state.config_sparsity = sparsity;
+    state.weight_mask = ExpandFilterKeep(keep, weight);
+    if (bias.defined()) state.bias_mask = keep.to(bias.scalar_type()).contiguous();
+    state.filters_total = keep.size(0);
+    torch::Tensor kept = keep.nonzero().reshape({-1}).cpu();
+    for (int64_t i = 0; i < kept.size(0); ++i)
+      state.kept_filters.push_back(kept[i].item<int64_t>());
+    states[name] = std::move(state);
+  }
+
+  void ApplyAllMasks() {
     std::vector<torch::Tensor> params, masks;
     MaskedTensors(params, masks);
     kernels::ApplyMasks(params, masks);
+  }
+
+  std::vector<torch::Tensor> Parameters() {
+    std::vector<torch::Tensor> out;
+    for (const torch::Tensor& p : model.parameters()) out.push_back(p);
+    return out;
+  }
+
+  // Slim (reference §2.3): L1 sub-gradient on BN scales before every optimizer step for
+  // `epochs` epochs, then one global threshold over |gamma| of all selected BN layers.
+  absl::Status Slim(const std::vector<LayerAssignment>& assignments, int epochs, double scale,
+                    TrainingHooks& hooks) {
+    std::vector<torch::Tensor> gammas;
+    for (const LayerAssignment& a : assignments)
+      gammas.push_back(Attr(modules.at(layers[a.layer].name), "weight"));
+    StepCallbacks callbacks;
+    callbacks.before_step = [&] {
+      torch::NoGradGuard no_grad;
+      for (torch::Tensor& gamma : gammas) {
+        if (gamma.grad().defined()) gamma.mutable_grad().add_(gamma.sign() * scale);
+      }
+    };
+    const bool was_training = model.is_training();
+    model.train();
+    for (int epoch = 0; epoch < epochs; ++epoch) {
+      RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), callbacks));
+    }
+    model.train(was_training);
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> magnitudes;
+    for (const torch::Tensor& gamma : gammas)
+      magnitudes.push_back(gamma.detach().abs().reshape({-1}));
+    const torch::Tensor all = torch::cat(magnitudes);
+    // NNI takes the sparsity of the first config entry for the global count.
+    const double sparsity = *assignments.front().config.sparsity;
+    const int64_t k = ElementsToPrune(all.numel(), sparsity);
+    for (size_t i = 0; i < assignments.size(); ++i) {
+      const torch::Tensor& gamma = gammas[i];
+      const double layer_sparsity = *assignments[i].config.sparsity;
+      torch::Tensor keep = torch::ones_like(gamma);
+      if (k >= 1 && FiltersToPrune(gamma.numel(), layer_sparsity) >= 1) {
+        const torch::Tensor threshold = std::get<0>(all.kthvalue(k));
+        keep = gamma.detach().abs().gt(threshold).to(gamma.scalar_type());
+      }
+      SetFilterMasks(layers[assignments[i].layer].name, layer_sparsity, keep);
+    }
+    ApplyAllMasks();
+    return absl::OkStatus();
+  }
+
+  // TaylorFO (reference §2.3): after each of the first `batches` optimizer steps of one
+  // epoch, contribution[c] += sum over filter c of (w * grad)^2; then the lowest
+  // contributions are pruned per layer, or against one pool (global_sort).
+  absl::Status TaylorFo(const std::vector<LayerAssignment>& assignments, int batches,
+                        bool global_sort, TrainingHooks& hooks) {
+    std::vector<torch::Tensor> weights, contributions;
+    for (const LayerAssignment& a : assignments) {
+      weights.push_back(Attr(modules.at(layers[a.layer].name), "weight"));
+      contributions.push_back(torch::zeros({weights.back().size(0)}, torch::kDouble));
+    }
+    int steps = 0;
+    StepCallbacks callbacks;
+    callbacks.after_step = [&] {
+      if (steps++ >= batches) return;
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < weights.size(); ++i) {
+        if (!weights[i].grad().defined()) continue;
+        const torch::Tensor product = (weights[i].detach() * weights[i].grad()).pow(2);
+        contributions[i] += product.reshape({product.size(0), -1}).sum(1).to(torch::kDouble).cpu();
+      }
+    };
+    const bool was_training = model.is_training();
+    model.train();
+    RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), callbacks));
+    model.train(was_training);
+    if (steps == 0) {
+      return absl::FailedPreconditionError(
+          "taylorfo: the training epoch made no optimizer step, so no gradient statistics "
+          "exist (is the training data empty?)");
+    }
+    torch::NoGradGuard no_grad;
+    if (!global_sort) {
+      for (size_t i = 0; i < assignments.size(); ++i) {
+        const double s = *assignments[i].config.sparsity;
+        SetFilterMasks(layers[assignments[i].layer].name, s, IndexFilterKeep(contributions[i], s));
+      }
+    } else {
+      // Each filter's contribution counts numel(W) / C times in one pool.
+      std::vector<torch::Tensor> pool;
+      for (size_t i = 0; i < weights.size(); ++i) {
+        pool.push_back(contributions[i].repeat_interleave(weights[i].numel() / weights[i].size(0)));
+      }
+      const torch::Tensor all = torch::cat(pool);
+      const int64_t k = ElementsToPrune(all.numel(), *assignments.front().config.sparsity);
+      const double threshold = k >= 1 ? std::get<0>(all.kthvalue(k)).item<double>() : -1;
+      for (size_t i = 0; i < assignments.size(); ++i) {
+        const int64_t filters = contributions[i].size(0);
+        const int64_t count =
+            std::min<int64_t>(contributions[i].lt(threshold).sum().item<int64_t>(), filters - 1);
+        SetFilterMasks(layers[assignments[i].layer].name, *assignments[i].config.sparsity,
+                       IndexFilterKeepCount(contributions[i], count));
+      }
+    }
+    ApplyAllMasks();
+    return absl::OkStatus();
+  }
+
+  absl::Status Prune(const std::vector<LayerAssignment>& assignments) {
+    torch::NoGradGuard no_grad;
+    for (const LayerAssignment& a : assignments) {
+      const std::string& name = layers[a.layer].name;
+      torch::Tensor weight = Attr(modules.at(name), "weight");
+      const double sparsity = *a.config.sparsity;
+      if (algorithm == "level") {
+        LayerState state;
+        state.config_sparsity = sparsity;
+        state.weight_mask = LevelMask(weight, sparsity);
+        states[name] = std::move(state);
+      } else if (algorithm == "fpgm") {
+        SetFilterMasks(name, sparsity,
+                       IndexFilterKeep(kernels::FpgmDistanceSums(weight), sparsity));
+      } else {
+        const int p = algorithm == "l1" ? 1 : 2;
+        SetFilterMasks(name, sparsity,
+                       ThresholdFilterKeep(kernels::FilterNorms(weight, p), sparsity));
+      }
+    }
+    ApplyAllMasks();
     return absl::OkStatus();
   }
 };
@@ -244,11 +363,56 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
       algorithm == "level" || algorithm == "l1" || algorithm == "l2" || algorithm == "fpgm";
   const bool weight_quantizer =
       algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" || algorithm == "bnn";
-  if (!one_shot && !weight_quantizer) {
+  const bool data_driven = algorithm == "slim" || algorithm == "taylorfo";
+  if (!one_shot && !weight_quantizer && !data_driven) {
     return absl::UnimplementedError(
         absl::StrCat(algorithm,
-                     " is not implemented yet; available: level, l1, l2, fpgm, naive, qat, "
-                     "dorefa, bnn (weights)"));
+                     " is not implemented yet; available: level, l1, l2, fpgm, slim, taylorfo, "
+                     "naive, qat, dorefa, bnn (weights)"));
+  }
+  if (data_driven) {
+    int epochs = 10, batches = 1;
+    double scale = 1e-4;
+    bool global_sort = false;
+    for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
+      const std::string& key = it.key();
+      const Json& v = it.value();
+      auto bad = [&](absl::string_view what) {
+        return absl::InvalidArgumentError(absl::StrCat("kwargs.", key, ": ", what));
+      };
+      if (key == "dependency_aware") {
+        if (v == true)
+          return absl::UnimplementedError("kwargs.dependency_aware: not implemented yet");
+      } else if (algorithm == "slim" && key == "sparsifying_training_epochs") {
+        if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 10000) {
+          return bad("must be an integer in 1..10000");
+        }
+        epochs = v.get<int>();
+      } else if (algorithm == "slim" && key == "scale") {
+        if (!v.is_number() || !(v.get<double>() > 0)) return bad("must be a positive number");
+        scale = v.get<double>();
+      } else if (algorithm == "taylorfo" && key == "sparsifying_training_batches") {
+        if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000) {
+          return bad("must be an integer in 1..1000000");
+        }
+        batches = v.get<int>();
+      } else if (algorithm == "taylorfo" && key == "global_sort") {
+        if (!v.is_boolean()) return bad("must be true or false");
+        global_sort = v.get<bool>();
+      } else {
+        return bad(absl::StrCat("unknown argument for ", algorithm));
+      }
+    }
+    if (options.hooks == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          algorithm, " trains before pruning and needs training data (TrainingHooks)"));
+    }
+    impl_->algorithm = algorithm;
+    return CatchTorch(absl::StrCat("pruning with ", algorithm), [&] {
+      return algorithm == "slim"
+                 ? impl_->Slim(assignments, epochs, scale, *options.hooks)
+                 : impl_->TaylorFo(assignments, batches, global_sort, *options.hooks);
+    });
   }
   for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
     if (one_shot && algorithm != "level" && it.key() == "dependency_aware") {

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "compression/config_list.h"
+#include "compression/training_hooks.h"
 
 namespace at {
 class Tensor;
@@ -32,6 +33,9 @@ struct CompressOptions {
   std::string config_list_json;
   // Algorithm keyword arguments (JSON object; empty = none).
   std::string kwargs_json;
+  // Training for the data-driven pruners (slim, taylorfo); not owned, may be null for
+  // the others.
+  TrainingHooks* hooks = nullptr;
 };
 
 class CompressionSession {
@@ -51,7 +55,10 @@ class CompressionSession {
   const std::vector<LayerInfo>& layers() const;
 
   // Validates the options against the model and compresses it. One-shot pruners
-  // (level, l1, l2, fpgm) compute and apply their masks here; weight quantizers (naive,
+  // (level, l1, l2, fpgm) compute and apply their masks here; slim and taylorfo first
+  // train through options.hooks (slim: `sparsifying_training_epochs` epochs with an L1
+  // penalty on BN scales; taylorfo: one epoch, statistics from the first
+  // `sparsifying_training_batches` steps); weight quantizers (naive,
   // qat, dorefa, bnn) keep a float shadow of each quantized weight and write the
   // quantized value into the model.
   absl::Status Compress(const CompressOptions& options);

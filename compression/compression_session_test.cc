@@ -3,8 +3,11 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <numeric>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -190,6 +193,142 @@ TEST(CompressionSessionTest, ActivationQuantizationIsReportedAsNotYetAvailable) 
   EXPECT_THAT(std::string(status.message()), HasSubstr("graph rewrite"));
 }
 
+// Trains on fixed random batches with SGD; records what the tests compare against.
+class SyntheticTraining final : public TrainingHooks {
+ public:
+  explicit SyntheticTraining(int batches) : batches_(batches) {}
+
+  absl::Status TrainEpoch(torch::jit::Module& model, const std::vector<torch::Tensor>& parameters,
+                          const StepCallbacks& callbacks) override {
+    if (optimizer_ == nullptr) {
+      optimizer_ = std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(0.05));
+    }
+    torch::manual_seed(100 + epochs_++);
+    for (int b = 0; b < batches_; ++b) {
+      optimizer_->zero_grad();
+      torch::Tensor out = model.forward({torch::randn({8, 1, 28, 28})}).toTensor();
+      torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {8})).backward();
+      if (callbacks.before_step) callbacks.before_step();
+      optimizer_->step();
+      if (on_step_) on_step_(model);
+      if (callbacks.after_step) callbacks.after_step();
+    }
+    if (on_epoch_end_) on_epoch_end_(model);
+    return absl::OkStatus();
+  }
+
+  std::function<void(torch::jit::Module&)> on_step_;
+  std::function<void(torch::jit::Module&)> on_epoch_end_;
+
+ private:
+  int batches_;
+  int epochs_ = 0;
+  std::unique_ptr<torch::optim::SGD> optimizer_;
+};
+
+std::vector<double> Doubles(const torch::Tensor& t) {
+  torch::Tensor flat = t.detach().to(torch::kDouble).contiguous().reshape({-1});
+  return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+}
+
+TEST(CompressionSessionTest, SlimPrunesBnChannelsByOneGlobalThreshold) {
+  auto session = Load("small_cnn.pt");
+  SyntheticTraining training(3);
+  std::vector<double> gamma1, gamma2;
+  training.on_epoch_end_ = [&](torch::jit::Module& model) {
+    gamma1 = Doubles(Weight(model, "bn1"));
+    gamma2 = Doubles(Weight(model, "bn2"));
+  };
+  CompressOptions options{"slim", R"([{"sparsity": 0.5, "op_types": ["BatchNorm2d"]}])",
+                          R"({"sparsifying_training_epochs": 2, "scale": 0.001})", &training};
+  ASSERT_TRUE(session->Compress(options).ok());
+  // Reference: the 12 smallest |gamma| of all 24 channels (after training) go.
+  std::vector<double> all;
+  for (double g : gamma1) all.push_back(std::fabs(g));
+  for (double g : gamma2) all.push_back(std::fabs(g));
+  std::vector<double> sorted = all;
+  std::sort(sorted.begin(), sorted.end());
+  const double t = sorted[12 - 1];
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  ASSERT_EQ(report["layers"].size(), 2u);
+  int kept_total = 0;
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::vector<double>& gamma = layer == 0 ? gamma1 : gamma2;
+    std::vector<int64_t> expected;
+    for (size_t c = 0; c < gamma.size(); ++c) {
+      if (std::fabs(gamma[c]) > t) expected.push_back(c);
+    }
+    EXPECT_EQ(report["layers"][layer]["kept_filter_indices"].get<std::vector<int64_t>>(), expected);
+    kept_total += expected.size();
+  }
+  EXPECT_EQ(kept_total, 12);
+  // BN scale and shift of pruned channels are zero in the model.
+  torch::Tensor beta = Weight(session->module(), "bn2", "bias");
+  torch::Tensor gamma = Weight(session->module(), "bn2");
+  EXPECT_TRUE(beta.masked_select(gamma.eq(0)).eq(0).all().item<bool>());
+}
+
+TEST(CompressionSessionTest, SlimPenaltyShrinksBnScales) {
+  auto sum_of_gammas = [](double scale) {
+    auto session = Load("small_cnn.pt");
+    SyntheticTraining training(3);
+    double total = 0;
+    training.on_epoch_end_ = [&](torch::jit::Module& model) {
+      total = Weight(model, "bn1").abs().sum().item<double>() +
+              Weight(model, "bn2").abs().sum().item<double>();
+    };
+    CompressOptions options{
+        "slim", R"([{"sparsity": 0.25, "op_types": ["BatchNorm2d"]}])",
+        absl::StrCat(R"({"sparsifying_training_epochs": 2, "scale": )", scale, "}"), &training};
+    EXPECT_TRUE(session->Compress(options).ok());
+    return total;
+  };
+  EXPECT_LT(sum_of_gammas(1.0), sum_of_gammas(1e-6) - 0.5);
+}
+
+TEST(CompressionSessionTest, TaylorFoRanksFiltersByTheFirstStepsSquaredWeightGradients) {
+  auto session = Load("small_cnn.pt");
+  SyntheticTraining training(4);
+  // Independent bookkeeping: (w * g)^2 per filter after each of the first 2 steps.
+  std::vector<double> reference(16, 0.0);
+  int steps = 0;
+  training.on_step_ = [&](torch::jit::Module& model) {
+    if (steps++ >= 2) return;
+    const std::vector<double> w = Doubles(Weight(model, "conv2"));
+    const std::vector<double> g = Doubles(Weight(model, "conv2").grad());
+    const size_t span = w.size() / 16;
+    for (size_t k = 0; k < w.size(); ++k) {
+      const double v = static_cast<float>(w[k]) * static_cast<float>(g[k]);
+      reference[k / span] += v * v;
+    }
+  };
+  CompressOptions options{"taylorfo", R"([{"sparsity": 0.25, "op_names": ["conv2"]}])",
+                          R"({"sparsifying_training_batches": 2})", &training};
+  ASSERT_TRUE(session->Compress(options).ok());
+  std::vector<int> order(16);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return reference[a] < reference[b]; });
+  std::vector<int64_t> expected;
+  for (int c = 0; c < 16; ++c) {
+    if (std::find(order.begin(), order.begin() + 4, c) == order.begin() + 4) expected.push_back(c);
+  }
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  EXPECT_EQ(report["layers"][0]["kept_filter_indices"].get<std::vector<int64_t>>(), expected);
+}
+
+TEST(CompressionSessionTest, DataDrivenPrunersNeedTrainingData) {
+  auto session = Load("small_cnn.pt");
+  EXPECT_EQ(
+      session->Compress({"taylorfo", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
+      absl::StatusCode::kFailedPrecondition);
+  SyntheticTraining empty(0);
+  absl::Status status =
+      session->Compress({"taylorfo", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "", &empty});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("no optimizer step"));
+}
+
 TEST(CompressionSessionTest, BadInputIsAClearError) {
   auto missing = CompressionSession::Load("/nonexistent/model.pt", "cpu");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
@@ -216,7 +355,7 @@ TEST(CompressionSessionTest, BadInputIsAClearError) {
           .code(),
       absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(
-      session->Compress({"taylorfo", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
+      session->Compress({"apoz", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
       absl::StatusCode::kUnimplemented);
   ASSERT_TRUE(session->Compress({"l2", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());
   EXPECT_EQ(session->Compress({"l2", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),

@@ -32,7 +32,10 @@ at::Tensor ThresholdFilterKeep(const at::Tensor& scores, double sparsity) {
 }
 
 at::Tensor IndexFilterKeep(const at::Tensor& scores, double sparsity) {
-  const int64_t k = FiltersToPrune(scores.size(0), sparsity);
+  return IndexFilterKeepCount(scores, FiltersToPrune(scores.size(0), sparsity));
+}
+
+at::Tensor IndexFilterKeepCount(const at::Tensor& scores, int64_t k) {
   at::Tensor keep = at::ones_like(scores);
   if (k < 1) return keep;
   const at::Tensor order =

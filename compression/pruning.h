@@ -29,6 +29,9 @@ at::Tensor ThresholdFilterKeep(const at::Tensor& scores, double sparsity);
 // [C] keep vector, index style: exactly FiltersToPrune lowest scores pruned.
 at::Tensor IndexFilterKeep(const at::Tensor& scores, double sparsity);
 
+// [C] keep vector pruning exactly `count` lowest scores (ties to the lower index).
+at::Tensor IndexFilterKeepCount(const at::Tensor& scores, int64_t count);
+
 // The weight-shaped mask of a [C] keep vector.
 at::Tensor ExpandFilterKeep(const at::Tensor& keep, const at::Tensor& weight);
 
