@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "compression/graph_hooks.h"
 #include "compression/kernels/prune_kernels.h"
 #include "compression/pruning.h"
 #include "compression/quantization.h"
@@ -46,6 +47,42 @@ struct QuantState {
   torch::Tensor scale;          // qat, naive
   torch::Tensor zero_point;     // qat
   torch::Tensor running_scale;  // naive
+};
+
+// Per-channel statistics of act(conv output) over the first `max_batches` forwards in
+// training mode (APoZ: share of zeros; mean activation: mean), for apoz and
+// mean_activation (reference §2.3).
+class ActivationStatistics final : public ActivationHandler {
+ public:
+  ActivationStatistics(bool relu6, int max_batches) : relu6_(relu6), max_batches_(max_batches) {}
+
+  at::Tensor Forward(const at::Tensor& x, bool training, at::Tensor* ste_mask) override {
+    if (!training || batches_ >= max_batches_ || x.dim() < 2) return x;
+    torch::NoGradGuard no_grad;
+    const torch::Tensor a = relu6_ ? torch::clamp(x.detach(), 0, 6) : torch::relu(x.detach());
+    const torch::Tensor per_channel = a.transpose(0, 1).reshape({a.size(1), -1});
+    const torch::Tensor zeros = per_channel.eq(0).sum(1).to(torch::kDouble).cpu();
+    const torch::Tensor sums = per_channel.sum(1).to(torch::kDouble).cpu();
+    zeros_ = zeros_.defined() ? zeros_ + zeros : zeros;
+    sums_ = sums_.defined() ? sums_ + sums : sums;
+    elements_ += per_channel.size(1);
+    ++batches_;
+    return x;
+  }
+
+  int batches() const { return batches_; }
+  // Higher = more important: 1 - APoZ, or the mean activation.
+  torch::Tensor Scores(bool apoz) const {
+    return apoz ? 1 - zeros_ / static_cast<double>(elements_)
+                : sums_ / static_cast<double>(elements_);
+  }
+
+ private:
+  bool relu6_;
+  int max_batches_;
+  int batches_ = 0;
+  int64_t elements_ = 0;
+  torch::Tensor zeros_, sums_;
 };
 
 std::vector<double> ToVector(const torch::Tensor& t) {
@@ -281,6 +318,36 @@ struct CompressionSession::Impl {
     return absl::OkStatus();
   }
 
+  // APoZ / mean activation (reference §2.3): statistics of act(conv output) over the
+  // first `batches` training forwards of one epoch, then the least active filters go.
+  absl::Status ActivationRank(const std::vector<LayerAssignment>& assignments, bool relu6,
+                              int batches, TrainingHooks& hooks) {
+    GraphHooks graph_hooks(model);
+    std::vector<std::shared_ptr<ActivationStatistics>> statistics;
+    for (const LayerAssignment& a : assignments) {
+      statistics.push_back(std::make_shared<ActivationStatistics>(relu6, batches));
+      RETURN_IF_ERROR(graph_hooks.Add(layers[a.layer].name, HookSite::kOutput, statistics.back()));
+    }
+    const bool was_training = model.is_training();
+    model.train();
+    RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), StepCallbacks{}));
+    model.train(was_training);
+    graph_hooks.Remove();
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < assignments.size(); ++i) {
+      if (statistics[i]->batches() == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(algorithm, ": the training epoch ran no forward pass through ",
+                         layers[assignments[i].layer].name, " (is the training data empty?)"));
+      }
+      const double s = *assignments[i].config.sparsity;
+      SetFilterMasks(layers[assignments[i].layer].name, s,
+                     IndexFilterKeep(statistics[i]->Scores(algorithm == "apoz"), s));
+    }
+    ApplyAllMasks();
+    return absl::OkStatus();
+  }
+
   absl::Status Prune(const std::vector<LayerAssignment>& assignments) {
     torch::NoGradGuard no_grad;
     for (const LayerAssignment& a : assignments) {
@@ -363,17 +430,12 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
       algorithm == "level" || algorithm == "l1" || algorithm == "l2" || algorithm == "fpgm";
   const bool weight_quantizer =
       algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" || algorithm == "bnn";
-  const bool data_driven = algorithm == "slim" || algorithm == "taylorfo";
-  if (!one_shot && !weight_quantizer && !data_driven) {
-    return absl::UnimplementedError(
-        absl::StrCat(algorithm,
-                     " is not implemented yet; available: level, l1, l2, fpgm, slim, taylorfo, "
-                     "naive, qat, dorefa, bnn (weights)"));
-  }
+  const bool activation_rank = algorithm == "apoz" || algorithm == "mean_activation";
+  const bool data_driven = algorithm == "slim" || algorithm == "taylorfo" || activation_rank;
   if (data_driven) {
     int epochs = 10, batches = 1;
     double scale = 1e-4;
-    bool global_sort = false;
+    bool global_sort = false, relu6 = false;
     for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
       const std::string& key = it.key();
       const Json& v = it.value();
@@ -391,7 +453,11 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
       } else if (algorithm == "slim" && key == "scale") {
         if (!v.is_number() || !(v.get<double>() > 0)) return bad("must be a positive number");
         scale = v.get<double>();
-      } else if (algorithm == "taylorfo" && key == "sparsifying_training_batches") {
+      } else if (activation_rank && key == "activation") {
+        if (v != "relu" && v != "relu6") return bad("must be \"relu\" or \"relu6\"");
+        relu6 = v == "relu6";
+      } else if ((algorithm == "taylorfo" || activation_rank) &&
+                 key == "sparsifying_training_batches") {
         if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000) {
           return bad("must be an integer in 1..1000000");
         }
@@ -409,6 +475,8 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
     }
     impl_->algorithm = algorithm;
     return CatchTorch(absl::StrCat("pruning with ", algorithm), [&] {
+      if (activation_rank)
+        return impl_->ActivationRank(assignments, relu6, batches, *options.hooks);
       return algorithm == "slim"
                  ? impl_->Slim(assignments, epochs, scale, *options.hooks)
                  : impl_->TaylorFo(assignments, batches, global_sort, *options.hooks);

@@ -206,7 +206,9 @@ class SyntheticTraining final : public TrainingHooks {
     torch::manual_seed(100 + epochs_++);
     for (int b = 0; b < batches_; ++b) {
       optimizer_->zero_grad();
-      torch::Tensor out = model.forward({torch::randn({8, 1, 28, 28})}).toTensor();
+      torch::Tensor input = torch::randn({8, 1, 28, 28});
+      if (before_forward_) before_forward_(model, input);
+      torch::Tensor out = model.forward({input}).toTensor();
       torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {8})).backward();
       if (callbacks.before_step) callbacks.before_step();
       optimizer_->step();
@@ -217,6 +219,7 @@ class SyntheticTraining final : public TrainingHooks {
     return absl::OkStatus();
   }
 
+  std::function<void(torch::jit::Module&, const torch::Tensor&)> before_forward_;
   std::function<void(torch::jit::Module&)> on_step_;
   std::function<void(torch::jit::Module&)> on_epoch_end_;
 
@@ -317,6 +320,60 @@ TEST(CompressionSessionTest, TaylorFoRanksFiltersByTheFirstStepsSquaredWeightGra
   EXPECT_EQ(report["layers"][0]["kept_filter_indices"].get<std::vector<int64_t>>(), expected);
 }
 
+TEST(CompressionSessionTest, ApozAndMeanActivationRankFiltersByTheirStatistics) {
+  for (const std::string algorithm : {"apoz", "mean_activation"}) {
+    auto session = Load("small_cnn.pt");
+    SyntheticTraining training(3);
+    // Reference: relu(conv2 output) of the first two training forwards, recomputed with
+    // functional ops from the weights as they are just before each forward.
+    std::vector<double> zeros(16, 0), sums(16, 0);
+    double elements = 0;
+    int forwards = 0;
+    training.before_forward_ = [&](torch::jit::Module& model, const torch::Tensor& x) {
+      if (forwards++ >= 2) return;
+      torch::NoGradGuard no_grad;
+      auto p = [&](const char* layer, const char* what) {
+        return Weight(model, layer, what).detach();
+      };
+      torch::Tensor h = torch::conv2d(x, p("conv1", "weight"), p("conv1", "bias"));
+      h = torch::batch_norm(h, p("bn1", "weight"), p("bn1", "bias"), {}, {}, true, 0.1, 1e-5,
+                            false);
+      h = torch::max_pool2d(torch::relu(h), 2);
+      torch::Tensor out = torch::relu(torch::conv2d(h, p("conv2", "weight"), p("conv2", "bias")));
+      const torch::Tensor per_channel = out.transpose(0, 1).reshape({16, -1});
+      for (int c = 0; c < 16; ++c) {
+        zeros[c] += per_channel[c].eq(0).sum().item<double>();
+        sums[c] += per_channel[c].sum().item<double>();
+      }
+      elements += per_channel.size(1);
+    };
+    CompressOptions options{algorithm, R"([{"sparsity": 0.5, "op_names": ["conv2"]}])",
+                            R"({"sparsifying_training_batches": 2})", &training};
+    ASSERT_TRUE(session->Compress(options).ok()) << algorithm;
+    std::vector<double> scores(16);
+    for (int c = 0; c < 16; ++c) {
+      scores[c] = algorithm == "apoz" ? 1 - zeros[c] / elements : sums[c] / elements;
+    }
+    std::vector<int> order(16);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return scores[a] < scores[b]; });
+    std::vector<int64_t> expected;
+    for (int c = 0; c < 16; ++c) {
+      if (std::find(order.begin(), order.begin() + 8, c) == order.begin() + 8)
+        expected.push_back(c);
+    }
+    nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+    EXPECT_EQ(report["layers"][0]["kept_filter_indices"].get<std::vector<int64_t>>(), expected)
+        << algorithm;
+    // The saved model carries no hook.
+    const std::string path = TempPath(algorithm + ".pt");
+    ASSERT_TRUE(session->Save(path).ok());
+    EXPECT_EQ(torch::jit::load(path).get_method("forward").graph()->toString().find("observe"),
+              std::string::npos);
+  }
+}
+
 TEST(CompressionSessionTest, DataDrivenPrunersNeedTrainingData) {
   auto session = Load("small_cnn.pt");
   EXPECT_EQ(
@@ -356,7 +413,7 @@ TEST(CompressionSessionTest, BadInputIsAClearError) {
       absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(
       session->Compress({"apoz", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
-      absl::StatusCode::kUnimplemented);
+      absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(session->Compress({"l2", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());
   EXPECT_EQ(session->Compress({"l2", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).code(),
             absl::StatusCode::kFailedPrecondition);
