@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "compression/graph_hooks.h"
 #include "compression/kernels/prune_kernels.h"
+#include "compression/kernels/quant_kernels.h"
 #include "compression/pruning.h"
 #include "compression/quantization.h"
 #include "compression/torch_status.h"
@@ -85,6 +86,82 @@ class ActivationStatistics final : public ActivationHandler {
   torch::Tensor zeros_, sums_;
 };
 
+// QAT input/output quantization (reference §3.3): in training, the tensor's range
+// (per tensor, or per channel along dim 1) updates an EMA (decay 0.99; overwritten
+// before the first optimizer step); from quant_start_step on, the tracked range gives
+// scale and zero point and the tensor is fake-quantized, gradients passing only inside
+// the range. In eval mode the stored scale and zero point are used; before any training
+// the tensor passes unquantized (NNI produced NaN there).
+class QatActivationQuantizer final : public ActivationHandler {
+ public:
+  QatActivationQuantizer(int bits, std::string scheme, std::string dtype, int quant_start_step,
+                         const int64_t* steps)
+      : bits_(bits),
+        scheme_(std::move(scheme)),
+        dtype_(std::move(dtype)),
+        quant_start_step_(quant_start_step),
+        steps_(steps) {}
+
+  at::Tensor Forward(const at::Tensor& x, bool training, at::Tensor* ste_mask) override {
+    const bool per_channel = scheme_.rfind("per_channel", 0) == 0 && x.dim() >= 2;
+    // Channels first, so the kernel's per-channel axis (dim 0) is dim 1 of x.
+    const torch::Tensor channels_first =
+        per_channel ? x.detach().transpose(0, 1).contiguous() : x.detach();
+    if (training) {
+      torch::NoGradGuard no_grad;
+      torch::Tensor lo, hi;
+      if (per_channel) {
+        const torch::Tensor flat = channels_first.reshape({channels_first.size(0), -1});
+        lo = std::get<0>(flat.min(1));
+        hi = std::get<0>(flat.max(1));
+      } else {
+        lo = channels_first.min().reshape({1});
+        hi = channels_first.max().reshape({1});
+      }
+      if (*steps_ == 1 || !tracked_min_.defined()) {
+        tracked_min_ = lo.clone();
+        tracked_max_ = hi.clone();
+      }
+      tracked_min_ = 0.99 * tracked_min_ + 0.01 * lo;
+      tracked_max_ = 0.99 * tracked_max_ + 0.01 * hi;
+      if (quant_start_step_ > *steps_) return x;
+      ComputeScaleZeroPoint(tracked_min_, tracked_max_, RangeFor(bits_, dtype_),
+                            scheme_.find("symmetric") != std::string::npos, dtype_, &scale_,
+                            &zero_point_);
+    }
+    if (!scale_.defined()) return x;
+    const IntegerRange range = RangeFor(bits_, dtype_);
+    auto [value, mask] =
+        kernels::FakeQuantize(channels_first, scale_, zero_point_, range.qmin, range.qmax);
+    if (per_channel) {
+      value = value.transpose(0, 1).contiguous();
+      mask = mask.transpose(0, 1).contiguous();
+    }
+    *ste_mask = mask;
+    return value;
+  }
+
+  int bits() const { return bits_; }
+  const torch::Tensor& tracked_min() const { return tracked_min_; }
+  const torch::Tensor& tracked_max() const { return tracked_max_; }
+
+ private:
+  int bits_;
+  std::string scheme_, dtype_;
+  int quant_start_step_;
+  const int64_t* steps_;
+  torch::Tensor tracked_min_, tracked_max_, scale_, zero_point_;
+};
+
+// BNN output binarization: sign(y) with sign(0) = +1; gradients pass where |y| <= 1.
+class BnnOutputQuantizer final : public ActivationHandler {
+ public:
+  at::Tensor Forward(const at::Tensor& x, bool training, at::Tensor* ste_mask) override {
+    *ste_mask = x.detach().abs().le(1).to(x.scalar_type());
+    return torch::where(x.detach().ge(0), torch::ones_like(x), -torch::ones_like(x));
+  }
+};
+
 std::vector<double> ToVector(const torch::Tensor& t) {
   torch::Tensor flat = t.detach().to(torch::kDouble).cpu().contiguous().reshape({-1});
   return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
@@ -118,9 +195,12 @@ struct CompressionSession::Impl {
   std::vector<LayerInfo> layers;
   std::map<std::string, torch::jit::Module> modules;  // by layer name
   std::string algorithm;
-  std::map<std::string, LayerState> states;  // pruned layers, by name
-  std::map<std::string, QuantState> quant;   // quantized layers, by name
-  int64_t steps = 1;                         // QAT's step counter, as NNI's buffer
+  std::map<std::string, LayerState> states;      // pruned layers, by name
+  std::map<std::string, QuantState> quant;       // quantized layers, by name
+  std::unique_ptr<GraphHooks> activation_hooks;  // input/output quantization
+  // Activation quantizers by "layer/input" or "layer/output", for the calibration table.
+  std::map<std::string, std::shared_ptr<QatActivationQuantizer>> activation_quantizers;
+  int64_t steps = 1;  // QAT's step counter, as NNI's buffer
 
   bool quantizer() const {
     return algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" ||
@@ -153,17 +233,27 @@ struct CompressionSession::Impl {
 
   absl::Status StartQuantization(const std::vector<LayerAssignment>& assignments) {
     for (const LayerAssignment& a : assignments) {
+      const std::string& name = layers[a.layer].name;
       for (const std::string& type : a.config.quant_types) {
-        if (type != "weight") {
-          return absl::UnimplementedError(
-              absl::StrCat("quantizing ", type, "s (layer ", layers[a.layer].name,
-                           ") needs the TorchScript graph rewrite, which is not implemented yet; "
-                           "quant_types [\"weight\"] works"));
+        if (type == "weight") continue;
+        if (activation_hooks == nullptr) activation_hooks = std::make_unique<GraphHooks>(model);
+        const HookSite site = type == "input" ? HookSite::kInput : HookSite::kOutput;
+        std::shared_ptr<ActivationHandler> handler;
+        if (algorithm == "bnn") {
+          handler = std::make_shared<BnnOutputQuantizer>();
+        } else {
+          auto qat = std::make_shared<QatActivationQuantizer>(
+              a.config.quant_bits.at(type), a.config.quant_scheme.at(type),
+              a.config.quant_dtype.at(type), a.config.quant_start_step, &steps);
+          activation_quantizers[name + "/" + type] = qat;
+          handler = qat;
         }
+        RETURN_IF_ERROR(activation_hooks->Add(name, site, handler));
       }
     }
     torch::NoGradGuard no_grad;
     for (const LayerAssignment& a : assignments) {
+      if (a.config.quant_bits.count("weight") == 0) continue;  // activations only
       const std::string& name = layers[a.layer].name;
       QuantState q;
       q.bits = a.config.quant_bits.at("weight");
@@ -554,6 +644,8 @@ absl::Status CompressionSession::Save(const std::string& path) {
     std::vector<torch::Tensor> params, masks;
     impl_->MaskedTensors(params, masks);
     kernels::ApplyMasks(params, masks);
+    // Activation quantization ends here: the saved graphs must not call our operator.
+    if (impl_->activation_hooks != nullptr) impl_->activation_hooks->Remove();
     impl_->model.save(path);
     return absl::OkStatus();
   });
@@ -618,6 +710,16 @@ std::string CompressionSession::CalibrationJson() const {
     if (q.scale.defined()) layer["weight_scale"] = ToVector(q.scale);
     if (q.zero_point.defined()) layer["weight_zero_point"] = ToVector(q.zero_point);
     calibration[name] = std::move(layer);
+  }
+  for (const auto& [key, quantizer] : impl_->activation_quantizers) {
+    const std::string layer = key.substr(0, key.rfind('/'));
+    const std::string type = key.substr(key.rfind('/') + 1);
+    Json& entry = calibration[layer];
+    entry[type + "_bits"] = quantizer->bits();
+    if (quantizer->tracked_min().defined()) {
+      entry["tracked_min_" + type] = ToVector(quantizer->tracked_min());
+      entry["tracked_max_" + type] = ToVector(quantizer->tracked_max());
+    }
   }
   return calibration.dump(2);
 }

@@ -78,7 +78,9 @@ class CompressionSession {
   // quant_start_step) and re-quantizes the weights from their shadows.
   absl::Status OnOptimizerStep();
 
-  // Saves the model as TorchScript with the same module names, masks folded in.
+  // Saves the model as TorchScript with the same module names, masks folded in and
+  // quantized weights fake-quantized. Input/output quantization hooks are removed first
+  // (the saved model needs nothing of this library), so call it after training.
   absl::Status Save(const std::string& path);
 
   // Per-layer report (sparsity, kept filters, bits, scale, zero point) and model totals

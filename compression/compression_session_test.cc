@@ -184,15 +184,6 @@ TEST(CompressionSessionTest, QatTrainsFloatShadowsThroughTheStraightThroughEstim
   EXPECT_EQ(report["layers"].size(), 4u);
 }
 
-TEST(CompressionSessionTest, ActivationQuantizationIsReportedAsNotYetAvailable) {
-  auto session = Load("small_cnn.pt");
-  absl::Status status = session->Compress(
-      {"qat", R"([{"quant_types": ["weight", "output"], "quant_bits": 8, "op_types": ["Conv2d"]}])",
-       ""});
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("graph rewrite"));
-}
-
 // Trains on fixed random batches with SGD; records what the tests compare against.
 class SyntheticTraining final : public TrainingHooks {
  public:
@@ -372,6 +363,72 @@ TEST(CompressionSessionTest, ApozAndMeanActivationRankFiltersByTheirStatistics) 
     EXPECT_EQ(torch::jit::load(path).get_method("forward").graph()->toString().find("observe"),
               std::string::npos);
   }
+}
+
+TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOnIt) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(session
+                  ->Compress({"qat", R"([{"quant_types": ["output"], "quant_bits": 3,
+                                 "op_names": ["fc2"]}])",
+                              ""})
+                  .ok());
+  torch::jit::Module& model = session->module();
+  SyntheticTraining training(1);
+  // The outputs take at most 2^3 values once quantized.
+  model.train();
+  torch::manual_seed(9);
+  std::vector<torch::Tensor> params = session->TrainableParameters();
+  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(0.01));
+  for (int step = 0; step < 3; ++step) {
+    optimizer.zero_grad();
+    torch::Tensor out = model.forward({torch::randn({16, 1, 28, 28})}).toTensor();
+    EXPECT_LE(std::get<0>(at::_unique(out.detach())).numel(), 8) << step;
+    torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {16})).backward();
+    ASSERT_TRUE(session->BeforeOptimizerStep().ok());
+    optimizer.step();
+    ASSERT_TRUE(session->OnOptimizerStep().ok());
+  }
+  // Eval mode uses the stored scale: still quantized.
+  model.eval();
+  torch::Tensor eval_out = model.forward({torch::randn({16, 1, 28, 28})}).toTensor();
+  EXPECT_LE(std::get<0>(at::_unique(eval_out)).numel(), 8);
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  EXPECT_EQ(calibration["fc2"]["output_bits"], 3);
+  EXPECT_LT(calibration["fc2"]["tracked_min_output"][0].get<double>(), 0);
+  EXPECT_GT(calibration["fc2"]["tracked_max_output"][0].get<double>(), 0);
+  // The saved model is plain TorchScript again: outputs are no longer quantized.
+  const std::string path = TempPath("qat_output.pt");
+  ASSERT_TRUE(session->Save(path).ok());
+  torch::jit::Module reloaded = torch::jit::load(path);
+  reloaded.eval();
+  EXPECT_GT(std::get<0>(at::_unique(reloaded.forward({torch::randn({16, 1, 28, 28})}).toTensor()))
+                .numel(),
+            8);
+}
+
+TEST(CompressionSessionTest, BnnBinarizesWeightsAndOutputs) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(session
+                  ->Compress({"bnn", R"([{"quant_types": ["weight", "output"], "quant_bits": 1,
+                                 "op_names": ["fc1"]}])",
+                              ""})
+                  .ok());
+  torch::jit::Module& model = session->module();
+  EXPECT_TRUE(Weight(model, "fc1").abs().eq(1).all().item<bool>());
+  model.eval();
+  // Reference: the same network with fc1's output replaced by its sign (sign(0) = +1).
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({4, 1, 28, 28});
+  auto run = [&](const char* layer, const torch::Tensor& in) {
+    return model.attr(layer).toModule().forward({in}).toTensor();
+  };
+  torch::Tensor h = torch::max_pool2d(torch::relu(run("bn1", run("conv1", x))), 2);
+  h = torch::flatten(torch::max_pool2d(torch::relu(run("bn2", run("conv2", h))), 2), 1);
+  torch::Tensor fc1 = torch::linear(h, Weight(model, "fc1"), Weight(model, "fc1", "bias"));
+  torch::Tensor binary = torch::where(fc1.ge(0), torch::ones_like(fc1), -torch::ones_like(fc1));
+  torch::Tensor expected =
+      torch::linear(torch::relu(binary), Weight(model, "fc2"), Weight(model, "fc2", "bias"));
+  EXPECT_TRUE(torch::allclose(model.forward({x}).toTensor(), expected, 1e-5, 1e-6));
 }
 
 TEST(CompressionSessionTest, DataDrivenPrunersNeedTrainingData) {
