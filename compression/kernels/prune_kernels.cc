@@ -8,6 +8,10 @@
 #include <cmath>
 #include <vector>
 
+#ifdef AUTOCOMPRESS_WITH_CUDA
+#include "compression/cuda/cuda_dispatch.h"
+#endif
+
 namespace autocompress::compression::kernels {
 
 at::Tensor FilterNormsComposite(const at::Tensor& weight, int p) {
@@ -123,6 +127,9 @@ double SquaredDistance(const T* a, const T* b, int64_t n) {
 at::Tensor FilterNorms(const at::Tensor& weight, int p) {
   TORCH_CHECK(p == 1 || p == 2, "FilterNorms: p must be 1 or 2, got ", p);
   TORCH_CHECK(weight.dim() >= 1 && weight.size(0) > 0, "FilterNorms: weight has no filters");
+#ifdef AUTOCOMPRESS_WITH_CUDA
+  if (weight.is_cuda()) return cuda::FilterNormsTensor(weight, p);
+#endif
   if (!weight.device().is_cpu()) return FilterNormsComposite(weight, p);
   const at::Tensor w = weight.contiguous();
   const int64_t filters = w.size(0);
@@ -145,6 +152,9 @@ at::Tensor FilterNorms(const at::Tensor& weight, int p) {
 
 at::Tensor FpgmDistanceSums(const at::Tensor& weight) {
   TORCH_CHECK(weight.dim() >= 1 && weight.size(0) > 0, "FpgmDistanceSums: weight has no filters");
+#ifdef AUTOCOMPRESS_WITH_CUDA
+  if (weight.is_cuda()) return cuda::FpgmDistanceSumsTensor(weight);
+#endif
   if (!weight.device().is_cpu()) return FpgmDistanceSumsComposite(weight);
   const at::Tensor w = weight.contiguous();
   const int64_t filters = w.size(0);
@@ -191,6 +201,17 @@ void ApplyMasksImpl(const std::vector<at::Tensor>& params, const std::vector<at:
     TORCH_CHECK(p.sizes() == m.sizes(), "ApplyMasks: tensor ", i, " has shape ", p.sizes(),
                 " but its mask ", m.sizes());
     const at::Tensor g = grads ? p.grad() : at::Tensor();
+#ifdef AUTOCOMPRESS_WITH_CUDA
+    if (p.is_cuda() && p.scalar_type() == at::kFloat && m.scalar_type() == at::kFloat &&
+        p.is_contiguous() && m.is_contiguous() && (!g.defined() || g.is_contiguous())) {
+      if (values) {
+        cuda::ApplyMaskTensor(p, g, m);
+      } else if (g.defined()) {
+        cuda::ApplyMaskTensor(g, at::Tensor(), m);
+      }
+      continue;
+    }
+#endif
     if (!p.device().is_cpu() || !p.is_contiguous() || !m.is_contiguous() ||
         p.scalar_type() != m.scalar_type() || (g.defined() && !g.is_contiguous())) {
       if (values) p.mul_(m);

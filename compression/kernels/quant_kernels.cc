@@ -5,6 +5,10 @@
 
 #include <cmath>
 
+#ifdef AUTOCOMPRESS_WITH_CUDA
+#include "compression/cuda/cuda_dispatch.h"
+#endif
+
 namespace autocompress::compression::kernels {
 namespace {
 
@@ -57,6 +61,11 @@ std::pair<at::Tensor, at::Tensor> FakeQuantize(const at::Tensor& x, const at::Te
   TORCH_CHECK(!per_channel || (x.dim() >= 1 && x.size(0) == scale.numel()),
               "FakeQuantize: ", scale.numel(), " scales for a tensor of shape ", x.sizes());
   TORCH_CHECK(scale.numel() == zero_point.numel(), "FakeQuantize: scale and zero point differ");
+#ifdef AUTOCOMPRESS_WITH_CUDA
+  if (x.is_cuda() && x.scalar_type() == at::kFloat) {
+    return cuda::FakeQuantizeTensor(x, scale, zero_point, qmin, qmax);
+  }
+#endif
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) {
     return FakeQuantizeComposite(x, scale.to(x.options()), zero_point.to(x.options()), qmin, qmax);
   }

@@ -1,0 +1,46 @@
+#include "compression/cuda/cuda_dispatch.h"
+
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "compression/cuda/kernels.cuh"
+
+namespace autocompress::compression::cuda {
+
+at::Tensor FilterNormsTensor(const at::Tensor& weight, int p) {
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({w.size(0)}, w.options());
+  FilterNorms(w.data_ptr<float>(), out.data_ptr<float>(), w.size(0), w.numel() / w.size(0), p,
+              c10::cuda::getCurrentCUDAStream());
+  return out.to(weight.scalar_type());
+}
+
+at::Tensor FpgmDistanceSumsTensor(const at::Tensor& weight) {
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({w.size(0)}, w.options());
+  FpgmDistanceSums(w.data_ptr<float>(), out.data_ptr<float>(), w.size(0), w.numel() / w.size(0),
+                   c10::cuda::getCurrentCUDAStream());
+  return out.to(weight.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> FakeQuantizeTensor(const at::Tensor& x, const at::Tensor& scale,
+                                                     const at::Tensor& zero_point, double qmin,
+                                                     double qmax) {
+  const at::Tensor input = x.to(at::kFloat).contiguous();
+  const at::Tensor s = scale.to(input.options()).contiguous();
+  const at::Tensor z = zero_point.to(input.options()).contiguous();
+  at::Tensor out = at::empty_like(input), mask = at::empty_like(input);
+  const int64_t channels = s.numel();
+  FakeQuantize(input.data_ptr<float>(), out.data_ptr<float>(), mask.data_ptr<float>(),
+               input.numel(), channels == 1 ? input.numel() : input.numel() / channels,
+               s.data_ptr<float>(), z.data_ptr<float>(), channels, static_cast<float>(qmin),
+               static_cast<float>(qmax), c10::cuda::getCurrentCUDAStream());
+  return {out, mask};
+}
+
+void ApplyMaskTensor(const at::Tensor& data, const at::Tensor& grad, const at::Tensor& mask) {
+  ApplyMask(data.data_ptr<float>(), grad.defined() ? grad.data_ptr<float>() : nullptr,
+            mask.data_ptr<float>(), data.numel(), c10::cuda::getCurrentCUDAStream());
+}
+
+}  // namespace autocompress::compression::cuda

@@ -1,0 +1,146 @@
+// gpu-check: on a machine with an NVIDIA GPU, checks every CUDA kernel against the CPU
+// kernel on random inputs and times both, printing a markdown table with the card's
+// name. Built by check_on_gpu.sh against the LibTorch inside the installed PyTorch.
+// Exit code 1 when any CUDA result differs from the CPU one beyond tolerance.
+#include <ATen/ATen.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compression/kernels/prune_kernels.h"
+#include "compression/kernels/quant_kernels.h"
+
+namespace k = autocompress::compression::kernels;
+
+namespace {
+
+double MedianCudaMs(const std::function<void()>& f, int reps) {
+  f();
+  cudaDeviceSynchronize();
+  std::vector<double> ms;
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(start);
+    f();
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float elapsed = 0;
+    cudaEventElapsedTime(&elapsed, start, stop);
+    ms.push_back(elapsed);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+double MedianCpuMs(const std::function<void()>& f, int reps) {
+  f();
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+bool failed = false;
+
+void Check(const std::string& what, const at::Tensor& cpu, const at::Tensor& gpu, double tol) {
+  const double err = (cpu - gpu.cpu()).abs().max().item<double>();
+  const double scale = std::max(1.0, cpu.abs().max().item<double>());
+  const bool ok = err <= tol * scale;
+  failed = failed || !ok;
+  std::printf("check %-42s max |cpu - cuda| = %.3g %s\n", what.c_str(), err,
+              ok ? "ok" : "MISMATCH");
+}
+
+}  // namespace
+
+int main() {
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  at::manual_seed(0);
+  std::printf("device: %s (%d SMs)\n\n", prop.name, prop.multiProcessorCount);
+
+  const at::Tensor w = at::randn({512, 256, 3, 3});
+  const at::Tensor wg = w.cuda();
+  for (int p : {1, 2})
+    Check("filter L" + std::to_string(p) + " norms", k::FilterNorms(w, p), k::FilterNorms(wg, p),
+          1e-5);
+  const at::Tensor small = at::randn({256, 128, 3, 3});
+  Check("FPGM distance sums", k::FpgmDistanceSums(small), k::FpgmDistanceSums(small.cuda()), 1e-4);
+  const at::Tensor x = at::randn({64, 512, 28, 28}) * 3;  // 25.7M values
+  const at::Tensor xg = x.cuda();
+  for (int64_t channels : {1, 64}) {
+    const at::Tensor s = at::rand({channels}) * 0.05 + 0.01,
+                     z = at::randint(0, 256, {channels}).to(at::kFloat);
+    auto [cpu_out, cpu_mask] = k::FakeQuantize(x, s, z, 0, 255);
+    auto [gpu_out, gpu_mask] = k::FakeQuantize(xg, s.cuda(), z.cuda(), 0, 255);
+    Check(std::string("fake quantization ") + (channels == 1 ? "per tensor" : "per channel"),
+          cpu_out, gpu_out, 1e-6);
+    Check(std::string("STE mask ") + (channels == 1 ? "per tensor" : "per channel"), cpu_mask,
+          gpu_mask, 0);
+  }
+  {
+    at::Tensor p = at::randn({4096, 4096}), m = (at::rand({4096, 4096}) > 0.5).to(at::kFloat);
+    at::Tensor pg = p.cuda(), mg = m.cuda();
+    k::ApplyMasks({p}, {m});
+    k::ApplyMasks({pg}, {mg});
+    Check("apply masks", p, pg, 0);
+  }
+
+  // Device-to-device copy bandwidth (bytes read + written) as the reference.
+  at::Tensor big = at::empty({1 << 28}, at::TensorOptions().device(at::kCUDA));
+  at::Tensor big_copy = at::empty_like(big);
+  const double copy_ms = MedianCudaMs([&] { big_copy.copy_(big); }, 20);
+  const double copy_gbs = 2.0 * big.numel() * 4 / (copy_ms * 1e6);
+
+  std::printf(
+      "\n| kernel | shape | CPU ms (median) | CUDA ms (median) | CUDA GB/s | %% of copy bandwidth "
+      "|\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  auto row = [&](const std::string& name, const std::string& shape, double cpu_ms, double gpu_ms,
+                 double bytes) {
+    const double gbs = bytes / (gpu_ms * 1e6);
+    std::printf("| %s | %s | %.3f | %.4f | %.0f | %.0f%% |\n", name.c_str(), shape.c_str(), cpu_ms,
+                gpu_ms, gbs, 100 * gbs / copy_gbs);
+  };
+  for (int p : {1, 2}) {
+    row("filter L" + std::to_string(p) + " norms", "[512, 256, 3, 3]",
+        MedianCpuMs([&] { k::FilterNorms(w, p); }, 11),
+        MedianCudaMs([&] { k::FilterNorms(wg, p); }, 51), w.numel() * 4.0);
+  }
+  const at::Tensor smallg = small.cuda();
+  row("FPGM distance sums", "[256, 128, 3, 3]", MedianCpuMs([&] { k::FpgmDistanceSums(small); }, 5),
+      MedianCudaMs([&] { k::FpgmDistanceSums(smallg); }, 21), small.numel() * 4.0 * small.size(0));
+  for (int64_t channels : {1, 64}) {
+    const at::Tensor s = at::rand({channels}) * 0.05 + 0.01,
+                     z = at::randint(0, 256, {channels}).to(at::kFloat);
+    const at::Tensor sg = s.cuda(), zg = z.cuda();
+    // Read x, write value and mask.
+    row(std::string("fake quantization + mask, ") + (channels == 1 ? "per tensor" : "per channel"),
+        "[64, 512, 28, 28]", MedianCpuMs([&] { k::FakeQuantize(x, s, z, 0, 255); }, 5),
+        MedianCudaMs([&] { k::FakeQuantize(xg, sg, zg, 0, 255); }, 51), x.numel() * 12.0);
+  }
+  {
+    at::Tensor pg = at::randn({8192, 4096}, at::TensorOptions().device(at::kCUDA));
+    at::Tensor mg =
+        (at::rand({8192, 4096}, at::TensorOptions().device(at::kCUDA)) > 0.5).to(at::kFloat);
+    at::Tensor p = pg.cpu(), m = mg.cpu();
+    // Read param and mask, write param.
+    row("apply masks", "[8192, 4096]", MedianCpuMs([&] { k::ApplyMasks({p}, {m}); }, 11),
+        MedianCudaMs([&] { k::ApplyMasks({pg}, {mg}); }, 51), pg.numel() * 12.0);
+  }
+  std::printf("\ndevice-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
+  std::printf("gpu-check: %s\n", failed ? "MISMATCH" : "all CUDA results match the CPU kernels");
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,104 @@
+#include "kernels.cuh"
+
+namespace autocompress::compression::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Sum over a block of kThreads threads (warp shuffles, then one warp over warp sums).
+__device__ float BlockSum(float v) {
+  __shared__ float warp_sums[kThreads / 32];
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffff, v, offset);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
+  if (warp == 0) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffff, v, offset);
+  }
+  __syncthreads();
+  return v;  // valid in thread 0
+}
+
+__global__ void FilterNormsKernel(const float* w, float* out, int64_t size, int p) {
+  const float* v = w + blockIdx.x * size;
+  float acc = 0;
+  for (int64_t k = threadIdx.x; k < size; k += blockDim.x) {
+    acc += p == 1 ? fabsf(v[k]) : v[k] * v[k];
+  }
+  acc = BlockSum(acc);
+  if (threadIdx.x == 0) out[blockIdx.x] = p == 1 ? acc : sqrtf(acc);
+}
+
+// One block per filter c; loops over j in a fixed order (deterministic sums).
+__global__ void FpgmKernel(const float* w, float* out, int64_t filters, int64_t size) {
+  const float* a = w + blockIdx.x * size;
+  float total = 0;
+  for (int64_t j = 0; j < filters; ++j) {
+    const float* b = w + j * size;
+    float acc = 0;
+    for (int64_t k = threadIdx.x; k < size; k += blockDim.x) {
+      const float d = a[k] - b[k];
+      acc += d * d;
+    }
+    acc = BlockSum(acc);
+    if (threadIdx.x == 0) total += sqrtf(acc);
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = total;
+}
+
+__global__ void FakeQuantizeKernel(const float* x, float* out, float* mask, int64_t n, int64_t span,
+                                   const float* scale, const float* zero_point, int64_t channels,
+                                   float qmin, float qmax) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c = channels == 1 ? 0 : i / span;
+    const float s = scale[c], z = zero_point[c];
+    const float shifted = z + x[i] / s;
+    const float q = rintf(fminf(fmaxf(shifted, qmin), qmax));  // rint: half to even
+    out[i] = s * (q - z);
+    const float unclamped = rintf(shifted);
+    mask[i] = (unclamped >= qmin && unclamped <= qmax) ? 1.0f : 0.0f;
+  }
+}
+
+__global__ void ApplyMaskKernel(float* data, float* grad, const float* mask, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float m = mask[i];
+    data[i] *= m;
+    if (grad != nullptr) grad[i] *= m;
+  }
+}
+
+int Blocks(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(blocks < 65536 ? blocks : 65536);
+}
+
+}  // namespace
+
+void FilterNorms(const float* w, float* out, int64_t filters, int64_t size, int p,
+                 cudaStream_t stream) {
+  FilterNormsKernel<<<static_cast<unsigned>(filters), kThreads, 0, stream>>>(w, out, size, p);
+}
+
+void FpgmDistanceSums(const float* w, float* out, int64_t filters, int64_t size,
+                      cudaStream_t stream) {
+  FpgmKernel<<<static_cast<unsigned>(filters), kThreads, 0, stream>>>(w, out, filters, size);
+}
+
+void FakeQuantize(const float* x, float* out, float* mask, int64_t n, int64_t span,
+                  const float* scale, const float* zero_point, int64_t channels, float qmin,
+                  float qmax, cudaStream_t stream) {
+  if (n == 0) return;
+  FakeQuantizeKernel<<<Blocks(n), kThreads, 0, stream>>>(x, out, mask, n, span, scale, zero_point,
+                                                         channels, qmin, qmax);
+}
+
+void ApplyMask(float* data, float* grad, const float* mask, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  ApplyMaskKernel<<<Blocks(n), kThreads, 0, stream>>>(data, grad, mask, n);
+}
+
+}  // namespace autocompress::compression::cuda
