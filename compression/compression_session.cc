@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "compression/dependency.h"
 #include "compression/graph_hooks.h"
 #include "compression/kernels/prune_kernels.h"
 #include "compression/kernels/quant_kernels.h"
@@ -200,7 +202,8 @@ struct CompressionSession::Impl {
   std::unique_ptr<GraphHooks> activation_hooks;  // input/output quantization
   // Activation quantizers by "layer/input" or "layer/output", for the calibration table.
   std::map<std::string, std::shared_ptr<QatActivationQuantizer>> activation_quantizers;
-  int64_t steps = 1;  // QAT's step counter, as NNI's buffer
+  int64_t steps = 1;              // QAT's step counter, as NNI's buffer
+  bool dependency_aware = false;  // filter pruners: prune dependent layers jointly
 
   bool quantizer() const {
     return algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" ||
@@ -354,6 +357,61 @@ struct CompressionSession::Impl {
   // TaylorFO (reference §2.3): after each of the first `batches` optimizer steps of one
   // epoch, contribution[c] += sum over filter c of (w * grad)^2; then the lowest
   // contributions are pruned per layer, or against one pool (global_sort).
+  // Chooses the filters of every assigned layer from its scores (higher = more
+  // important, non-negative). With dependency_aware, layers of one channel-dependency set
+  // first agree on common channels (reference §2.5): if every member is pruned, the
+  // floor(C * min sparsity) channels with the lowest summed score go in all of them;
+  // then each member prunes its own count, the common channels first.
+  absl::Status SelectFilters(const std::vector<LayerAssignment>& assignments,
+                             const std::map<std::string, torch::Tensor>& scores,
+                             bool threshold_style) {
+    std::map<std::string, double> sparsity;
+    for (const LayerAssignment& a : assignments)
+      sparsity[layers[a.layer].name] = *a.config.sparsity;
+    std::vector<std::vector<std::string>> sets;
+    if (dependency_aware) {
+      ASSIGN_OR_RETURN(sets, ChannelDependencySets(model));
+    }
+    std::set<std::string> done;
+    for (const LayerAssignment& a : assignments) {
+      const std::string& name = layers[a.layer].name;
+      if (done.count(name)) continue;
+      std::vector<std::string> members = {name};
+      for (const std::vector<std::string>& set : sets) {
+        if (std::find(set.begin(), set.end(), name) != set.end()) members = set;
+      }
+      std::vector<std::string> configured;
+      for (const std::string& m : members) {
+        if (sparsity.count(m)) configured.push_back(m);
+      }
+      double min_sparsity = 1;
+      for (const std::string& m : configured) min_sparsity = std::min(min_sparsity, sparsity[m]);
+      if (configured.size() != members.size()) min_sparsity = 0;  // someone keeps them all
+      const int64_t channels = scores.at(name).size(0);
+      torch::Tensor sum = torch::zeros({channels}, torch::kDouble);
+      for (const std::string& m : configured) {
+        if (scores.at(m).size(0) != channels) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "dependency_aware: ", name, " and ", m, " must keep the same channels but have ",
+              channels, " and ", scores.at(m).size(0), " filters"));
+        }
+        sum += scores.at(m).to(torch::kDouble).cpu();
+      }
+      torch::Tensor common = torch::ones({channels}, torch::kDouble);
+      const int64_t target = FiltersToPrune(channels, min_sparsity);
+      if (target >= 1) common = sum.gt(std::get<0>(sum.kthvalue(target))).to(torch::kDouble);
+      for (const std::string& m : configured) {
+        const torch::Tensor s = scores.at(m).to(torch::kDouble).cpu() * common;
+        SetFilterMasks(m, sparsity[m],
+                       threshold_style ? ThresholdFilterKeep(s, sparsity[m])
+                                       : IndexFilterKeep(s, sparsity[m]));
+        done.insert(m);
+      }
+    }
+    ApplyAllMasks();
+    return absl::OkStatus();
+  }
+
   absl::Status TaylorFo(const std::vector<LayerAssignment>& assignments, int batches,
                         bool global_sort, TrainingHooks& hooks) {
     std::vector<torch::Tensor> weights, contributions;
@@ -383,10 +441,11 @@ struct CompressionSession::Impl {
     }
     torch::NoGradGuard no_grad;
     if (!global_sort) {
+      std::map<std::string, torch::Tensor> scores;
       for (size_t i = 0; i < assignments.size(); ++i) {
-        const double s = *assignments[i].config.sparsity;
-        SetFilterMasks(layers[assignments[i].layer].name, s, IndexFilterKeep(contributions[i], s));
+        scores[layers[assignments[i].layer].name] = contributions[i];
       }
+      return SelectFilters(assignments, scores, /*threshold_style=*/false);
     } else {
       // Each filter's contribution counts numel(W) / C times in one pool.
       std::vector<torch::Tensor> pool;
@@ -424,39 +483,37 @@ struct CompressionSession::Impl {
     model.train(was_training);
     graph_hooks.Remove();
     torch::NoGradGuard no_grad;
+    std::map<std::string, torch::Tensor> scores;
     for (size_t i = 0; i < assignments.size(); ++i) {
       if (statistics[i]->batches() == 0) {
         return absl::FailedPreconditionError(
             absl::StrCat(algorithm, ": the training epoch ran no forward pass through ",
                          layers[assignments[i].layer].name, " (is the training data empty?)"));
       }
-      const double s = *assignments[i].config.sparsity;
-      SetFilterMasks(layers[assignments[i].layer].name, s,
-                     IndexFilterKeep(statistics[i]->Scores(algorithm == "apoz"), s));
+      scores[layers[assignments[i].layer].name] = statistics[i]->Scores(algorithm == "apoz");
     }
-    ApplyAllMasks();
-    return absl::OkStatus();
+    return SelectFilters(assignments, scores, /*threshold_style=*/false);
   }
 
   absl::Status Prune(const std::vector<LayerAssignment>& assignments) {
     torch::NoGradGuard no_grad;
+    std::map<std::string, torch::Tensor> scores;
     for (const LayerAssignment& a : assignments) {
       const std::string& name = layers[a.layer].name;
       torch::Tensor weight = Attr(modules.at(name), "weight");
-      const double sparsity = *a.config.sparsity;
       if (algorithm == "level") {
         LayerState state;
-        state.config_sparsity = sparsity;
-        state.weight_mask = LevelMask(weight, sparsity);
+        state.config_sparsity = *a.config.sparsity;
+        state.weight_mask = LevelMask(weight, state.config_sparsity);
         states[name] = std::move(state);
-      } else if (algorithm == "fpgm") {
-        SetFilterMasks(name, sparsity,
-                       IndexFilterKeep(kernels::FpgmDistanceSums(weight), sparsity));
       } else {
-        const int p = algorithm == "l1" ? 1 : 2;
-        SetFilterMasks(name, sparsity,
-                       ThresholdFilterKeep(kernels::FilterNorms(weight, p), sparsity));
+        scores[name] = algorithm == "fpgm"
+                           ? kernels::FpgmDistanceSums(weight)
+                           : kernels::FilterNorms(weight, algorithm == "l1" ? 1 : 2);
       }
+    }
+    if (algorithm != "level") {
+      return SelectFilters(assignments, scores, /*threshold_style=*/algorithm != "fpgm");
     }
     ApplyAllMasks();
     return absl::OkStatus();
@@ -532,9 +589,9 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
       auto bad = [&](absl::string_view what) {
         return absl::InvalidArgumentError(absl::StrCat("kwargs.", key, ": ", what));
       };
-      if (key == "dependency_aware") {
-        if (v == true)
-          return absl::UnimplementedError("kwargs.dependency_aware: not implemented yet");
+      if (key == "dependency_aware" && algorithm != "slim") {
+        if (!v.is_boolean()) return bad("must be true or false");
+        impl_->dependency_aware = v.get<bool>();
       } else if (algorithm == "slim" && key == "sparsifying_training_epochs") {
         if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 10000) {
           return bad("must be an integer in 1..10000");
@@ -559,6 +616,10 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
         return bad(absl::StrCat("unknown argument for ", algorithm));
       }
     }
+    if (global_sort && impl_->dependency_aware) {
+      return absl::InvalidArgumentError(
+          "kwargs: taylorfo's global_sort and dependency_aware cannot be combined");
+    }
     if (options.hooks == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           algorithm, " trains before pruning and needs training data (TrainingHooks)"));
@@ -574,9 +635,10 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
   }
   for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
     if (one_shot && algorithm != "level" && it.key() == "dependency_aware") {
-      if (it.value() == true) {
-        return absl::UnimplementedError("kwargs.dependency_aware: not implemented yet");
+      if (!it.value().is_boolean()) {
+        return absl::InvalidArgumentError("kwargs.dependency_aware: must be true or false");
       }
+      impl_->dependency_aware = it.value().get<bool>();
       continue;
     }
     return absl::InvalidArgumentError(

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -429,6 +430,51 @@ TEST(CompressionSessionTest, BnnBinarizesWeightsAndOutputs) {
   torch::Tensor expected =
       torch::linear(torch::relu(binary), Weight(model, "fc2"), Weight(model, "fc2", "bias"));
   EXPECT_TRUE(torch::allclose(model.forward({x}).toTensor(), expected, 1e-5, 1e-6));
+}
+
+TEST(CompressionSessionTest, DependencyAwareL1PrunesTheSameChannelsAcrossAResidualAdd) {
+  auto session = Load("residual_cnn.pt");
+  torch::jit::Module& model = session->module();
+  // Reference: summed L1 norms of the dependent convs pick the common channels.
+  const std::vector<std::string> tied = {"stem", "block1.conv_b", "block2.conv_b"};
+  torch::Tensor sum = torch::zeros({8}, torch::kDouble);
+  std::map<std::string, torch::Tensor> norms;
+  for (const auto& item : model.named_modules()) {
+    if (item.value.hasattr("weight") && item.value.type()->name()->name() == "Conv2d") {
+      torch::Tensor w = item.value.attr("weight").toTensor().detach().to(torch::kDouble);
+      norms[item.name] = w.abs().reshape({w.size(0), -1}).sum(1);
+    }
+  }
+  for (const std::string& name : tied) sum += norms[name];
+  std::vector<int64_t> order(8);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](int64_t a, int64_t b) { return sum[a].item<double>() < sum[b].item<double>(); });
+  std::vector<int64_t> common_kept(order.begin() + 4, order.end());
+  std::sort(common_kept.begin(), common_kept.end());
+
+  ASSERT_TRUE(session
+                  ->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])",
+                              R"({"dependency_aware": true})"})
+                  .ok());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  std::map<std::string, std::vector<int64_t>> kept;
+  for (const auto& layer : report["layers"]) {
+    kept[layer["name"].get<std::string>()] =
+        layer["kept_filter_indices"].get<std::vector<int64_t>>();
+  }
+  for (const std::string& name : tied) EXPECT_EQ(kept[name], common_kept) << name;
+  // conv_a layers are free: they follow their own norms.
+  for (const char* name : {"block1.conv_a", "block2.conv_a"}) {
+    std::vector<int64_t> own(8);
+    std::iota(own.begin(), own.end(), 0);
+    const torch::Tensor n = norms[name];
+    std::sort(own.begin(), own.end(),
+              [&](int64_t a, int64_t b) { return n[a].item<double>() < n[b].item<double>(); });
+    std::vector<int64_t> expected(own.begin() + 4, own.end());
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(kept[name], expected) << name;
+  }
 }
 
 TEST(CompressionSessionTest, DataDrivenPrunersNeedTrainingData) {

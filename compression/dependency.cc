@@ -1,0 +1,128 @@
+#include "compression/dependency.h"
+
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/script.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_join.h"
+#include "compression/torch_status.h"
+
+namespace autocompress::compression {
+namespace {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+bool IsLayerOp(const Node* n) {
+  const std::string kind = n->kind().toQualString();
+  return kind == "aten::conv2d" || kind == "aten::_convolution" || kind == "aten::conv1d" ||
+         kind == "aten::conv3d" || kind == "aten::conv_transpose2d" || kind == "aten::linear";
+}
+
+bool EndsPath(const Node* n) {
+  const std::string kind = n->kind().toQualString();
+  return kind == "aten::view" || kind == "aten::reshape" || kind == "aten::flatten" ||
+         kind == "aten::permute" || kind == "aten::transpose" || kind == "aten::t" ||
+         kind == "prim::GetAttr" || kind == "prim::Constant" || kind == "prim::Param";
+}
+
+// "block1.conv_b" from the chain of GetAttr nodes that produced a weight value.
+std::string LayerName(const Value* weight) {
+  std::vector<std::string> parts;
+  const Node* n = weight->node();
+  if (n->kind() != c10::prim::GetAttr) return "";
+  for (n = n->input(0)->node(); n->kind() == c10::prim::GetAttr; n = n->input(0)->node()) {
+    parts.push_back(n->s(c10::attr::name));
+  }
+  std::reverse(parts.begin(), parts.end());
+  return absl::StrJoin(parts, ".");
+}
+
+// The nearest layers upstream of `start` on every path.
+std::set<std::string> NearestLayers(Value* start) {
+  std::set<std::string> found;
+  std::set<const Value*> seen;
+  std::vector<Value*> stack = {start};
+  while (!stack.empty()) {
+    Value* v = stack.back();
+    stack.pop_back();
+    if (!seen.insert(v).second) continue;
+    Node* n = v->node();
+    if (IsLayerOp(n)) {
+      const std::string name = LayerName(n->input(1));
+      if (!name.empty()) found.insert(name);
+      continue;
+    }
+    if (EndsPath(n)) continue;
+    if (n->kind() == c10::prim::If) {
+      for (torch::jit::Block* block : n->blocks()) stack.push_back(block->outputs()[v->offset()]);
+      continue;
+    }
+    for (Value* input : n->inputs()) {
+      if (input->type()->kind() == c10::TypeKind::TensorType) stack.push_back(input);
+    }
+  }
+  return found;
+}
+
+void Visit(torch::jit::Block* block, std::vector<std::set<std::string>>& groups) {
+  for (Node* n : block->nodes()) {
+    for (torch::jit::Block* inner : n->blocks()) Visit(inner, groups);
+    const std::string kind = n->kind().toQualString();
+    std::vector<Value*> operands;
+    if (kind == "aten::add" || kind == "aten::add_") {
+      operands = {n->input(0), n->input(1)};
+    } else if (kind == "aten::cat") {
+      const c10::optional<int64_t> dim = torch::jit::constant_as<int64_t>(n->input(1));
+      Node* list = n->input(0)->node();
+      if (dim.has_value() && *dim != 1 && list->kind() == c10::prim::ListConstruct) {
+        operands.assign(list->inputs().begin(), list->inputs().end());
+      }
+    }
+    std::set<std::string> layers;
+    for (Value* operand : operands) {
+      if (operand->type()->kind() != c10::TypeKind::TensorType) continue;
+      for (const std::string& name : NearestLayers(operand)) layers.insert(name);
+    }
+    if (layers.size() >= 2) groups.push_back(std::move(layers));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::vector<std::string>>> ChannelDependencySets(
+    const torch::jit::Module& model) {
+  std::vector<std::set<std::string>> groups;
+  absl::Status status = CatchTorch("analysing channel dependencies", [&] {
+    std::shared_ptr<torch::jit::Graph> graph = model.get_method("forward").graph()->copy();
+    torch::jit::Inline(*graph);
+    Visit(graph->block(), groups);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  // Merge groups that share a layer.
+  bool merged = true;
+  while (merged) {
+    merged = false;
+    for (size_t i = 0; i < groups.size() && !merged; ++i) {
+      for (size_t j = i + 1; j < groups.size() && !merged; ++j) {
+        const bool overlap =
+            std::any_of(groups[j].begin(), groups[j].end(),
+                        [&](const std::string& n) { return groups[i].count(n) > 0; });
+        if (overlap) {
+          groups[i].insert(groups[j].begin(), groups[j].end());
+          groups.erase(groups.begin() + j);
+          merged = true;
+        }
+      }
+    }
+  }
+  std::vector<std::vector<std::string>> out;
+  for (const auto& g : groups) out.emplace_back(g.begin(), g.end());
+  return out;
+}
+
+}  // namespace autocompress::compression

@@ -1,0 +1,35 @@
+#include "compression/dependency.h"
+
+#include <torch/script.h>
+
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+namespace autocompress::compression {
+namespace {
+
+std::string Model(const std::string& name) {
+  return std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
+         "/compression/testdata/" + name;
+}
+
+TEST(DependencyTest, ResidualAddsTieTheConvsFeedingThem) {
+  torch::jit::Module model = torch::jit::load(Model("residual_cnn.pt"));
+  auto sets = ChannelDependencySets(model);
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  // x + conv_b(...) in both blocks; block1's input is relu(stem(x)), block2's input is
+  // relu(block1's add), whose nearest convs are stem and block1.conv_b.
+  ASSERT_EQ(sets->size(), 1u);
+  EXPECT_EQ((*sets)[0], (std::vector<std::string>{"block1.conv_b", "block2.conv_b", "stem"}));
+}
+
+TEST(DependencyTest, APlainChainHasNoDependencies) {
+  torch::jit::Module model = torch::jit::load(Model("small_cnn.pt"));
+  auto sets = ChannelDependencySets(model);
+  ASSERT_TRUE(sets.ok());
+  EXPECT_TRUE(sets->empty());
+}
+
+}  // namespace
+}  // namespace autocompress::compression
