@@ -4,6 +4,9 @@
 //
 // Exit codes: 0 success, 2 bad input (one line on stderr says what and where), 1 an
 // internal error.
+#include <torch/script.h>
+#include <torch/torch.h>
+
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -13,9 +16,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "compression/compression_session.h"
+#include "compression/idx_dataset.h"
 
 namespace {
 
@@ -24,8 +29,58 @@ constexpr char kUsage[] =
     "                             --output OUT.pt [--report REPORT.json] [--kwargs JSON]\n"
     "                             [--calibration CALIBRATION.json]  (quantizers)\n"
     "                             [--device cpu|cuda:N]\n"
-    "                             [--data PATH --data_format idx --batches N]  (data-driven "
-    "algorithms)\n";
+    "                             [--data DIR --data_format idx --batches N --batch_size B\n"
+    "                              --lr LR --seed S]  (slim, taylorfo, apoz, mean_activation)\n";
+
+// Trains on an IDX training split (train-images/labels-idx*-ubyte[.gz] in a directory)
+// with SGD (momentum 0.9) and cross-entropy: `batches` shuffled batches per epoch.
+class IdxTraining final : public autocompress::compression::TrainingHooks {
+ public:
+  IdxTraining(std::unique_ptr<autocompress::compression::IdxDataset> data, int batches,
+              int batch_size, double lr, uint64_t seed)
+      : data_(std::move(data)), batches_(batches), batch_size_(batch_size), lr_(lr) {
+    generator_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+  }
+
+  absl::Status TrainEpoch(torch::jit::Module& model, const std::vector<at::Tensor>& parameters,
+                          const autocompress::compression::StepCallbacks& callbacks) override {
+    if (optimizer_ == nullptr) {
+      optimizer_ = std::make_unique<torch::optim::SGD>(parameters,
+                                                       torch::optim::SGDOptions(lr_).momentum(0.9));
+    }
+    const torch::Tensor order = torch::randperm(data_->size(), generator_);
+    for (int b = 0; b < batches_; ++b) {
+      const int64_t start = (static_cast<int64_t>(b) * batch_size_) % data_->size();
+      const torch::Tensor index =
+          order.slice(0, start, std::min<int64_t>(start + batch_size_, data_->size()));
+      optimizer_->zero_grad();
+      torch::Tensor out = model.forward({data_->images().index_select(0, index)}).toTensor();
+      torch::nn::functional::cross_entropy(out, data_->labels().index_select(0, index)).backward();
+      if (callbacks.before_step) callbacks.before_step();
+      optimizer_->step();
+      if (callbacks.after_step) callbacks.after_step();
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::unique_ptr<autocompress::compression::IdxDataset> data_;
+  int batches_, batch_size_;
+  double lr_;
+  at::Generator generator_;
+  std::unique_ptr<torch::optim::SGD> optimizer_;
+};
+
+absl::StatusOr<int> IntFlag(const std::map<std::string, std::string>& flags,
+                            const std::string& name, int fallback, int min, int max) {
+  if (flags.count(name) == 0) return fallback;
+  int value = 0;
+  if (!absl::SimpleAtoi(flags.at(name), &value) || value < min || value > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, "=", flags.at(name), " is not an integer in ", min, "..", max));
+  }
+  return value;
+}
 
 // --key=value or --key value; every key must be in `allowed`.
 absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
@@ -69,8 +124,9 @@ int ExitCode(const absl::Status& status) {
 }
 
 absl::Status Compress(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(args, {"model", "algorithm", "config_list", "kwargs", "output", "report",
-                                 "calibration", "device", "data", "data_format", "batches"});
+  auto flags = ParseFlags(
+      args, {"model", "algorithm", "config_list", "kwargs", "output", "report", "calibration",
+             "device", "data", "data_format", "batches", "batch_size", "lr", "seed"});
   if (!flags.ok()) return flags.status();
   for (const char* required : {"model", "algorithm", "config_list", "output"}) {
     if (flags->count(required) == 0) {
@@ -84,6 +140,35 @@ absl::Status Compress(const std::vector<std::string>& args) {
   options.algorithm = flags->at("algorithm");
   options.config_list_json = flags->at("config_list");
   options.kwargs_json = flags->count("kwargs") ? flags->at("kwargs") : "";
+  std::unique_ptr<IdxTraining> training;
+  if (flags->count("data")) {
+    const std::string format = flags->count("data_format") ? flags->at("data_format") : "idx";
+    if (format != "idx") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--data_format=", format, ": only idx is supported"));
+    }
+    auto batches = IntFlag(*flags, "batches", 10, 1, 1000000);
+    if (!batches.ok()) return batches.status();
+    auto batch_size = IntFlag(*flags, "batch_size", 32, 1, 65536);
+    if (!batch_size.ok()) return batch_size.status();
+    auto seed = IntFlag(*flags, "seed", 1, 0, 2147483647);
+    if (!seed.ok()) return seed.status();
+    double lr = 0.01;
+    if (flags->count("lr") && (!absl::SimpleAtod(flags->at("lr"), &lr) || !(lr > 0))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--lr=", flags->at("lr"), " is not a positive number"));
+    }
+    auto data = autocompress::compression::IdxDataset::LoadSplit(flags->at("data"), "train");
+    if (!data.ok()) return data.status();
+    training = std::make_unique<IdxTraining>(std::move(*data), *batches, *batch_size, lr, *seed);
+    options.hooks = training.get();
+  } else if (options.algorithm == "slim" || options.algorithm == "taylorfo" ||
+             options.algorithm == "apoz" || options.algorithm == "mean_activation") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.algorithm,
+                     " trains before pruning: give --data DIR (IDX training split) and "
+                     "--data_format idx"));
+  }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
   if (absl::Status s = (*session)->Save(flags->at("output")); !s.ok()) return s;
   for (const char* kind : {"report", "calibration"}) {

@@ -105,6 +105,39 @@ TEST_P(QuantizeCliTest, SavedWeightsTakeAtMostTwoToTheBitsValues) {
 INSTANTIATE_TEST_SUITE_P(Algorithms, QuantizeCliTest,
                          ::testing::Values("naive", "qat", "dorefa", "bnn"));
 
+class DataDrivenCliTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DataDrivenCliTest, TrainsOnIdxDataAndPrunesHalfTheChannels) {
+  const std::string algorithm = GetParam();
+  const std::string type = algorithm == "slim" ? "BatchNorm2d" : "Conv2d";
+  const std::string out = Tmp(algorithm + ".pt"), report_path = Tmp(algorithm + ".json");
+  ASSERT_EQ(RunCli({"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"),
+                    "--algorithm", algorithm, "--config_list",
+                    R"([{"sparsity": 0.5, "op_types": [")" + type + R"("]}])", "--output", out,
+                    "--report", report_path, "--data", RunfilePath("compression/testdata/tiny_idx"),
+                    "--data_format", "idx", "--batches", "4"}),
+            0);
+  std::ifstream in(report_path);
+  nlohmann::json report = nlohmann::json::parse(in);
+  torch::jit::Module model = torch::jit::load(out);
+  ASSERT_EQ(report["layers"].size(), 2u);
+  int64_t kept = 0, total = 0;
+  for (const auto& layer : report["layers"]) {
+    torch::Tensor w = Param(model, layer["name"], "weight");
+    std::vector<int64_t> indices = layer["kept_filter_indices"];
+    for (int64_t c = 0; c < w.size(0); ++c) {
+      const bool is_kept = std::find(indices.begin(), indices.end(), c) != indices.end();
+      EXPECT_EQ(w[c].ne(0).any().item<bool>(), is_kept) << layer["name"] << " " << c;
+    }
+    kept += indices.size();
+    total += w.size(0);
+  }
+  EXPECT_EQ(kept * 2, total);  // slim's global threshold also keeps half in all
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, DataDrivenCliTest,
+                         ::testing::Values("slim", "taylorfo", "apoz", "mean_activation"));
+
 TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
   EXPECT_EQ(RunCli({}), 2);
@@ -124,6 +157,14 @@ TEST(CompressCliErrorsTest, BadInputExitsTwo) {
       RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1", "--config_list",
               R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
       2);
+  // Data-driven without data, and a data directory without IDX files.
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
+            2);
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt"),
+                    "--data", std::getenv("TEST_TMPDIR")}),
+            2);
 }
 
 }  // namespace

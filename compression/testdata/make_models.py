@@ -6,9 +6,13 @@ Usage: make_models.py OUT_DIR
                    -> relu -> fc2(32->10); input [N, 1, 28, 28] (Fashion-MNIST shaped)
   residual_cnn.pt  stem conv -> two residual blocks whose convs feed an add (channel
                    dependencies), the same Block class twice (shared TorchScript type)
+  tiny_idx/        256 Fashion-MNIST-shaped samples in IDX format (gzipped), for the
+                   data-driven algorithms' tests: label k brightens row band k
 Weights are random (seeded) and never zero, so pruning tests are meaningful.
 """
+import gzip
 import os
+import struct
 import sys
 
 import torch
@@ -71,9 +75,31 @@ def randomize(model, seed):
     return model.eval()
 
 
+def write_tiny_idx(out):
+    g = torch.Generator().manual_seed(3)
+    n = 256
+    labels = torch.randint(0, 10, (n,), generator=g)
+    images = (torch.rand((n, 28, 28), generator=g) * 100).to(torch.uint8)
+    for i in range(n):
+        k = int(labels[i])
+        images[i, 2 * k + 4: 2 * k + 6, :] = 250
+    os.makedirs(os.path.join(out, "tiny_idx"), exist_ok=True)
+    def write(name, payload):
+        # mtime=0 keeps the output byte-identical from run to run (cacheable).
+        with open(os.path.join(out, "tiny_idx", name), "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+                f.write(payload)
+
+    write("train-images-idx3-ubyte.gz",
+          struct.pack(">IIII", 0x803, n, 28, 28) + bytes(images.flatten().tolist()))
+    write("train-labels-idx1-ubyte.gz",
+          struct.pack(">II", 0x801, n) + bytes(labels.to(torch.uint8).tolist()))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    write_tiny_idx(out)
     torch.jit.script(randomize(SmallCnn(), 1)).save(os.path.join(out, "small_cnn.pt"))
     torch.jit.script(randomize(ResidualCnn(), 2)).save(os.path.join(out, "residual_cnn.pt"))
 
