@@ -34,58 +34,39 @@ constexpr int64_t kBlock = 1024;
 
 #define AC_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 
-AC_VECTOR_CLONES double SumAbs(const float* v, int64_t n) {
+// sum of term(k) for k in [0, n): 8 float lanes per block, blocks added in double.
+// Always inlined, so each vector clone below gets its own AVX2 or baseline copy.
+template <typename Term>
+inline __attribute__((always_inline)) double BlockedSum(int64_t n, Term term) {
   double total = 0;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t end = std::min(n, start + kBlock);
     float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t k = start;
     for (; k + 8 <= end; k += 8) {
-      for (int j = 0; j < 8; ++j) lanes[j] += std::fabs(v[k + j]);
+      for (int j = 0; j < 8; ++j) lanes[j] += term(k + j);
     }
     float block = 0;
     for (int j = 0; j < 8; ++j) block += lanes[j];
-    for (; k < end; ++k) block += std::fabs(v[k]);
+    for (; k < end; ++k) block += term(k);
     total += block;
   }
   return total;
+}
+
+AC_VECTOR_CLONES double SumAbs(const float* v, int64_t n) {
+  return BlockedSum(n, [v](int64_t k) { return std::fabs(v[k]); });
 }
 
 AC_VECTOR_CLONES double SumSquares(const float* v, int64_t n) {
-  double total = 0;
-  for (int64_t start = 0; start < n; start += kBlock) {
-    const int64_t end = std::min(n, start + kBlock);
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = start;
-    for (; k + 8 <= end; k += 8) {
-      for (int j = 0; j < 8; ++j) lanes[j] += v[k + j] * v[k + j];
-    }
-    float block = 0;
-    for (int j = 0; j < 8; ++j) block += lanes[j];
-    for (; k < end; ++k) block += v[k] * v[k];
-    total += block;
-  }
-  return total;
+  return BlockedSum(n, [v](int64_t k) { return v[k] * v[k]; });
 }
 
 AC_VECTOR_CLONES double SquaredDistance(const float* a, const float* b, int64_t n) {
-  double total = 0;
-  for (int64_t start = 0; start < n; start += kBlock) {
-    const int64_t end = std::min(n, start + kBlock);
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = start;
-    for (; k + 8 <= end; k += 8) {
-      for (int j = 0; j < 8; ++j) {
-        const float d = a[k + j] - b[k + j];
-        lanes[j] += d * d;
-      }
-    }
-    float block = 0;
-    for (int j = 0; j < 8; ++j) block += lanes[j];
-    for (; k < end; ++k) block += (a[k] - b[k]) * (a[k] - b[k]);
-    total += block;
-  }
-  return total;
+  return BlockedSum(n, [a, b](int64_t k) {
+    const float d = a[k] - b[k];
+    return d * d;
+  });
 }
 
 AC_VECTOR_CLONES void MultiplyInPlace(float* data, const float* mask, int64_t n) {
