@@ -407,6 +407,40 @@ TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOn
             8);
 }
 
+TEST(CompressionSessionTest, QatOutputRangeIsOverwrittenThenEmaUpdated) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(session
+                  ->Compress({"qat", R"([{"quant_types": ["output"], "quant_bits": 8,
+                                 "op_names": ["fc2"]}])",
+                              ""})
+                  .ok());
+  torch::jit::Module& model = session->module();
+  torch::jit::Module reference = torch::jit::load(Model("small_cnn.pt"));  // unhooked twin
+  model.train();
+  reference.train();
+  torch::manual_seed(21);
+  std::vector<double> mins, maxs;
+  for (int step = 0; step < 3; ++step) {
+    torch::Tensor x = torch::randn({16, 1, 28, 28});
+    torch::Tensor raw = reference.forward({x}).toTensor().detach();
+    mins.push_back(raw.min().item<double>());
+    maxs.push_back(raw.max().item<double>());
+    model.forward({x});
+    ASSERT_TRUE(session->OnOptimizerStep().ok());  // no weight change: lr 0 in effect
+  }
+  // Step 1 overwrites with the batch range (and the EMA of equal values keeps it); later
+  // steps: tracked = 0.99 * tracked + 0.01 * current. The tracked range is the raw one;
+  // it is widened to include 0 only when the scale is computed.
+  double tracked_min = mins[0], tracked_max = maxs[0];
+  for (int step = 1; step < 3; ++step) {
+    tracked_min = 0.99 * tracked_min + 0.01 * mins[step];
+    tracked_max = 0.99 * tracked_max + 0.01 * maxs[step];
+  }
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  EXPECT_NEAR(calibration["fc2"]["tracked_min_output"][0].get<double>(), tracked_min, 1e-4);
+  EXPECT_NEAR(calibration["fc2"]["tracked_max_output"][0].get<double>(), tracked_max, 1e-4);
+}
+
 TEST(CompressionSessionTest, BnnBinarizesWeightsAndOutputs) {
   auto session = Load("small_cnn.pt");
   ASSERT_TRUE(session
