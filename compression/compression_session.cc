@@ -62,13 +62,12 @@ class ActivationStatistics final : public ActivationHandler {
   at::Tensor Forward(const at::Tensor& x, bool training, at::Tensor* ste_mask) override {
     if (!training || batches_ >= max_batches_ || x.dim() < 2) return x;
     torch::NoGradGuard no_grad;
-    const torch::Tensor a = relu6_ ? torch::clamp(x.detach(), 0, 6) : torch::relu(x.detach());
-    const torch::Tensor per_channel = a.transpose(0, 1).reshape({a.size(1), -1});
-    const torch::Tensor zeros = per_channel.eq(0).sum(1).to(torch::kDouble).cpu();
-    const torch::Tensor sums = per_channel.sum(1).to(torch::kDouble).cpu();
+    auto [zeros, sums] = kernels::ActivationStatistics(x.detach(), relu6_);
+    zeros = zeros.cpu();
+    sums = sums.cpu();
     zeros_ = zeros_.defined() ? zeros_ + zeros : zeros;
     sums_ = sums_.defined() ? sums_ + sums : sums;
-    elements_ += per_channel.size(1);
+    elements_ += x.numel() / x.size(1);
     ++batches_;
     return x;
   }

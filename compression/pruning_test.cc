@@ -158,6 +158,30 @@ TEST(PruningTest, ExpandedFilterMaskZeroesWholeFilters) {
   EXPECT_EQ(mask[2].sum().item<float>(), 18);
 }
 
+TEST(PruningTest, ActivationStatisticsMatchAFloat64Loop) {
+  for (bool relu6 : {false, true}) {
+    torch::Tensor x = RandomWeight({5, 7, 6, 9}, 13) * 4;  // [N, C, H, W], many values > 6
+    auto [zeros, sums] = kernels::ActivationStatistics(x, relu6);
+    const std::vector<double> v = Values(x);
+    for (int64_t c = 0; c < 7; ++c) {
+      double z = 0, total = 0;
+      for (int64_t n = 0; n < 5; ++n) {
+        for (int64_t k = 0; k < 54; ++k) {
+          double a = std::max(0.0, v[(n * 7 + c) * 54 + k]);
+          if (relu6) a = std::min(a, 6.0);
+          z += a == 0 ? 1 : 0;
+          total += a;
+        }
+      }
+      EXPECT_EQ(zeros[c].item<double>(), z) << c;
+      EXPECT_NEAR(sums[c].item<double>(), total, 1e-4 * std::max(1.0, total)) << c;
+    }
+    auto [cz, cs] = kernels::ActivationStatisticsComposite(x, relu6);
+    EXPECT_TRUE(torch::equal(zeros, cz));
+    EXPECT_TRUE(torch::allclose(sums, cs, 1e-5, 1e-4));
+  }
+}
+
 TEST(PruningTest, ApplyMasksAndGradsZeroesBoth) {
   torch::Tensor a = RandomWeight({100000}, 3).requires_grad_(true);
   torch::Tensor b = RandomWeight({7, 3}, 4).requires_grad_(true);

@@ -87,6 +87,13 @@ void RunAll() {
     }
   }
   {
+    torch::Tensor act = torch::randn({32, 256, 14, 14});
+    Row(
+        "activation statistics (relu zeros + sums)", torch::str(act.sizes()), act.numel(),
+        [&] { autocompress::compression::kernels::ActivationStatistics(act, false); },
+        [&] { autocompress::compression::kernels::ActivationStatisticsComposite(act, false); }, 21);
+  }
+  {
     std::vector<torch::Tensor> params, masks;
     int64_t total = 0;
     for (int i = 0; i < 8; ++i) {

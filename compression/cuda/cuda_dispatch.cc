@@ -38,6 +38,17 @@ std::pair<at::Tensor, at::Tensor> FakeQuantizeTensor(const at::Tensor& x, const 
   return {out, mask};
 }
 
+std::pair<at::Tensor, at::Tensor> ActivationStatisticsTensor(const at::Tensor& x, bool relu6) {
+  const at::Tensor input = x.to(at::kFloat).contiguous();
+  const int64_t batch = input.size(0), channels = input.size(1);
+  const int64_t span = batch * channels == 0 ? 0 : input.numel() / (batch * channels);
+  at::Tensor zeros = at::empty({channels}, input.options().dtype(at::kDouble));
+  at::Tensor sums = at::empty({channels}, input.options().dtype(at::kDouble));
+  ActivationStatistics(input.data_ptr<float>(), zeros.data_ptr<double>(), sums.data_ptr<double>(),
+                       batch, channels, span, relu6, c10::cuda::getCurrentCUDAStream());
+  return {zeros, sums};
+}
+
 void ApplyMaskTensor(const at::Tensor& data, const at::Tensor& grad, const at::Tensor& mask) {
   ApplyMask(data.data_ptr<float>(), grad.defined() ? grad.data_ptr<float>() : nullptr,
             mask.data_ptr<float>(), data.numel(), c10::cuda::getCurrentCUDAStream());

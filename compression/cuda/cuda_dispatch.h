@@ -18,6 +18,7 @@ at::Tensor FpgmDistanceSumsTensor(const at::Tensor& weight);
 std::pair<at::Tensor, at::Tensor> FakeQuantizeTensor(const at::Tensor& x, const at::Tensor& scale,
                                                      const at::Tensor& zero_point, double qmin,
                                                      double qmax);
+std::pair<at::Tensor, at::Tensor> ActivationStatisticsTensor(const at::Tensor& x, bool relu6);
 void ApplyMaskTensor(const at::Tensor& data, const at::Tensor& grad, const at::Tensor& mask);
 
 }  // namespace autocompress::compression::cuda

@@ -90,6 +90,13 @@ int main() {
     Check(std::string("STE mask ") + (channels == 1 ? "per tensor" : "per channel"), cpu_mask,
           gpu_mask, 0);
   }
+  for (bool relu6 : {false, true}) {
+    const at::Tensor act = at::randn({32, 64, 28, 28}) * 4;
+    auto [cz, cs] = k::ActivationStatistics(act, relu6);
+    auto [gz, gs] = k::ActivationStatistics(act.cuda(), relu6);
+    Check(std::string("activation zeros") + (relu6 ? " (relu6)" : ""), cz, gz, 0);
+    Check(std::string("activation sums") + (relu6 ? " (relu6)" : ""), cs, gs, 1e-5);
+  }
   {
     at::Tensor p = at::randn({4096, 4096}), m = (at::rand({4096, 4096}) > 0.5).to(at::kFloat);
     at::Tensor pg = p.cuda(), mg = m.cuda();
@@ -130,6 +137,13 @@ int main() {
     row(std::string("fake quantization + mask, ") + (channels == 1 ? "per tensor" : "per channel"),
         "[64, 512, 28, 28]", MedianCpuMs([&] { k::FakeQuantize(x, s, z, 0, 255); }, 5),
         MedianCudaMs([&] { k::FakeQuantize(xg, sg, zg, 0, 255); }, 51), x.numel() * 12.0);
+  }
+  {
+    const at::Tensor act = at::randn({64, 512, 28, 28});
+    const at::Tensor actg = act.cuda();
+    row("activation statistics (zeros + sums)", "[64, 512, 28, 28]",
+        MedianCpuMs([&] { k::ActivationStatistics(act, false); }, 5),
+        MedianCudaMs([&] { k::ActivationStatistics(actg, false); }, 51), act.numel() * 4.0);
   }
   {
     at::Tensor pg = at::randn({8192, 4096}, at::TensorOptions().device(at::kCUDA));

@@ -71,6 +71,28 @@ __global__ void ApplyMaskKernel(float* data, float* grad, const float* mask, int
   }
 }
 
+// One block per channel; each thread walks its share of (sample, position) pairs.
+__global__ void ActivationStatisticsKernel(const float* x, double* zeros, double* sums,
+                                           int64_t batch, int64_t channels, int64_t span,
+                                           bool relu6) {
+  const int64_t c = blockIdx.x;
+  float zero_count = 0, total = 0;
+  for (int64_t i = threadIdx.x; i < batch * span; i += blockDim.x) {
+    const int64_t n = i / span, k = i % span;
+    const float v = x[(n * channels + c) * span + k];
+    float a = v > 0.0f ? v : 0.0f;
+    if (relu6) a = fminf(a, 6.0f);
+    zero_count += a == 0.0f ? 1.0f : 0.0f;
+    total += a;
+  }
+  zero_count = BlockSum(zero_count);
+  total = BlockSum(total);
+  if (threadIdx.x == 0) {
+    zeros[c] = zero_count;
+    sums[c] = total;
+  }
+}
+
 int Blocks(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   return static_cast<int>(blocks < 65536 ? blocks : 65536);
@@ -94,6 +116,13 @@ void FakeQuantize(const float* x, float* out, float* mask, int64_t n, int64_t sp
   if (n == 0) return;
   FakeQuantizeKernel<<<Blocks(n), kThreads, 0, stream>>>(x, out, mask, n, span, scale, zero_point,
                                                          channels, qmin, qmax);
+}
+
+void ActivationStatistics(const float* x, double* zeros, double* sums, int64_t batch,
+                          int64_t channels, int64_t span, bool relu6, cudaStream_t stream) {
+  if (channels == 0) return;
+  ActivationStatisticsKernel<<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
+      x, zeros, sums, batch, channels, span, relu6);
 }
 
 void ApplyMask(float* data, float* grad, const float* mask, int64_t n, cudaStream_t stream) {

@@ -25,6 +25,10 @@ void FakeQuantize(const float* x, float* out, float* mask, int64_t n, int64_t sp
                   const float* scale, const float* zero_point, int64_t channels, float qmin,
                   float qmax, cudaStream_t stream);
 
+// Per-channel zeros and sums of act(x) (relu or relu6) for x [batch, channels, span].
+void ActivationStatistics(const float* x, double* zeros, double* sums, int64_t batch,
+                          int64_t channels, int64_t span, bool relu6, cudaStream_t stream);
+
 // data *= mask and, when grad is not null, grad *= mask.
 void ApplyMask(float* data, float* grad, const float* mask, int64_t n, cudaStream_t stream);
 

@@ -7,7 +7,7 @@ if [ ! -x /usr/local/cuda/bin/nvcc ]; then
   exit 0
 fi
 symbols="$(nm -C "$object")"
-for f in FilterNorms FpgmDistanceSums FakeQuantize ApplyMask; do
+for f in FilterNorms FpgmDistanceSums FakeQuantize ActivationStatistics ApplyMask; do
   if ! grep -q "T autocompress::compression::cuda::$f(" <<<"$symbols"; then
     echo "missing host function $f in $object"
     exit 1

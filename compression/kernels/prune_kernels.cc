@@ -69,6 +69,17 @@ AC_VECTOR_CLONES double SquaredDistance(const float* a, const float* b, int64_t 
   });
 }
 
+// Zeros and sum of act(v[0..n)) for one channel's contiguous span.
+AC_VECTOR_CLONES void ActivationSpan(const float* v, int64_t n, bool relu6, double* zeros,
+                                     double* sum) {
+  const float cap = relu6 ? 6.0f : 3.4e38f;
+  *zeros += BlockedSum(n, [v](int64_t k) { return v[k] <= 0.0f ? 1.0f : 0.0f; });
+  *sum += BlockedSum(n, [v, cap](int64_t k) {
+    const float a = v[k] > 0.0f ? v[k] : 0.0f;
+    return a < cap ? a : cap;
+  });
+}
+
 AC_VECTOR_CLONES void MultiplyInPlace(float* data, const float* mask, int64_t n) {
   for (int64_t k = 0; k < n; ++k) data[k] *= mask[k];
 }
@@ -168,6 +179,38 @@ at::Tensor FpgmDistanceSums(const at::Tensor& weight) {
     result[c] = total;
   }
   return out.to(w.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> ActivationStatisticsComposite(const at::Tensor& x, bool relu6) {
+  const at::Tensor a = relu6 ? x.clamp(0, 6) : x.relu();
+  const at::Tensor per_channel = a.transpose(0, 1).reshape({x.size(1), -1});
+  return {per_channel.eq(0).sum(1).to(at::kDouble), per_channel.sum(1).to(at::kDouble)};
+}
+
+std::pair<at::Tensor, at::Tensor> ActivationStatistics(const at::Tensor& x, bool relu6) {
+  TORCH_CHECK(x.dim() >= 2, "ActivationStatistics: expected [N, C, ...], got ", x.sizes());
+#ifdef AUTOCOMPRESS_WITH_CUDA
+  if (x.is_cuda() && x.scalar_type() == at::kFloat)
+    return cuda::ActivationStatisticsTensor(x, relu6);
+#endif
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) {
+    return ActivationStatisticsComposite(x, relu6);
+  }
+  const at::Tensor input = x.contiguous();
+  const int64_t batch = input.size(0), channels = input.size(1);
+  const int64_t span = batch == 0 || channels == 0 ? 0 : input.numel() / (batch * channels);
+  at::Tensor zeros = at::zeros({channels}, at::kDouble), sums = at::zeros({channels}, at::kDouble);
+  const float* data = input.data_ptr<float>();
+  double* z = zeros.data_ptr<double>();
+  double* s = sums.data_ptr<double>();
+  at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      for (int64_t n = 0; n < batch; ++n) {
+        ActivationSpan(data + (n * channels + c) * span, span, relu6, &z[c], &s[c]);
+      }
+    }
+  });
+  return {zeros, sums};
 }
 
 namespace {

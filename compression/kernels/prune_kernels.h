@@ -6,6 +6,7 @@
 #ifndef AUTOCOMPRESS_COMPRESSION_KERNELS_PRUNE_KERNELS_H_
 #define AUTOCOMPRESS_COMPRESSION_KERNELS_PRUNE_KERNELS_H_
 
+#include <utility>
 #include <vector>
 
 namespace at {
@@ -28,6 +29,12 @@ void ApplyMasksAndGrads(const std::vector<at::Tensor>& params,
                         const std::vector<at::Tensor>& masks);
 // Only the gradients: grads of params[i] *= masks[i] (undefined gradients are skipped).
 void MaskGradients(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& masks);
+
+// Per-channel statistics of act(x) for x of shape [N, C, ...], act = relu (or relu6):
+// the number of zeros and the sum, over batch and spatial positions (APoZ and mean
+// activation). Returns {zeros, sums}, both float64 [C] on x's device.
+std::pair<at::Tensor, at::Tensor> ActivationStatistics(const at::Tensor& x, bool relu6);
+std::pair<at::Tensor, at::Tensor> ActivationStatisticsComposite(const at::Tensor& x, bool relu6);
 
 // The composite LibTorch expressions the kernels replace (baselines for benchmarks and
 // the non-CPU fallback).
