@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -367,10 +368,11 @@ struct CompressionSession::Impl {
     std::map<std::string, double> sparsity;
     for (const LayerAssignment& a : assignments)
       sparsity[layers[a.layer].name] = *a.config.sparsity;
-    std::vector<std::vector<std::string>> sets;
+    ChannelDependencies dependencies;
     if (dependency_aware) {
-      ASSIGN_OR_RETURN(sets, ChannelDependencySets(model));
+      ASSIGN_OR_RETURN(dependencies, AnalyzeChannelDependencies(model));
     }
+    const std::vector<std::vector<std::string>>& sets = dependencies.sets;
     std::set<std::string> done;
     for (const LayerAssignment& a : assignments) {
       const std::string& name = layers[a.layer].name;
@@ -396,9 +398,23 @@ struct CompressionSession::Impl {
         }
         sum += scores.at(m).to(torch::kDouble).cpu();
       }
+      // Grouped convolutions: the common channels are chosen per contiguous chunk of
+      // C / G channels, floor(target / G) in each, so counts stay multiples of G.
+      int64_t group = 1;
+      for (const std::string& m : configured) {
+        auto it = dependencies.group_constraints.find(m);
+        if (it != dependencies.group_constraints.end()) group = std::lcm(group, it->second);
+      }
+      if (channels % group != 0) group = 1;
       torch::Tensor common = torch::ones({channels}, torch::kDouble);
       const int64_t target = FiltersToPrune(channels, min_sparsity);
-      if (target >= 1) common = sum.gt(std::get<0>(sum.kthvalue(target))).to(torch::kDouble);
+      const int64_t per_group = target / group;
+      const int64_t chunk = channels / group;
+      for (int64_t g = 0; g < group && per_group >= 1; ++g) {
+        const torch::Tensor part = sum.slice(0, g * chunk, (g + 1) * chunk);
+        common.slice(0, g * chunk, (g + 1) * chunk)
+            .copy_(part.gt(std::get<0>(part.kthvalue(per_group))).to(torch::kDouble));
+      }
       for (const std::string& m : configured) {
         const torch::Tensor s = scores.at(m).to(torch::kDouble).cpu() * common;
         SetFilterMasks(m, sparsity[m],

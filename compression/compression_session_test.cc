@@ -511,6 +511,36 @@ TEST(CompressionSessionTest, DependencyAwareL1PrunesTheSameChannelsAcrossAResidu
   }
 }
 
+TEST(CompressionSessionTest, DependencyAwarePruningKeepsGroupedConvCountsEvenPerGroup) {
+  auto session = Load("grouped_cnn.pt");
+  {
+    // Make filters 0..2 (all in the first group) the three smallest: unconstrained
+    // selection would take three from one group.
+    torch::NoGradGuard no_grad;
+    Weight(session->module(), "conv1").slice(0, 0, 3).mul_(0.01);
+  }
+  torch::Tensor w = Weight(session->module(), "conv1").detach().to(torch::kDouble);
+  const torch::Tensor norms = w.abs().reshape({8, -1}).sum(1);
+  ASSERT_TRUE(session
+                  ->Compress({"l1", R"([{"sparsity": 0.5, "op_names": ["conv1"]}])",
+                              R"({"dependency_aware": true})"})
+                  .ok());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  const std::vector<int64_t> kept = report["layers"][0]["kept_filter_indices"];
+  // conv1 feeds a groups=2 conv: two channels go in each half, the lower-norm ones.
+  std::vector<int64_t> expected;
+  for (int64_t half = 0; half < 2; ++half) {
+    std::vector<int64_t> order = {4 * half, 4 * half + 1, 4 * half + 2, 4 * half + 3};
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return norms[a].item<double>() < norms[b].item<double>();
+    });
+    expected.push_back(order[2]);
+    expected.push_back(order[3]);
+  }
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(kept, expected);
+}
+
 TEST(CompressionSessionTest, DataDrivenPrunersNeedTrainingData) {
   auto session = Load("small_cnn.pt");
   EXPECT_EQ(

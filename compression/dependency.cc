@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "absl/strings/str_join.h"
@@ -68,10 +69,33 @@ std::set<std::string> NearestLayers(Value* start) {
   return found;
 }
 
-void Visit(torch::jit::Block* block, std::vector<std::set<std::string>>& groups) {
+int64_t Lcm(int64_t a, int64_t b) { return a / std::gcd(a, b) * b; }
+
+void Visit(torch::jit::Block* block, const torch::jit::Module& model,
+           std::vector<std::set<std::string>>& groups,
+           std::map<std::string, int64_t>& constraints) {
   for (Node* n : block->nodes()) {
-    for (torch::jit::Block* inner : n->blocks()) Visit(inner, groups);
+    for (torch::jit::Block* inner : n->blocks()) Visit(inner, model, groups, constraints);
     const std::string kind = n->kind().toQualString();
+    if (kind == "aten::conv2d" || kind == "aten::_convolution") {
+      const c10::optional<int64_t> conv_groups =
+          torch::jit::constant_as<int64_t>(n->input(kind == "aten::conv2d" ? 6 : 8));
+      const std::string name = LayerName(n->input(1));
+      if (conv_groups.has_value() && *conv_groups > 1 && !name.empty()) {
+        int64_t filters = 0;
+        for (const auto& item : model.named_modules()) {
+          if (item.name == name) filters = item.value.attr("weight").toTensor().size(0);
+        }
+        if (filters != *conv_groups) {  // depthwise convolutions constrain nothing
+          std::set<std::string> affected = NearestLayers(n->input(0));
+          affected.insert(name);
+          for (const std::string& layer : affected) {
+            auto [it, inserted] = constraints.emplace(layer, *conv_groups);
+            if (!inserted) it->second = Lcm(it->second, *conv_groups);
+          }
+        }
+      }
+    }
     std::vector<Value*> operands;
     if (kind == "aten::add" || kind == "aten::add_") {
       operands = {n->input(0), n->input(1)};
@@ -93,13 +117,13 @@ void Visit(torch::jit::Block* block, std::vector<std::set<std::string>>& groups)
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::vector<std::string>>> ChannelDependencySets(
-    const torch::jit::Module& model) {
+absl::StatusOr<ChannelDependencies> AnalyzeChannelDependencies(const torch::jit::Module& model) {
   std::vector<std::set<std::string>> groups;
+  ChannelDependencies result;
   absl::Status status = CatchTorch("analysing channel dependencies", [&] {
     std::shared_ptr<torch::jit::Graph> graph = model.get_method("forward").graph()->copy();
     torch::jit::Inline(*graph);
-    Visit(graph->block(), groups);
+    Visit(graph->block(), model, groups, result.group_constraints);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
@@ -120,9 +144,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ChannelDependencySets(
       }
     }
   }
-  std::vector<std::vector<std::string>> out;
-  for (const auto& g : groups) out.emplace_back(g.begin(), g.end());
-  return out;
+  for (const auto& g : groups) result.sets.emplace_back(g.begin(), g.end());
+  return result;
 }
 
 }  // namespace autocompress::compression

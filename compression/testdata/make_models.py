@@ -6,6 +6,7 @@ Usage: make_models.py OUT_DIR
                    -> relu -> fc2(32->10); input [N, 1, 28, 28] (Fashion-MNIST shaped)
   residual_cnn.pt  stem conv -> two residual blocks whose convs feed an add (channel
                    dependencies), the same Block class twice (shared TorchScript type)
+  grouped_cnn.pt   conv1 -> grouped conv2 (groups=2) -> depthwise conv3 -> head
   tiny_idx/        256 Fashion-MNIST-shaped samples in IDX format (gzipped), for the
                    data-driven algorithms' tests: label k brightens row band k
 Weights are random (seeded) and never zero, so pruning tests are meaningful.
@@ -60,6 +61,21 @@ class ResidualCnn(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class GroupedCnn(nn.Module):
+    """conv2 is a grouped conv (groups=2) fed by conv1; conv3 is depthwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.conv3 = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv3(F.relu(self.conv2(F.relu(self.conv1(x))))))
+        return self.head(x.mean(dim=(2, 3)))
+
+
 def randomize(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -102,6 +118,7 @@ def main():
     write_tiny_idx(out)
     torch.jit.script(randomize(SmallCnn(), 1)).save(os.path.join(out, "small_cnn.pt"))
     torch.jit.script(randomize(ResidualCnn(), 2)).save(os.path.join(out, "residual_cnn.pt"))
+    torch.jit.script(randomize(GroupedCnn(), 4)).save(os.path.join(out, "grouped_cnn.pt"))
 
 
 if __name__ == "__main__":
