@@ -97,8 +97,9 @@ class ActivationStatistics final : public ActivationHandler {
 class QatActivationQuantizer final : public ActivationHandler {
  public:
   QatActivationQuantizer(int bits, std::string scheme, std::string dtype, int quant_start_step,
-                         const int64_t* steps)
-      : bits_(bits),
+                         const int64_t* steps, bool linear)
+      : linear_(linear),
+        bits_(bits),
         scheme_(std::move(scheme)),
         dtype_(std::move(dtype)),
         quant_start_step_(quant_start_step),
@@ -106,6 +107,8 @@ class QatActivationQuantizer final : public ActivationHandler {
 
   at::Tensor Forward(const at::Tensor& x, bool training, at::Tensor* ste_mask) override {
     const bool per_channel = scheme_.rfind("per_channel", 0) == 0 && x.dim() >= 2;
+    // NNI quantizes a Linear's input/output per channel only when it is 2-D.
+    if (per_channel && linear_ && x.dim() != 2) return x;
     // Channels first, so the kernel's per-channel axis (dim 0) is dim 1 of x.
     const torch::Tensor channels_first =
         per_channel ? x.detach().transpose(0, 1).contiguous() : x.detach();
@@ -148,6 +151,7 @@ class QatActivationQuantizer final : public ActivationHandler {
   const torch::Tensor& tracked_max() const { return tracked_max_; }
 
  private:
+  bool linear_;
   int bits_;
   std::string scheme_, dtype_;
   int quant_start_step_;
@@ -202,6 +206,9 @@ struct CompressionSession::Impl {
   std::unique_ptr<GraphHooks> activation_hooks;  // input/output quantization
   // Activation quantizers by "layer/input" or "layer/output", for the calibration table.
   std::map<std::string, std::shared_ptr<QatActivationQuantizer>> activation_quantizers;
+  // Sparsity of config_list[0], which NNI's global rankings (slim, taylorfo's
+  // global_sort) use for the total count.
+  double global_sparsity = 0;
   int64_t steps = 1;              // QAT's step counter, as NNI's buffer
   bool dependency_aware = false;  // filter pruners: prune dependent layers jointly
 
@@ -247,7 +254,8 @@ struct CompressionSession::Impl {
         } else {
           auto qat = std::make_shared<QatActivationQuantizer>(
               a.config.quant_bits.at(type), a.config.quant_scheme.at(type),
-              a.config.quant_dtype.at(type), a.config.quant_start_step, &steps);
+              a.config.quant_dtype.at(type), a.config.quant_start_step, &steps,
+              layers[a.layer].type == "Linear");
           activation_quantizers[name + "/" + type] = qat;
           handler = qat;
         }
@@ -288,11 +296,12 @@ struct CompressionSession::Impl {
     const torch::jit::Module& m = modules.at(name);
     torch::Tensor weight = Attr(m, "weight");
     torch::Tensor bias = Attr(m, "bias");
-    torch::Tensor keep = keep_in.to(weight.scalar_type()).contiguous();
+    // Scores may have been computed on the CPU; masks live with the weights.
+    torch::Tensor keep = keep_in.to(weight.device(), weight.scalar_type()).contiguous();
     LayerState state;
     state.config_sparsity = sparsity;
     state.weight_mask = ExpandFilterKeep(keep, weight);
-    if (bias.defined()) state.bias_mask = keep.to(bias.scalar_type()).contiguous();
+    if (bias.defined()) state.bias_mask = keep.to(bias.device(), bias.scalar_type()).contiguous();
     state.filters_total = keep.size(0);
     torch::Tensor kept = keep.nonzero().reshape({-1}).cpu();
     for (int64_t i = 0; i < kept.size(0); ++i)
@@ -338,7 +347,7 @@ struct CompressionSession::Impl {
       magnitudes.push_back(gamma.detach().abs().reshape({-1}));
     const torch::Tensor all = torch::cat(magnitudes);
     // NNI takes the sparsity of the first config entry for the global count.
-    const double sparsity = *assignments.front().config.sparsity;
+    const double sparsity = global_sparsity;
     const int64_t k = ElementsToPrune(all.numel(), sparsity);
     for (size_t i = 0; i < assignments.size(); ++i) {
       const torch::Tensor& gamma = gammas[i];
@@ -468,7 +477,7 @@ struct CompressionSession::Impl {
         pool.push_back(contributions[i].repeat_interleave(weights[i].numel() / weights[i].size(0)));
       }
       const torch::Tensor all = torch::cat(pool);
-      const int64_t k = ElementsToPrune(all.numel(), *assignments.front().config.sparsity);
+      const int64_t k = ElementsToPrune(all.numel(), global_sparsity);
       const double threshold = k >= 1 ? std::get<0>(all.kthvalue(k)).item<double>() : -1;
       for (size_t i = 0; i < assignments.size(); ++i) {
         const int64_t filters = contributions[i].size(0);
@@ -492,22 +501,39 @@ struct CompressionSession::Impl {
       statistics.push_back(std::make_shared<ActivationStatistics>(relu6, batches));
       RETURN_IF_ERROR(graph_hooks.Add(layers[a.layer].name, HookSite::kOutput, statistics.back()));
     }
+    // As NNI: after every optimizer step, once every layer has seen `batches` forwards,
+    // the masks are computed; the rest of the epoch trains with them applied.
+    bool selected = false;
+    absl::Status selection;
+    StepCallbacks callbacks;
+    callbacks.after_step = [&] {
+      torch::NoGradGuard no_grad;
+      if (selected) {
+        ApplyAllMasks();
+        return;
+      }
+      std::map<std::string, torch::Tensor> scores;
+      for (size_t i = 0; i < assignments.size(); ++i) {
+        if (statistics[i]->batches() < batches) return;
+        scores[layers[assignments[i].layer].name] = statistics[i]->Scores(algorithm == "apoz");
+      }
+      selected = true;
+      selection = SelectFilters(assignments, scores, /*threshold_style=*/false);
+    };
     const bool was_training = model.is_training();
     model.train();
-    RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), StepCallbacks{}));
+    RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), callbacks));
     model.train(was_training);
     graph_hooks.Remove();
-    torch::NoGradGuard no_grad;
-    std::map<std::string, torch::Tensor> scores;
-    for (size_t i = 0; i < assignments.size(); ++i) {
-      if (statistics[i]->batches() == 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(algorithm, ": the training epoch ran no forward pass through ",
-                         layers[assignments[i].layer].name, " (is the training data empty?)"));
-      }
-      scores[layers[assignments[i].layer].name] = statistics[i]->Scores(algorithm == "apoz");
+    RETURN_IF_ERROR(selection);
+    if (!selected) {
+      // NNI leaves the layers silently unpruned here; an error says why instead.
+      return absl::FailedPreconditionError(absl::StrCat(
+          algorithm, ": the training epoch ran ", statistics.front()->batches(),
+          " forward pass(es) through ", layers[assignments.front().layer].name, " but ", batches,
+          " are needed before masks can be computed (sparsifying_training_batches)"));
     }
-    return SelectFilters(assignments, scores, /*threshold_style=*/false);
+    return absl::OkStatus();
   }
 
   absl::Status Prune(const std::vector<LayerAssignment>& assignments) {
@@ -635,6 +661,12 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
       return absl::InvalidArgumentError(
           "kwargs: taylorfo's global_sort and dependency_aware cannot be combined");
     }
+    if (!configs.front().sparsity.has_value() && (algorithm == "slim" || global_sort)) {
+      return absl::InvalidArgumentError(
+          "config_list[0]: the global ranking takes its sparsity, so it cannot be an exclude "
+          "entry");
+    }
+    impl_->global_sparsity = configs.front().sparsity.value_or(0);
     if (options.hooks == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           algorithm, " trains before pruning and needs training data (TrainingHooks)"));

@@ -91,6 +91,17 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
       if (key == "op_types") {
         auto types = StringList(value, i, key);
         if (!types.ok()) return types.status();
+        config.op_types_given = !types->empty() || value.empty();
+        if (algorithm == "qat") {
+          for (const std::string& t : *types) {
+            if (t != "Conv2d" && t != "Linear" && t != "ReLU" && t != "ReLU6") {
+              return Bad(i, key,
+                         absl::StrCat("qat quantizes Conv2d, Linear, ReLU and ReLU6 "
+                                      "layers, not '",
+                                      t, "'"));
+            }
+          }
+        }
         for (const std::string& t : *types) {
           if (t == "default") {
             for (const std::string& d : DefaultOpTypes()) config.op_types.push_back(d);
@@ -98,12 +109,13 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
             config.op_types.push_back(t);
           }
         }
-        has_op_types = !config.op_types.empty();
+        has_op_types = config.op_types_given;
       } else if (key == "op_names") {
         auto names = StringList(value, i, key);
         if (!names.ok()) return names.status();
         config.op_names = *names;
-        has_op_names = !config.op_names.empty();
+        config.op_names_given = !names->empty() || value.empty();
+        has_op_names = config.op_names_given;
       } else if (key == "exclude") {
         config.exclude = true;  // NNI: the key's presence excludes, whatever its value
       } else if (key == "sparsity" && !quantizer) {
@@ -259,8 +271,8 @@ absl::StatusOr<std::vector<LayerAssignment>> MatchLayers(absl::string_view algor
     int winner = -1;
     for (int i = 0; i < static_cast<int>(configs.size()); ++i) {
       const LayerConfig& c = configs[i];
-      const bool type_ok = c.op_types.empty() || Contains(c.op_types, layer.type);
-      const bool name_ok = c.op_names.empty() || Contains(c.op_names, layer.name);
+      const bool type_ok = !c.op_types_given || Contains(c.op_types, layer.type);
+      const bool name_ok = !c.op_names_given || Contains(c.op_names, layer.name);
       if (type_ok && name_ok) winner = i;
     }
     if (winner < 0) continue;

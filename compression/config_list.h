@@ -37,6 +37,10 @@ struct LayerInfo {
 struct LayerConfig {
   std::vector<std::string> op_types;  // after expanding `default`
   std::vector<std::string> op_names;
+  // An explicit empty list matches nothing (NNI); a list of only empty strings (an
+  // empty segment of an encoded search-space key) counts as absent.
+  bool op_types_given = false;
+  bool op_names_given = false;
   std::optional<double> sparsity;
   bool exclude = false;
   std::vector<std::string> quant_types;   // subset of weight, input, output

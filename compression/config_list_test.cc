@@ -107,6 +107,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"l1", "{}", "must be a non-empty JSON list"}, BadCase{"l1", "[", "not valid JSON"},
         BadCase{"prune_all", "[]", "unknown compression algorithm 'prune_all'"}));
 
+TEST(ConfigListTest, AnExplicitEmptyListMatchesNothing) {
+  // NNI: op_types present ⇒ the class must be in it; an empty list matches no layer.
+  auto configs = ParseConfigList("l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]},
+      {"sparsity": 0.9, "op_types": [], "op_names": ["conv1"]}])");
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  auto matched = MatchLayers("l1", *configs, Layers());
+  EXPECT_EQ(matched.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(matched.status()), HasSubstr("config_list[1]: applies to no layer"));
+}
+
+TEST(ConfigListTest, QatAcceptsOnlyItsLayerTypes) {
+  EXPECT_THAT(Message(ParseConfigList("qat", R"([{"quant_types": ["weight"], "quant_bits": 8,
+      "op_types": ["BatchNorm2d"]}])")
+                          .status()),
+              HasSubstr("qat quantizes Conv2d, Linear, ReLU and ReLU6 layers, not 'BatchNorm2d'"));
+}
+
 TEST(ConfigListTest, FamiliesAndNames) {
   EXPECT_EQ(AlgorithmNames().size(), 12u);
   EXPECT_EQ(*FamilyOf("fpgm"), AlgorithmFamily::kFilter);

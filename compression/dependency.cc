@@ -19,8 +19,9 @@ using torch::jit::Value;
 
 bool IsLayerOp(const Node* n) {
   const std::string kind = n->kind().toQualString();
-  return kind == "aten::conv2d" || kind == "aten::_convolution" || kind == "aten::conv1d" ||
-         kind == "aten::conv3d" || kind == "aten::conv_transpose2d" || kind == "aten::linear";
+  // The reference stops at Conv2d, Linear and ConvTranspose2d.
+  return kind == "aten::conv2d" || kind == "aten::_convolution" ||
+         kind == "aten::conv_transpose2d" || kind == "aten::linear";
 }
 
 bool EndsPath(const Node* n) {
@@ -77,14 +78,24 @@ void Visit(torch::jit::Block* block, const torch::jit::Module& model,
   for (Node* n : block->nodes()) {
     for (torch::jit::Block* inner : n->blocks()) Visit(inner, model, groups, constraints);
     const std::string kind = n->kind().toQualString();
-    if (kind == "aten::conv2d" || kind == "aten::_convolution") {
+    if (kind == "aten::conv2d" || kind == "aten::_convolution" ||
+        kind == "aten::conv_transpose2d") {
+      // groups: input 6 of conv2d and conv_transpose2d, 8 of _convolution (whose input
+      // 6 says whether it is transposed).
       const c10::optional<int64_t> conv_groups =
-          torch::jit::constant_as<int64_t>(n->input(kind == "aten::conv2d" ? 6 : 8));
+          torch::jit::constant_as<int64_t>(n->input(kind == "aten::_convolution" ? 8 : 6));
+      bool transposed = kind == "aten::conv_transpose2d";
+      if (kind == "aten::_convolution") {
+        transposed = torch::jit::constant_as<bool>(n->input(6)).value_or(false);
+      }
       const std::string name = LayerName(n->input(1));
       if (conv_groups.has_value() && *conv_groups > 1 && !name.empty()) {
         int64_t filters = 0;
         for (const auto& item : model.named_modules()) {
-          if (item.name == name) filters = item.value.attr("weight").toTensor().size(0);
+          if (item.name != name) continue;
+          const at::Tensor weight = item.value.attr("weight").toTensor();
+          // A transposed convolution's weight is [in, out / groups, ...].
+          filters = transposed ? weight.size(1) * *conv_groups : weight.size(0);
         }
         if (filters != *conv_groups) {  // depthwise convolutions constrain nothing
           std::set<std::string> affected = NearestLayers(n->input(0));

@@ -76,7 +76,11 @@ torch::Tensor Observe(const torch::Tensor& x, int64_t id, bool training) {
 }
 
 TORCH_LIBRARY(autocompress, m) {
-  m.def("observe(Tensor x, int id, bool training) -> Tensor", Observe);
+  // Not a pure function (it collects statistics, may return its input): the JIT must not
+  // move, merge or drop calls.
+  m.def(torch::schema("observe(Tensor x, int id, bool training) -> Tensor",
+                      c10::AliasAnalysisKind::CONSERVATIVE),
+        Observe);
 }
 
 std::string AttributeName(HookSite site) {

@@ -1,6 +1,8 @@
 #include "tuner_service/study.h"
 
 #include <cmath>
+#include <limits>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -64,7 +66,10 @@ absl::StatusOr<std::unique_ptr<Study>> Study::Create(const v1::CreateStudyReques
 }
 
 absl::Status Study::AddSuggestion(int64_t id, Assignment x) {
-  if (id <= 0) return absl::InvalidArgumentError(absl::StrCat("parameter_id ", id, " must be > 0"));
+  if (id <= 0 || id == std::numeric_limits<int64_t>::max()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter_id ", id, " must be > 0 and below 2^63 - 1"));
+  }
   if (trials_.contains(id)) {
     return absl::InvalidArgumentError(absl::StrCat("parameter_id ", id, " appears twice"));
   }
@@ -174,22 +179,31 @@ absl::StatusOr<v1::ReportResponse> Study::Report(const v1::ReportRequest& reques
       return Prefixed(absl::StrCat("observations[", i, "]: "), s);
     }
   }
+  // Every trial with intermediate observations in the request gets a decision; the
+  // assessor is asked only when something new arrived (a retried report gets the
+  // verdict given the first time, since assessors keep state).
   std::vector<int64_t> judged;
+  std::set<int64_t> fresh;
   for (const v1::Observation& observation : request.observations()) {
-    if (Apply(observation) && observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE &&
-        std::find(judged.begin(), judged.end(), observation.parameter_id()) == judged.end()) {
+    const bool applied = Apply(observation);
+    if (observation.kind() != v1::OBSERVATION_KIND_INTERMEDIATE) continue;
+    if (std::find(judged.begin(), judged.end(), observation.parameter_id()) == judged.end()) {
       judged.push_back(observation.parameter_id());
     }
+    if (applied) fresh.insert(observation.parameter_id());
   }
   v1::ReportResponse response;
   for (int64_t id : judged) {
-    const TrialState& state = trials_[id];
+    TrialState& state = trials_[id];
+    if (assessor_ != nullptr && !state.ended && fresh.count(id)) {
+      AssessorDecision verdict = assessor_->Assess(id, IntermediateValues(state));
+      state.stop = verdict.stop;
+      state.stop_reason = std::move(verdict.reason);
+    }
     v1::EarlyStopDecision* decision = response.add_decisions();
     decision->set_parameter_id(id);
-    if (assessor_ == nullptr || state.ended) continue;
-    AssessorDecision verdict = assessor_->Assess(id, IntermediateValues(state));
-    decision->set_stop(verdict.stop);
-    decision->set_reason(std::move(verdict.reason));
+    decision->set_stop(state.stop);
+    decision->set_reason(state.stop_reason);
   }
   return response;
 }

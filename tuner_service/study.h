@@ -61,6 +61,9 @@ class Study {
     std::map<int64_t, double> intermediate;  // step -> value
     bool ended = false;
     double final_value = 0;
+    // The assessor's last verdict, returned again when a report is retried.
+    bool stop = false;
+    std::string stop_reason;
   };
 
   absl::Status Validate(const v1::Observation& observation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);

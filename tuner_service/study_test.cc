@@ -112,9 +112,12 @@ TEST(StudyTest, MedianStopDecidesOnIntermediateResults) {
   EXPECT_EQ(judged->decisions(0).parameter_id(), 3);
   EXPECT_TRUE(judged->decisions(0).stop());  // 0.5 < lower median 0.6
   EXPECT_THAT(judged->decisions(0).reason(), HasSubstr("medianstop"));
-  // The same observation again is a no-op and gets no decision.
+  // The same observation again (a retry after a lost response) changes nothing and
+  // gets the same verdict back.
   auto again = study->Report(Report({Obs(3, v1::OBSERVATION_KIND_INTERMEDIATE, 0.5, 0)}));
-  EXPECT_EQ(again->decisions_size(), 0);
+  ASSERT_EQ(again->decisions_size(), 1);
+  EXPECT_TRUE(again->decisions(0).stop());
+  EXPECT_EQ(again->decisions(0).reason(), judged->decisions(0).reason());
 }
 
 TEST(StudyTest, MaximizeAndMinimizeBothOptimize) {

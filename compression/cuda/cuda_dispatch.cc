@@ -1,6 +1,7 @@
 #include "compression/cuda/cuda_dispatch.h"
 
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "compression/cuda/kernels.cuh"
@@ -12,6 +13,7 @@ at::Tensor FilterNormsTensor(const at::Tensor& weight, int p) {
   at::Tensor out = at::empty({w.size(0)}, w.options());
   FilterNorms(w.data_ptr<float>(), out.data_ptr<float>(), w.size(0), w.numel() / w.size(0), p,
               c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out.to(weight.scalar_type());
 }
 
@@ -20,6 +22,7 @@ at::Tensor FpgmDistanceSumsTensor(const at::Tensor& weight) {
   at::Tensor out = at::empty({w.size(0)}, w.options());
   FpgmDistanceSums(w.data_ptr<float>(), out.data_ptr<float>(), w.size(0), w.numel() / w.size(0),
                    c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out.to(weight.scalar_type());
 }
 
@@ -35,6 +38,7 @@ std::pair<at::Tensor, at::Tensor> FakeQuantizeTensor(const at::Tensor& x, const 
                input.numel(), channels == 1 ? input.numel() : input.numel() / channels,
                s.data_ptr<float>(), z.data_ptr<float>(), channels, static_cast<float>(qmin),
                static_cast<float>(qmax), c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {out, mask};
 }
 
@@ -46,12 +50,14 @@ std::pair<at::Tensor, at::Tensor> ActivationStatisticsTensor(const at::Tensor& x
   at::Tensor sums = at::empty({channels}, input.options().dtype(at::kDouble));
   ActivationStatistics(input.data_ptr<float>(), zeros.data_ptr<double>(), sums.data_ptr<double>(),
                        batch, channels, span, relu6, c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {zeros, sums};
 }
 
 void ApplyMaskTensor(const at::Tensor& data, const at::Tensor& grad, const at::Tensor& mask) {
   ApplyMask(data.data_ptr<float>(), grad.defined() ? grad.data_ptr<float>() : nullptr,
             mask.data_ptr<float>(), data.numel(), c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace autocompress::compression::cuda

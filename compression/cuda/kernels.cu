@@ -6,13 +6,14 @@ namespace {
 constexpr int kThreads = 256;
 
 // Sum over a block of kThreads threads (warp shuffles, then one warp over warp sums).
-__device__ float BlockSum(float v) {
-  __shared__ float warp_sums[kThreads / 32];
+// Double, like the CPU kernels' block totals, so both rank near-ties alike.
+__device__ double BlockSum(double v) {
+  __shared__ double warp_sums[kThreads / 32];
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffff, v, offset);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   if (lane == 0) warp_sums[warp] = v;
   __syncthreads();
-  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0f;
+  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0;
   if (warp == 0) {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffff, v, offset);
   }
@@ -22,29 +23,29 @@ __device__ float BlockSum(float v) {
 
 __global__ void FilterNormsKernel(const float* w, float* out, int64_t size, int p) {
   const float* v = w + blockIdx.x * size;
-  float acc = 0;
+  double acc = 0;
   for (int64_t k = threadIdx.x; k < size; k += blockDim.x) {
-    acc += p == 1 ? fabsf(v[k]) : v[k] * v[k];
+    acc += p == 1 ? fabsf(v[k]) : static_cast<double>(v[k]) * v[k];
   }
   acc = BlockSum(acc);
-  if (threadIdx.x == 0) out[blockIdx.x] = p == 1 ? acc : sqrtf(acc);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(p == 1 ? acc : sqrt(acc));
 }
 
 // One block per filter c; loops over j in a fixed order (deterministic sums).
 __global__ void FpgmKernel(const float* w, float* out, int64_t filters, int64_t size) {
   const float* a = w + blockIdx.x * size;
-  float total = 0;
+  double total = 0;
   for (int64_t j = 0; j < filters; ++j) {
     const float* b = w + j * size;
-    float acc = 0;
+    double acc = 0;
     for (int64_t k = threadIdx.x; k < size; k += blockDim.x) {
-      const float d = a[k] - b[k];
+      const double d = static_cast<double>(a[k]) - b[k];
       acc += d * d;
     }
     acc = BlockSum(acc);
-    if (threadIdx.x == 0) total += sqrtf(acc);
+    if (threadIdx.x == 0) total += sqrt(acc);
   }
-  if (threadIdx.x == 0) out[blockIdx.x] = total;
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(total);
 }
 
 __global__ void FakeQuantizeKernel(const float* x, float* out, float* mask, int64_t n, int64_t span,
@@ -76,13 +77,13 @@ __global__ void ActivationStatisticsKernel(const float* x, double* zeros, double
                                            int64_t batch, int64_t channels, int64_t span,
                                            bool relu6) {
   const int64_t c = blockIdx.x;
-  float zero_count = 0, total = 0;
+  double zero_count = 0, total = 0;  // exact counts beyond 2^24, CPU-like sums
   for (int64_t i = threadIdx.x; i < batch * span; i += blockDim.x) {
     const int64_t n = i / span, k = i % span;
     const float v = x[(n * channels + c) * span + k];
     float a = v > 0.0f ? v : 0.0f;
     if (relu6) a = fminf(a, 6.0f);
-    zero_count += a == 0.0f ? 1.0f : 0.0f;
+    zero_count += a == 0.0f ? 1.0 : 0.0;
     total += a;
   }
   zero_count = BlockSum(zero_count);

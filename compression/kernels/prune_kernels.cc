@@ -224,6 +224,8 @@ void ApplyMasksImpl(const std::vector<at::Tensor>& params, const std::vector<at:
     const at::Tensor& m = masks[i];
     TORCH_CHECK(p.sizes() == m.sizes(), "ApplyMasks: tensor ", i, " has shape ", p.sizes(),
                 " but its mask ", m.sizes());
+    TORCH_CHECK(p.device() == m.device(), "ApplyMasks: tensor ", i, " is on ", p.device(),
+                " but its mask on ", m.device());
     const at::Tensor g = grads ? p.grad() : at::Tensor();
 #ifdef AUTOCOMPRESS_WITH_CUDA
     if (p.is_cuda() && p.scalar_type() == at::kFloat && m.scalar_type() == at::kFloat &&

@@ -10,7 +10,10 @@ namespace autocompress::tuner {
 namespace {
 
 // Value in the space the window is taken in: log for log types.
-double ToInternal(const Dimension& d, double v) { return d.log_scale() ? std::log(v) : v; }
+// qlognormal values can round to 0: floor them before the log, as hyperopt does.
+double ToInternal(const Dimension& d, double v) {
+  return d.log_scale() ? std::log(std::max(v, 1e-16)) : v;
+}
 double FromInternal(const Dimension& d, double v) { return d.log_scale() ? std::exp(v) : v; }
 
 }  // namespace

@@ -46,7 +46,19 @@ SuggestOutcome EvolutionAlgorithm::Suggest(const History& history, absl::BitGenR
     const int dim = active[absl::Uniform<size_t>(gen, 0, active.size())];
     child[dim] = space_->SampleDimension(dim, gen);
     // A changed choice activates a new branch (drawn from the prior) and clears the old.
-    if (space_->dimensions()[dim].type == ParamType::kChoice) space_->Repair(child, gen);
+    if (space_->dimensions()[dim].type == ParamType::kChoice) {
+      // Clear everything below the choice so the chosen branch is drawn afresh, even
+      // when the same option came up again.
+      for (int d = 0; d < space_->size(); ++d) {
+        for (int p = space_->dimensions()[d].parent; p >= 0; p = space_->dimensions()[p].parent) {
+          if (p == dim) {
+            child[d] = std::nan("");
+            break;
+          }
+        }
+      }
+      space_->Repair(child, gen);
+    }
   }
   return {SuggestOutcome::Kind::kSuggestion, std::move(child)};
 }

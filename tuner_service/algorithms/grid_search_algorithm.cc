@@ -52,6 +52,12 @@ absl::StatusOr<std::vector<Assignment>> Product(const SearchSpace& space,
     if (static_cast<double>(acc.size()) * grid->size() > static_cast<double>(max_points)) {
       return TooBig(max_points);
     }
+    // Points are dense assignments: bound memory too (5e7 doubles = 400 MB).
+    if (static_cast<double>(acc.size()) * grid->size() * space.size() > 5e7) {
+      return absl::InvalidArgumentError(absl::StrCat("grid_search: ", acc.size() * grid->size(),
+                                                     " points of ", space.size(),
+                                                     " parameters would not fit in memory"));
+    }
     std::vector<Assignment> next;
     next.reserve(acc.size() * grid->size());
     for (const Assignment& a : acc) {

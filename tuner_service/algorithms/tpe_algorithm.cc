@@ -101,7 +101,8 @@ struct NumericView {
       prior_sigma = high - low;
     }
   }
-  double Internal(double v) const { return d->log_scale() ? std::log(v) : v; }
+  // qlognormal values can round to 0: floor them before the log, as hyperopt does.
+  double Internal(double v) const { return d->log_scale() ? std::log(std::max(v, 1e-12)) : v; }
   double External(double v) const { return d->log_scale() ? std::exp(v) : v; }
 
   // The value a trial receives for an internal sample.

@@ -242,7 +242,9 @@ AssessorDecision CurveFittingAssessor::Assess(int64_t trial_id, const std::vecto
   std::optional<double> prediction =
       PredictCurve(scaled, options_.epoch_num, options_.min_models, gen_);
   if (!prediction.has_value()) return {};
-  const double bar = options_.threshold * *best_final_;
+  // threshold * best for a positive best; in the negated (minimize) scale the same
+  // relative margin is best - (1 - threshold) * |best|.
+  const double bar = *best_final_ - (1 - options_.threshold) * std::fabs(*best_final_);
   if (*prediction > bar) return {};
   const double shown = maximize_ ? *prediction : -*prediction;
   return {true,

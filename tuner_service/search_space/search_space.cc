@@ -251,6 +251,9 @@ class Parser {
         if (!IsIntegral(values[i])) {
           Issue(absl::StrCat(value_path, "[", i, "]"), "randint bounds must be integers");
           ok = false;
+        } else if (std::fabs(values[i].get<double>()) > 9007199254740992.0) {
+          Issue(absl::StrCat(value_path, "[", i, "]"), "randint bounds must lie within +-2^53");
+          ok = false;
         }
       }
       if (ok && dim.low >= dim.high) {
@@ -388,8 +391,9 @@ bool SearchSpace::IsActive(const Assignment& x, int dim) const {
   return true;
 }
 
-double SearchSpace::SampleDimension(int dim_id, absl::BitGenRef gen) const {
-  const Dimension& d = dimensions_[dim_id];
+namespace {
+
+double DrawOnce(const Dimension& d, absl::BitGenRef gen) {
   switch (d.type) {
     case ParamType::kChoice:
       return static_cast<double>(absl::Uniform<int>(gen, 0, d.num_categories));
@@ -416,6 +420,16 @@ double SearchSpace::SampleDimension(int dim_id, absl::BitGenRef gen) const {
       return QRound(std::exp(absl::Gaussian<double>(gen, d.low, d.high)), d.q);
   }
   return kNaN;
+}
+
+}  // namespace
+
+double SearchSpace::SampleDimension(int dim_id, absl::BitGenRef gen) const {
+  // A wide lognormal can overflow to inf, which JSON cannot carry: draw again.
+  double v = DrawOnce(dimensions_[dim_id], gen);
+  for (int retry = 0; retry < 100 && !std::isfinite(v); ++retry)
+    v = DrawOnce(dimensions_[dim_id], gen);
+  return std::isfinite(v) ? v : std::numeric_limits<double>::max();
 }
 
 Assignment SearchSpace::SamplePrior(absl::BitGenRef gen) const {
@@ -529,7 +543,8 @@ absl::Status DecodeParam(const SearchSpace::Node& node, const std::vector<Dimens
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", v, " is outside [", d.low, ", ", d.high, "]"));
   }
-  x[node.dim] = v;
+  // Within the slack, values are pulled onto the range (a log type never sees <= 0).
+  x[node.dim] = d.bounded() && d.type != ParamType::kRandint ? std::clamp(v, d.low, d.high) : v;
   return absl::OkStatus();
 }
 
