@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -18,13 +19,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Model(const std::string& name) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
-         "/compression/testdata/" + name;
-}
+using autocompress::testing::TempPath;
 
-std::string TempPath(const std::string& name) {
-  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+// A model the test-model genrule wrote.
+std::string Model(const std::string& name) {
+  return autocompress::testing::RunfilePath("compression/testdata/" + name);
 }
 
 std::unique_ptr<CompressionSession> Load(const std::string& name) {

@@ -4,18 +4,15 @@
 
 #include <cstdlib>
 
+#include "common/testing/runfiles.h"
 #include "gtest/gtest.h"
 
 namespace autocompress::compression {
 namespace {
 
-std::string Model(const std::string& name) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
-         "/compression/testdata/" + name;
-}
-
 TEST(DependencyTest, ResidualAddsTieTheConvsFeedingThem) {
-  torch::jit::Module model = torch::jit::load(Model("residual_cnn.pt"));
+  torch::jit::Module model =
+      torch::jit::load(testing::RunfilePath("compression/testdata/residual_cnn.pt"));
   auto analysis = AnalyzeChannelDependencies(model);
   ASSERT_TRUE(analysis.ok()) << analysis.status();
   const auto* sets = &analysis->sets;
@@ -26,7 +23,8 @@ TEST(DependencyTest, ResidualAddsTieTheConvsFeedingThem) {
 }
 
 TEST(DependencyTest, APlainChainHasNoDependencies) {
-  torch::jit::Module model = torch::jit::load(Model("small_cnn.pt"));
+  torch::jit::Module model =
+      torch::jit::load(testing::RunfilePath("compression/testdata/small_cnn.pt"));
   auto analysis = AnalyzeChannelDependencies(model);
   ASSERT_TRUE(analysis.ok());
   EXPECT_TRUE(analysis->sets.empty());
@@ -34,7 +32,8 @@ TEST(DependencyTest, APlainChainHasNoDependencies) {
 }
 
 TEST(DependencyTest, GroupedConvolutionsConstrainThemselvesAndTheirProducers) {
-  torch::jit::Module model = torch::jit::load(Model("grouped_cnn.pt"));
+  torch::jit::Module model =
+      torch::jit::load(testing::RunfilePath("compression/testdata/grouped_cnn.pt"));
   auto analysis = AnalyzeChannelDependencies(model);
   ASSERT_TRUE(analysis.ok()) << analysis.status();
   // conv2 has groups=2 and is fed by conv1; conv3 is depthwise (constrains nothing).

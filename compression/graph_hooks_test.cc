@@ -5,15 +5,11 @@
 
 #include <cstdlib>
 
+#include "common/testing/runfiles.h"
 #include "gtest/gtest.h"
 
 namespace autocompress::compression {
 namespace {
-
-std::string Model(const std::string& name) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
-         "/compression/testdata/" + name;
-}
 
 // Records every tensor it sees and can double it (to show it is in the data path).
 class Recorder final : public ActivationHandler {
@@ -38,8 +34,12 @@ torch::jit::Module Child(torch::jit::Module& model, const std::string& name) {
 
 TEST(GraphHooksTest, OutputHookSeesTheLayersOutputOnlyForTheHookedInstance) {
   torch::Tensor x = torch::randn({2, 1, 12, 12});
-  torch::Tensor expected_out = torch::jit::load(Model("residual_cnn.pt")).forward({x}).toTensor();
-  torch::jit::Module model = torch::jit::load(Model("residual_cnn.pt"));
+  torch::Tensor expected_out =
+      torch::jit::load(testing::RunfilePath("compression/testdata/residual_cnn.pt"))
+          .forward({x})
+          .toTensor();
+  torch::jit::Module model =
+      torch::jit::load(testing::RunfilePath("compression/testdata/residual_cnn.pt"));
   torch::jit::Module conv = Child(model, "block2.conv_a");
 
   auto recorder = std::make_shared<Recorder>(false);
@@ -52,7 +52,8 @@ TEST(GraphHooksTest, OutputHookSeesTheLayersOutputOnlyForTheHookedInstance) {
   EXPECT_EQ(recorder->seen[0].sizes(), (std::vector<int64_t>{2, 8, 12, 12}));
 
   // The recorded tensor is block2.conv_a's output: recompute it on a fresh copy.
-  torch::jit::Module fresh = torch::jit::load(Model("residual_cnn.pt"));
+  torch::jit::Module fresh =
+      torch::jit::load(testing::RunfilePath("compression/testdata/residual_cnn.pt"));
   torch::Tensor stem = torch::relu(Child(fresh, "stem").forward({x}).toTensor());
   torch::Tensor b1 = Child(fresh, "block1").forward({stem}).toTensor();
   torch::Tensor conv_a = Child(fresh, "block2.conv_a").forward({b1}).toTensor();
@@ -61,8 +62,11 @@ TEST(GraphHooksTest, OutputHookSeesTheLayersOutputOnlyForTheHookedInstance) {
 
 TEST(GraphHooksTest, TransformingHooksChangeTheForwardAndRemoveRestoresIt) {
   torch::Tensor x = torch::randn({2, 1, 28, 28});
-  torch::Tensor plain = torch::jit::load(Model("small_cnn.pt")).forward({x}).toTensor();
-  torch::jit::Module model = torch::jit::load(Model("small_cnn.pt"));
+  torch::Tensor plain = torch::jit::load(testing::RunfilePath("compression/testdata/small_cnn.pt"))
+                            .forward({x})
+                            .toTensor();
+  torch::jit::Module model =
+      torch::jit::load(testing::RunfilePath("compression/testdata/small_cnn.pt"));
   {
     GraphHooks hooks(model);
     ASSERT_TRUE(hooks.Add("fc2", HookSite::kOutput, std::make_shared<Recorder>(true)).ok());
@@ -74,7 +78,7 @@ TEST(GraphHooksTest, TransformingHooksChangeTheForwardAndRemoveRestoresIt) {
   // Handlers are gone: the compiled plan passes tensors through.
   EXPECT_TRUE(torch::allclose(model.forward({x}).toTensor(), plain));
   // The saved model has no call of this library's operator left.
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/unhooked.pt";
+  const std::string path = testing::TempPath("unhooked.pt");
   model.save(path);
   torch::jit::Module reloaded = torch::jit::load(path);
   for (const auto& item : reloaded.named_modules()) {
@@ -95,7 +99,8 @@ class HalfMask final : public ActivationHandler {
 };
 
 TEST(GraphHooksTest, HandlerMasksGradientsInBackward) {
-  torch::jit::Module model = torch::jit::load(Model("small_cnn.pt"));
+  torch::jit::Module model =
+      torch::jit::load(testing::RunfilePath("compression/testdata/small_cnn.pt"));
   GraphHooks hooks(model);
   ASSERT_TRUE(hooks.Add("fc2", HookSite::kOutput, std::make_shared<HalfMask>()).ok());
   torch::Tensor fc2_weight = Child(model, "fc2").attr("weight").toTensor();

@@ -5,19 +5,15 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace autocompress::compression {
 namespace {
 
-std::string Data() {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
-         "/compression/testdata/tiny_idx";
-}
-
 TEST(IdxDatasetTest, ReadsTheGzippedSplit) {
-  auto data = IdxDataset::LoadSplit(Data(), "train");
+  auto data = IdxDataset::LoadSplit(testing::RunfilePath("compression/testdata/tiny_idx"), "train");
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ((*data)->size(), 256);
   EXPECT_EQ((*data)->images().sizes(), (std::vector<int64_t>{256, 1, 28, 28}));
@@ -34,7 +30,7 @@ TEST(IdxDatasetTest, ReadsTheGzippedSplit) {
 TEST(IdxDatasetTest, WrongFilesAreClearErrors) {
   EXPECT_EQ(IdxDataset::LoadSplit("/nonexistent", "train").status().code(),
             absl::StatusCode::kNotFound);
-  const std::string bogus = std::string(std::getenv("TEST_TMPDIR")) + "/bogus";
+  const std::string bogus = testing::TempPath("bogus");
   FILE* f = std::fopen(bogus.c_str(), "wb");
   std::fputs("definitely not idx", f);
   std::fclose(f);

@@ -17,10 +17,7 @@ namespace {
 
 using testing::RunfilePath;
 using testing::Subprocess;
-
-std::string Tmp(const std::string& name) {
-  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-}
+using testing::TempPath;
 
 int RunCli(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {RunfilePath("client/autocompress")};
@@ -46,7 +43,7 @@ TEST_P(CompressCliTest, SavedModelHasZerosWhereTheReportSays) {
   const std::string config = algorithm == "level"
                                  ? R"([{"sparsity": 0.6, "op_types": ["default"]}])"
                                  : R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
-  const std::string out = Tmp(algorithm + ".pt"), report_path = Tmp(algorithm + ".json");
+  const std::string out = TempPath(algorithm + ".pt"), report_path = TempPath(algorithm + ".json");
   ASSERT_EQ(RunCli({"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"),
                     "--algorithm", algorithm, "--config_list", config, "--output", out, "--report",
                     report_path}),
@@ -85,7 +82,8 @@ TEST_P(QuantizeCliTest, SavedWeightsTakeAtMostTwoToTheBitsValues) {
   const int bits = algorithm == "naive" ? 8 : algorithm == "bnn" ? 1 : 3;
   const std::string config = std::string(R"([{"quant_types": ["weight"], "quant_bits": )") +
                              std::to_string(bits) + R"(, "op_types": ["Conv2d", "Linear"]}])";
-  const std::string out = Tmp(algorithm + ".pt"), calibration = Tmp(algorithm + ".cal.json");
+  const std::string out = TempPath(algorithm + ".pt"),
+                    calibration = TempPath(algorithm + ".cal.json");
   ASSERT_EQ(RunCli({"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"),
                     "--algorithm", algorithm, "--config_list", config, "--output", out,
                     "--calibration", calibration}),
@@ -110,7 +108,7 @@ class DataDrivenCliTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(DataDrivenCliTest, TrainsOnIdxDataAndPrunesHalfTheChannels) {
   const std::string algorithm = GetParam();
   const std::string type = algorithm == "slim" ? "BatchNorm2d" : "Conv2d";
-  const std::string out = Tmp(algorithm + ".pt"), report_path = Tmp(algorithm + ".json");
+  const std::string out = TempPath(algorithm + ".pt"), report_path = TempPath(algorithm + ".json");
   ASSERT_EQ(RunCli({"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"),
                     "--algorithm", algorithm, "--config_list",
                     R"([{"sparsity": 0.5, "op_types": [")" + type + R"("]}])", "--output", out,
@@ -144,26 +142,27 @@ TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   EXPECT_EQ(RunCli({"frobnicate"}), 2);
   EXPECT_EQ(RunCli({"compress", "--model", model}), 2);  // missing flags
   EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list", "[",
-                    "--output", Tmp("x.pt")}),
+                    "--output", TempPath("x.pt")}),
             2);
   EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
-                    R"([{"sparsity": 2, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
+                    R"([{"sparsity": 2, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
             2);
   EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt"),
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt"),
                     "--bogus", "1"}),
             2);
   EXPECT_EQ(
       RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1", "--config_list",
-              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
+              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
       2);
   // Data-driven without data, and a data directory without IDX files.
+  EXPECT_EQ(
+      RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
+              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
+      2);
   EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt")}),
-            2);
-  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", Tmp("x.pt"),
-                    "--data", std::getenv("TEST_TMPDIR")}),
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt"),
+                    "--data", TempPath("")}),
             2);
 }
 

@@ -55,7 +55,7 @@ std::vector<std::string> Argv(const Binary& binary, const std::vector<std::strin
   std::vector<std::string> argv = {RunfilePath(binary.path), "--host=127.0.0.1", "--port=0",
                                    "--metrics_port=0"};
   if (binary.service == "scheduler") {
-    argv.push_back(absl::StrCat("--data_dir=", std::getenv("TEST_TMPDIR"), "/scheduler-data"));
+    argv.push_back("--data_dir=" + testing::TempPath("scheduler-data"));
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;

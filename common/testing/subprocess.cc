@@ -97,12 +97,4 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
   }
 }
 
-std::string RunfilePath(const std::string& workspace_relative) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  if (srcdir == nullptr) return workspace_relative;
-  return absl::StrCat(srcdir, "/", workspace != nullptr ? workspace : "autocompress", "/",
-                      workspace_relative);
-}
-
 }  // namespace autocompress::testing

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/testing/runfiles.h"
 
 namespace autocompress::testing {
 
@@ -46,10 +47,6 @@ class Subprocess {
   bool reaped_ = false;
   std::string buffer_;
 };
-
-// Path of a binary built by Bazel and listed in the test's `data`, e.g.
-// "tuner_service/tuner_server".
-std::string RunfilePath(const std::string& workspace_relative);
 
 }  // namespace autocompress::testing
 

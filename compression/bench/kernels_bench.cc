@@ -10,27 +10,16 @@
 #include <thread>
 #include <vector>
 
+#include "compression/bench/median_time.h"
 #include "compression/kernels/prune_kernels.h"
 #include "compression/kernels/quant_kernels.h"
 
 namespace {
 
-double MedianMs(const std::function<void()>& f, int reps) {
-  f();  // warm up
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                     .count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 void Row(const std::string& kernel, const std::string& shape, int64_t elements,
          const std::function<void()>& fused, const std::function<void()>& composite, int reps) {
-  const double a = MedianMs(fused, reps), b = MedianMs(composite, reps);
+  const double a = autocompress::compression::bench::MedianCpuMs(fused, reps),
+               b = autocompress::compression::bench::MedianCpuMs(composite, reps);
   std::printf("| %s | %s | %lld | %.3f | %.3f | %.2fx |\n", kernel.c_str(), shape.c_str(),
               static_cast<long long>(elements), a, b, b / a);
 }

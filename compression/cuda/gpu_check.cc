@@ -12,10 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "compression/bench/median_time.h"
 #include "compression/kernels/prune_kernels.h"
 #include "compression/kernels/quant_kernels.h"
 
 namespace k = autocompress::compression::kernels;
+using autocompress::compression::bench::MedianCpuMs;
 
 namespace {
 
@@ -34,19 +36,6 @@ double MedianCudaMs(const std::function<void()>& f, int reps) {
     float elapsed = 0;
     cudaEventElapsedTime(&elapsed, start, stop);
     ms.push_back(elapsed);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-double MedianCpuMs(const std::function<void()>& f, int reps) {
-  f();
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                     .count());
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
