@@ -4,27 +4,91 @@
 # checks every CUDA kernel against the CPU one on random inputs, and times both.
 # Paste the printed table, with the card's name, into benchmarks/RESULTS.md.
 #
-#   compression/cuda/check_on_gpu.sh            (from the repository root)
+#   compression/cuda/check_on_gpu.sh            (from anywhere)
 #   CUDA_ARCH=90 PYTHON=python3 OUT_DIR=/tmp/x  (optional overrides)
+#   COMPILE_ONLY=1                              (no GPU needed: compile every source,
+#                                                link nothing, run nothing)
+#
+# COMPILE_ONLY is what `./dev test` runs (//compression/cuda:check_on_gpu_compile_test)
+# so that a GPU session never finds a compile error: a CPU-only PyTorch lacks
+# c10/cuda/impl/cuda_cmake_macros.h, which is then stood in for by an empty one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
 TORCH="$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)')"
 ABI="$("$PY" -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')"
 NVCC="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
-CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}"
-ARCH="${CUDA_ARCH:-90}"
+# The toolkit beside nvcc, else /usr/local/cuda (nvcc may be a wrapper script elsewhere).
+if [ -z "${CUDA_HOME:-}" ]; then
+  CUDA_HOME="$(dirname "$(dirname "$(readlink -f "$NVCC")")")"
+  [ -f "$CUDA_HOME/include/cuda_runtime.h" ] || CUDA_HOME=/usr/local/cuda
+fi
 OUT="${OUT_DIR:-$(mktemp -d)}"
 mkdir -p "$OUT"
 
-echo "torch: $TORCH (cxx11 abi $ABI); nvcc: $NVCC; arch sm_$ARCH" >&2
-"$NVCC" -std=c++17 -O3 -gencode "arch=compute_$ARCH,code=sm_$ARCH" -Xcompiler -fPIC \
-  -c compression/cuda/kernels.cu -o "$OUT/kernels.o"
-g++ -std=c++17 -O3 -fopenmp -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DAUTOCOMPRESS_WITH_CUDA \
-  -I"$ROOT" -I"$TORCH/include" -I"$TORCH/include/torch/csrc/api/include" -I"$CUDA_HOME/include" \
-  compression/kernels/prune_kernels.cc compression/kernels/quant_kernels.cc \
-  compression/cuda/cuda_dispatch.cc compression/cuda/gpu_check.cc "$OUT/kernels.o" \
+# The card's compute capability (9.0 -> 90) unless CUDA_ARCH says otherwise.
+if [ -z "${CUDA_ARCH:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
+  CUDA_ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
+    head -n1 | tr -d ' .' || true)"
+fi
+ARCH="${CUDA_ARCH:-90}"
+
+# PyTorch 2.12 and later refuse anything older than C++20 in their headers.
+STD=c++17
+if echo 'int main() {}' | g++ -std=c++20 -x c++ -fsyntax-only - 2>/dev/null; then STD=c++20; fi
+
+INCLUDES=(-I"$ROOT" -isystem "$TORCH/include" -isystem "$TORCH/include/torch/csrc/api/include"
+  -isystem "$CUDA_HOME/include")
+if [ ! -f "$TORCH/include/c10/cuda/impl/cuda_cmake_macros.h" ]; then
+  [ -n "${COMPILE_ONLY:-}" ] || {
+    echo "error: $TORCH is a CPU-only PyTorch (no c10/cuda/impl/cuda_cmake_macros.h)" >&2
+    exit 1
+  }
+  mkdir -p "$OUT/shim/c10/cuda/impl"
+  : >"$OUT/shim/c10/cuda/impl/cuda_cmake_macros.h"
+  INCLUDES+=(-isystem "$OUT/shim")
+fi
+
+echo "torch $TORCH_VERSION at $TORCH (cxx11 abi $ABI), $STD; nvcc: $NVCC; arch sm_$ARCH" >&2
+SOURCES=(compression/kernels/prune_kernels.cc compression/kernels/quant_kernels.cc
+  compression/cuda/cuda_dispatch.cc compression/cuda/gpu_check.cc)
+CXXFLAGS=(-std="$STD" -O3 -fopenmp -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DAUTOCOMPRESS_WITH_CUDA
+  -Wall -Wno-unused-parameter -Wno-sign-compare "${INCLUDES[@]}")
+[ -n "${COMPILE_ONLY:-}" ] && CXXFLAGS+=(-fsyntax-only)
+
+# Compile every translation unit at once (the GPU machine has 16 cores).
+pids=()
+if [ -x "$NVCC" ]; then
+  "$NVCC" -std=c++17 -O3 -gencode "arch=compute_$ARCH,code=sm_$ARCH" -Xcompiler -fPIC \
+    -c compression/cuda/kernels.cu -o "$OUT/kernels.o" &
+  pids+=($!)
+elif [ -z "${COMPILE_ONLY:-}" ]; then
+  echo "error: no nvcc at $NVCC (set NVCC or CUDA_HOME)" >&2
+  exit 1
+else
+  echo "note: no nvcc at $NVCC; compiling the C++ sources only" >&2
+fi
+for src in "${SOURCES[@]}"; do
+  g++ "${CXXFLAGS[@]}" -c "$src" -o "$OUT/$(basename "$src" .cc).o" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+if [ "$status" != 0 ]; then
+  echo "error: compilation failed (messages above)" >&2
+  exit 1
+fi
+if [ -n "${COMPILE_ONLY:-}" ]; then
+  echo "check_on_gpu: compiled ${#pids[@]} sources against torch $TORCH_VERSION (no GPU run)"
+  exit 0
+fi
+
+objects=()
+for src in "${SOURCES[@]}"; do objects+=("$OUT/$(basename "$src" .cc).o"); done
+g++ -fopenmp "${objects[@]}" "$OUT/kernels.o" \
   -L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda \
   -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcudart -o "$OUT/gpu_check"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 "$OUT/gpu_check"

@@ -55,8 +55,13 @@ void Check(const std::string& what, const at::Tensor& cpu, const at::Tensor& gpu
 }  // namespace
 
 int main() {
+  int devices = 0;
   cudaDeviceProp prop;
-  cudaGetDeviceProperties(&prop, 0);
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0 ||
+      cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+    std::fprintf(stderr, "gpu-check: no usable CUDA device\n");
+    return 2;
+  }
   at::manual_seed(0);
   std::printf("device: %s (%d SMs)\n\n", prop.name, prop.multiProcessorCount);
 
