@@ -25,10 +25,8 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// Masks of one layer and what the report says about it.
+// What the report says about one pruned layer (its masks are in Impl::masks).
 struct LayerState {
-  torch::Tensor weight_mask;
-  torch::Tensor bias_mask;  // undefined when the layer has no bias
   double config_sparsity = 0;
   int64_t filters_total = 0;
   std::vector<int64_t> kept_filters;  // filter pruners only
@@ -202,6 +200,7 @@ struct CompressionSession::Impl {
   std::map<std::string, torch::jit::Module> modules;  // by layer name
   std::string algorithm;
   std::map<std::string, LayerState> states;      // pruned layers, by name
+  kernels::MaskSet masks;                        // their weight and bias masks
   std::map<std::string, QuantState> quant;       // quantized layers, by name
   std::unique_ptr<GraphHooks> activation_hooks;  // input/output quantization
   // Activation quantizers by "layer/input" or "layer/output", for the calibration table.
@@ -278,19 +277,6 @@ struct CompressionSession::Impl {
     return absl::OkStatus();
   }
 
-  // Each masked parameter next to its mask, in layer order.
-  void MaskedTensors(std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& masks) {
-    for (auto& [name, state] : states) {
-      const torch::jit::Module& m = modules.at(name);
-      params.push_back(Attr(m, "weight"));
-      masks.push_back(state.weight_mask);
-      if (state.bias_mask.defined()) {
-        params.push_back(Attr(m, "bias"));
-        masks.push_back(state.bias_mask);
-      }
-    }
-  }
-
   // Records a filter/channel keep vector as the layer's masks.
   void SetFilterMasks(const std::string& name, double sparsity, const torch::Tensor& keep_in) {
     const torch::jit::Module& m = modules.at(name);
@@ -298,10 +284,10 @@ struct CompressionSession::Impl {
     torch::Tensor bias = Attr(m, "bias");
     // Scores may have been computed on the CPU; masks live with the weights.
     torch::Tensor keep = keep_in.to(weight.device(), weight.scalar_type()).contiguous();
+    masks.Add(weight, ExpandFilterKeep(keep, weight));
+    if (bias.defined()) masks.Add(bias, keep.to(bias.device(), bias.scalar_type()));
     LayerState state;
     state.config_sparsity = sparsity;
-    state.weight_mask = ExpandFilterKeep(keep, weight);
-    if (bias.defined()) state.bias_mask = keep.to(bias.device(), bias.scalar_type()).contiguous();
     state.filters_total = keep.size(0);
     torch::Tensor kept = keep.nonzero().reshape({-1}).cpu();
     for (int64_t i = 0; i < kept.size(0); ++i)
@@ -309,11 +295,7 @@ struct CompressionSession::Impl {
     states[name] = std::move(state);
   }
 
-  void ApplyAllMasks() {
-    std::vector<torch::Tensor> params, masks;
-    MaskedTensors(params, masks);
-    kernels::ApplyMasks(params, masks);
-  }
+  void ApplyAllMasks() { masks.Apply(); }
 
   std::vector<torch::Tensor> Parameters() {
     std::vector<torch::Tensor> out;
@@ -545,7 +527,7 @@ struct CompressionSession::Impl {
       if (algorithm == "level") {
         LayerState state;
         state.config_sparsity = *a.config.sparsity;
-        state.weight_mask = LevelMask(weight, state.config_sparsity);
+        masks.Add(weight, LevelMask(weight, state.config_sparsity));
         states[name] = std::move(state);
       } else {
         scores[name] = algorithm == "fpgm"
@@ -723,9 +705,7 @@ absl::Status CompressionSession::BeforeOptimizerStep() {
       q.shadow.mutable_grad() = grad;
       weight.mutable_grad().zero_();  // the optimizer never sees the quantized weight
     }
-    std::vector<torch::Tensor> params, masks;
-    impl_->MaskedTensors(params, masks);
-    kernels::MaskGradients(params, masks);
+    impl_->masks.MaskGradients();
     return absl::OkStatus();
   });
 }
@@ -738,9 +718,7 @@ absl::Status CompressionSession::OnOptimizerStep() {
       impl_->Quantize();
       return absl::OkStatus();
     }
-    std::vector<torch::Tensor> params, masks;
-    impl_->MaskedTensors(params, masks);
-    kernels::ApplyMasksAndGrads(params, masks);
+    impl_->masks.ApplyWithGradients();
     return absl::OkStatus();
   });
 }
@@ -750,9 +728,7 @@ absl::Status CompressionSession::Save(const std::string& path) {
     torch::NoGradGuard no_grad;
     // Pruned weights are folded (exactly zero); quantized weights already hold their
     // fake-quantized values.
-    std::vector<torch::Tensor> params, masks;
-    impl_->MaskedTensors(params, masks);
-    kernels::ApplyMasks(params, masks);
+    impl_->masks.Apply();
     // Activation quantization ends here: the saved graphs must not call our operator.
     if (impl_->activation_hooks != nullptr) impl_->activation_hooks->Remove();
     impl_->model.save(path);

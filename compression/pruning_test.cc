@@ -182,21 +182,95 @@ TEST(PruningTest, ActivationStatisticsMatchAFloat64Loop) {
   }
 }
 
-TEST(PruningTest, ApplyMasksAndGradsZeroesBoth) {
-  torch::Tensor a = RandomWeight({100000}, 3).requires_grad_(true);
-  torch::Tensor b = RandomWeight({7, 3}, 4).requires_grad_(true);
-  (a.sum() * 2 + b.pow(2).sum()).backward();
-  torch::Tensor ma = (torch::rand({100000}) > 0.5).to(torch::kFloat);
-  torch::Tensor mb = (torch::rand({7, 3}) > 0.5).to(torch::kFloat);
-  const torch::Tensor a_before = a.detach().clone(), b_before = b.detach().clone();
-  {
-    torch::NoGradGuard no_grad;
-    kernels::ApplyMasksAndGrads({a, b}, {ma, mb});
+// Reference for MaskSet: v * m computed in float64 element by element, with masked
+// values +0 even where v is not finite.
+torch::Tensor MaskedReference(const torch::Tensor& v, const torch::Tensor& m) {
+  torch::Tensor out = v.detach().to(torch::kDouble).clone().reshape({-1});
+  const torch::Tensor flat = m.to(torch::kDouble).reshape({-1});
+  auto o = out.accessor<double, 1>();
+  auto f = flat.accessor<double, 1>();
+  for (int64_t k = 0; k < out.numel(); ++k) {
+    if (f[k] == 0) o[k] = 0;
   }
-  EXPECT_TRUE(torch::equal(a.detach(), a_before * ma));
-  EXPECT_TRUE(torch::equal(b.detach(), b_before * mb));
-  EXPECT_TRUE(torch::equal(a.grad(), torch::full({100000}, 2.0f) * ma));
-  EXPECT_TRUE(torch::equal(b.grad(), 2 * b_before * mb));
+  return out.reshape(v.sizes()).to(v.scalar_type());
+}
+
+// Element masks (level), filter masks (whole rows), sizes that end in a partial 64-value
+// word, a double tensor and a non-contiguous one (mask tensor kept, composite multiply).
+TEST(PruningTest, MaskSetMatchesReferenceOnWeightsAndGrads) {
+  struct Case {
+    torch::Tensor param;
+    torch::Tensor mask;
+  };
+  std::vector<Case> cases;
+  cases.push_back({RandomWeight({100003}, 3), (torch::rand({100003}) > 0.5).to(torch::kFloat)});
+  cases.push_back({RandomWeight({64, 32, 3, 3}, 4),
+                   (torch::rand({64, 1, 1, 1}) > 0.3).to(torch::kFloat).expand({64, 32, 3, 3})});
+  cases.push_back({RandomWeight({7, 3}, 5), (torch::rand({7, 3}) > 0.5).to(torch::kFloat)});
+  cases.push_back(
+      {RandomWeight({130}, 6, torch::kDouble), (torch::rand({130}) > 0.5).to(torch::kDouble)});
+  cases.push_back({RandomWeight({40, 30}, 7).t(), (torch::rand({30, 40}) > 0.5).to(torch::kFloat)});
+  cases[0].param[17] = std::nanf("");  // masked or kept, NaN must not leak into a mask
+  cases[0].mask[17] = 0;
+  for (Case& c : cases) {
+    c.param.requires_grad_(true);
+    c.param.mutable_grad() = RandomWeight(c.param.sizes().vec(), 9, c.param.scalar_type());
+  }
+  kernels::MaskSet set;
+  std::vector<torch::Tensor> values_before, grads_before;
+  for (const Case& c : cases) {
+    set.Add(c.param, c.mask);
+    values_before.push_back(c.param.detach().clone());
+    grads_before.push_back(c.param.grad().clone());
+  }
+  torch::NoGradGuard no_grad;
+  set.MaskGradients();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_TRUE(
+        torch::allclose(cases[i].param.detach(), values_before[i], 0, 0, /*equal_nan=*/true))
+        << "case " << i;
+    EXPECT_TRUE(
+        torch::equal(cases[i].param.grad(), MaskedReference(grads_before[i], cases[i].mask)))
+        << "case " << i;
+  }
+  set.ApplyWithGradients();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const torch::Tensor expected = MaskedReference(values_before[i], cases[i].mask);
+    EXPECT_TRUE(torch::equal(cases[i].param.detach(), expected)) << "case " << i;
+    EXPECT_EQ(cases[i].param.detach().isnan().sum().item<int64_t>(), 0) << "case " << i;
+  }
+}
+
+TEST(PruningTest, MaskSetPacksCpuMasksABitPerValue) {
+  kernels::MaskSet set;
+  set.Add(torch::randn({1000, 64}), (torch::rand({1000, 64}) > 0.5).to(torch::kFloat));
+  EXPECT_EQ(set.mask_bytes(), 1000 * 64 / 8);
+  set.Add(torch::randn({10}, torch::kDouble), torch::ones({10}, torch::kDouble));
+  EXPECT_EQ(set.mask_bytes(), 1000 * 64 / 8 + 10 * 8);  // not float32: kept as a tensor
+  EXPECT_EQ(set.size(), 2);
+}
+
+TEST(PruningTest, MaskSetFollowsAParameterWhoseDtypeChanged) {
+  torch::Tensor p = RandomWeight({300}, 11);
+  const torch::Tensor mask = (torch::rand({300}) > 0.5).to(torch::kFloat);
+  kernels::MaskSet set;
+  set.Add(p, mask);
+  p.set_data(p.to(torch::kDouble));  // as module.to(...) does: same tensor, new storage
+  p.add_(1);
+  const torch::Tensor before = p.clone();
+  set.Apply();
+  EXPECT_TRUE(torch::equal(p, MaskedReference(before, mask)));
+}
+
+TEST(PruningTest, MaskSetRejectsBadMasks) {
+  kernels::MaskSet set;
+  EXPECT_THROW(set.Add(torch::randn({4, 4}), torch::ones({4, 5})), c10::Error);
+  EXPECT_THROW(set.Add(torch::randn({4}), torch::tensor({0.0f, 1.0f, 0.5f, 1.0f})), c10::Error);
+  EXPECT_EQ(set.size(), 0);
+  torch::Tensor p = torch::randn({8});
+  set.Add(p, torch::ones({8}));
+  p.resize_({9});
+  EXPECT_THROW(set.Apply(), c10::Error);
 }
 
 }  // namespace

@@ -82,25 +82,30 @@ void RunAll() {
         [&] { autocompress::compression::kernels::ActivationStatistics(act, false); },
         [&] { autocompress::compression::kernels::ActivationStatisticsComposite(act, false); }, 21);
   }
-  {
+  // Masks re-applied after an optimizer step: element masks (level) and filter masks
+  // (half of the rows, as l1/l2/fpgm/... leave them), at 50% sparsity.
+  for (bool filters : {false, true}) {
     std::vector<torch::Tensor> params, masks;
+    autocompress::compression::kernels::MaskSet mask_set;
     int64_t total = 0;
     for (int i = 0; i < 8; ++i) {
       params.push_back(torch::randn({512, 1024}).requires_grad_(true));
       params.back().mutable_grad() = torch::randn({512, 1024});
-      masks.push_back((torch::rand({512, 1024}) > 0.5).to(torch::kFloat));
+      masks.push_back(
+          filters ? (torch::rand({512, 1}) > 0.5).to(torch::kFloat).expand({512, 1024}).contiguous()
+                  : (torch::rand({512, 1024}) > 0.5).to(torch::kFloat));
+      mask_set.Add(params.back(), masks.back());
       total += params.back().numel();
     }
     torch::NoGradGuard no_grad;
     Row(
-        "apply masks to weights and grads", "8 x [512, 1024]", total,
-        [&] { autocompress::compression::kernels::ApplyMasksAndGrads(params, masks); },
-        [&] {
-          for (size_t i = 0; i < params.size(); ++i) {
-            params[i].mul_(masks[i]);
-            params[i].mutable_grad().mul_(masks[i]);
-          }
-        },
-        21);
+        filters ? "apply filter masks to weights and grads"
+                : "apply element masks to weights and grads",
+        "8 x [512, 1024]", total, [&] { mask_set.ApplyWithGradients(); },
+        [&] { autocompress::compression::kernels::ApplyMasksComposite(params, masks, true); }, 21);
+    if (filters) {
+      std::printf("\nmask memory: %.1f MiB as float tensors, %.2f MiB packed\n",
+                  total * 4.0 / (1 << 20), mask_set.mask_bytes() / double(1 << 20));
+    }
   }
 }

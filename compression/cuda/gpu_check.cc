@@ -94,8 +94,11 @@ int main() {
   {
     at::Tensor p = at::randn({4096, 4096}), m = (at::rand({4096, 4096}) > 0.5).to(at::kFloat);
     at::Tensor pg = p.cuda(), mg = m.cuda();
-    k::ApplyMasks({p}, {m});
-    k::ApplyMasks({pg}, {mg});
+    k::MaskSet cpu_masks, gpu_masks;
+    cpu_masks.Add(p, m);
+    gpu_masks.Add(pg, mg);
+    cpu_masks.Apply();
+    gpu_masks.Apply();
     Check("apply masks", p, pg, 0);
   }
 
@@ -144,9 +147,12 @@ int main() {
     at::Tensor mg =
         (at::rand({8192, 4096}, at::TensorOptions().device(at::kCUDA)) > 0.5).to(at::kFloat);
     at::Tensor p = pg.cpu(), m = mg.cpu();
+    k::MaskSet cpu_masks, gpu_masks;
+    cpu_masks.Add(p, m);
+    gpu_masks.Add(pg, mg);
     // Read param and mask, write param.
-    row("apply masks", "[8192, 4096]", MedianCpuMs([&] { k::ApplyMasks({p}, {m}); }, 11),
-        MedianCudaMs([&] { k::ApplyMasks({pg}, {mg}); }, 51), pg.numel() * 12.0);
+    row("apply masks", "[8192, 4096]", MedianCpuMs([&] { cpu_masks.Apply(); }, 11),
+        MedianCudaMs([&] { gpu_masks.Apply(); }, 51), pg.numel() * 12.0);
   }
   std::printf("\ndevice-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
   std::printf("gpu-check: %s\n", failed ? "MISMATCH" : "all CUDA results match the CPU kernels");

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #ifdef AUTOCOMPRESS_WITH_CUDA
@@ -80,14 +81,47 @@ AC_VECTOR_CLONES void ActivationSpan(const float* v, int64_t n, bool relu6, doub
   });
 }
 
-AC_VECTOR_CLONES void MultiplyInPlace(float* data, const float* mask, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) data[k] *= mask[k];
+// Clears the values of one 64-value word whose mask bit is 0 (bit k <-> v[k]). Selects
+// on 32-bit halves: AVX2 shifts 32-bit lanes by a variable count, not 64-bit ones.
+AC_VECTOR_CLONES void ClearMaskedInWord(float* v, uint64_t word) {
+  for (int half = 0; half < 2; ++half) {
+    const uint32_t bits = static_cast<uint32_t>(word >> (32 * half));
+    float* h = v + 32 * half;
+    for (int k = 0; k < 32; ++k) h[k] = (bits >> k) & 1u ? h[k] : 0.0f;
+  }
 }
 
-AC_VECTOR_CLONES void MultiplyTwoInPlace(float* data, float* grad, const float* mask, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) {
-    data[k] *= mask[k];
-    grad[k] *= mask[k];
+// Applies words [begin, end) of a packed mask over `numel` values to data and grad
+// (either may be null). Runs of zero words (pruned rows) are cleared with one fill each.
+void ApplyPackedWords(float* data, float* grad, const uint64_t* words, int64_t begin, int64_t end,
+                      int64_t numel) {
+  int64_t w = begin;
+  while (w < end) {
+    const uint64_t word = words[w];
+    if (word == ~uint64_t{0}) {  // all kept: nothing to read or write
+      ++w;
+      continue;
+    }
+    const int64_t first = w * 64;
+    if (word == 0) {
+      int64_t last = w + 1;
+      while (last < end && words[last] == 0) ++last;
+      const int64_t count = std::min(last * 64, numel) - first;
+      if (data != nullptr) std::fill_n(data + first, count, 0.0f);
+      if (grad != nullptr) std::fill_n(grad + first, count, 0.0f);
+      w = last;
+      continue;
+    }
+    const int64_t count = std::min<int64_t>(64, numel - first);
+    for (float* v : {data, grad}) {
+      if (v == nullptr) continue;
+      if (count == 64) {
+        ClearMaskedInWord(v + first, word);
+      } else {
+        for (int64_t k = 0; k < count; ++k) v[first + k] = (word >> k) & 1u ? v[first + k] : 0.0f;
+      }
+    }
+    ++w;
   }
 }
 
@@ -213,81 +247,117 @@ std::pair<at::Tensor, at::Tensor> ActivationStatistics(const at::Tensor& x, bool
   return {zeros, sums};
 }
 
-namespace {
+struct MaskSet::Entry {
+  at::Tensor param;
+  int64_t numel = 0;
+  at::Tensor mask;              // undefined when packed
+  std::vector<uint64_t> words;  // packed: bit k of word i = mask value 64 i + k
 
-void ApplyMasksImpl(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& masks,
-                    bool values, bool grads) {
-  TORCH_CHECK(params.size() == masks.size(), "ApplyMasks: ", params.size(), " tensors but ",
-              masks.size(), " masks");
-  for (size_t i = 0; i < params.size(); ++i) {
-    const at::Tensor& p = params[i];
-    const at::Tensor& m = masks[i];
-    TORCH_CHECK(p.sizes() == m.sizes(), "ApplyMasks: tensor ", i, " has shape ", p.sizes(),
-                " but its mask ", m.sizes());
-    TORCH_CHECK(p.device() == m.device(), "ApplyMasks: tensor ", i, " is on ", p.device(),
-                " but its mask on ", m.device());
-    const at::Tensor g = grads ? p.grad() : at::Tensor();
+  // The float32 CPU tensors the packed kernel applies to.
+  static bool Packable(const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+  }
+
+  // The mask as a tensor like `like`, unpacked when needed (fallbacks only).
+  at::Tensor MaskLike(const at::Tensor& like) const {
+    if (mask.defined()) return mask.to(like.options());
+    at::Tensor out = at::empty({numel}, at::kFloat);
+    float* v = out.data_ptr<float>();
+    for (int64_t k = 0; k < numel; ++k) v[k] = (words[k / 64] >> (k % 64)) & 1u;
+    return out.view(like.sizes()).to(like.options());
+  }
+};
+
+MaskSet::MaskSet() = default;
+MaskSet::~MaskSet() = default;
+MaskSet::MaskSet(MaskSet&&) noexcept = default;
+MaskSet& MaskSet::operator=(MaskSet&&) noexcept = default;
+
+void MaskSet::Add(const at::Tensor& param, const at::Tensor& mask) {
+  const int64_t index = static_cast<int64_t>(entries_.size());
+  TORCH_CHECK(param.sizes() == mask.sizes(), "MaskSet: tensor ", index, " has shape ",
+              param.sizes(), " but its mask ", mask.sizes());
+  TORCH_CHECK(param.device() == mask.device(), "MaskSet: tensor ", index, " is on ", param.device(),
+              " but its mask on ", mask.device());
+  TORCH_CHECK(mask.eq(0).logical_or(mask.eq(1)).all().item<bool>(), "MaskSet: the mask of tensor ",
+              index, " has values other than 0 and 1");
+  Entry entry;
+  entry.param = param;
+  entry.numel = param.numel();
+  if (!Entry::Packable(param)) {
+    entry.mask = mask.to(param.scalar_type()).contiguous();
+    entries_.push_back(std::move(entry));
+    return;
+  }
+  const at::Tensor keep = mask.ne(0).contiguous();
+  const bool* k = keep.data_ptr<bool>();
+  const int64_t n = keep.numel();
+  entry.words.assign((n + 63) / 64, 0);
+  uint64_t* words = entry.words.data();
+  at::parallel_for(0, static_cast<int64_t>(entry.words.size()), 1024, [&](int64_t b, int64_t e) {
+    for (int64_t w = b; w < e; ++w) {
+      uint64_t word = 0;
+      for (int64_t j = 0; j < 64 && w * 64 + j < n; ++j) word |= uint64_t{k[w * 64 + j]} << j;
+      words[w] = word;
+    }
+  });
+  entries_.push_back(std::move(entry));
+}
+
+void MaskSet::Clear() { entries_.clear(); }
+
+int64_t MaskSet::size() const { return static_cast<int64_t>(entries_.size()); }
+
+int64_t MaskSet::mask_bytes() const {
+  int64_t bytes = 0;
+  for (const Entry& e : entries_) {
+    bytes += e.mask.defined() ? e.mask.numel() * e.mask.element_size()
+                              : static_cast<int64_t>(e.words.size() * sizeof(uint64_t));
+  }
+  return bytes;
+}
+
+void MaskSet::Apply() const { ApplyImpl(/*values=*/true, /*grads=*/false); }
+void MaskSet::ApplyWithGradients() const { ApplyImpl(/*values=*/true, /*grads=*/true); }
+void MaskSet::MaskGradients() const { ApplyImpl(/*values=*/false, /*grads=*/true); }
+
+void MaskSet::ApplyImpl(bool values, bool grads) const {
+  for (const Entry& e : entries_) {
+    const at::Tensor& p = e.param;
+    TORCH_CHECK(p.numel() == e.numel, "MaskSet: a parameter of ", e.numel, " values now has ",
+                p.numel());
+    // Returns the tensor's data for the packed kernel, or applies the mask tensor
+    // itself (on the GPU, or a parameter that has moved since Add) and returns null.
+    auto packed_target = [&](const at::Tensor& t) -> float* {
+      if (!t.defined()) return nullptr;
+      if (!e.mask.defined() && Entry::Packable(t)) return t.data_ptr<float>();
 #ifdef AUTOCOMPRESS_WITH_CUDA
-    if (p.is_cuda() && p.scalar_type() == at::kFloat && m.scalar_type() == at::kFloat &&
-        p.is_contiguous() && m.is_contiguous() && (!g.defined() || g.is_contiguous())) {
-      if (values) {
-        cuda::ApplyMaskTensor(p, g, m);
-      } else if (g.defined()) {
-        cuda::ApplyMaskTensor(g, at::Tensor(), m);
+      if (t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous() && e.mask.defined() &&
+          e.mask.device() == t.device() && e.mask.scalar_type() == at::kFloat) {
+        cuda::ApplyMaskTensor(t, at::Tensor(), e.mask);
+        return nullptr;
       }
-      continue;
-    }
 #endif
-    if (!p.device().is_cpu() || !p.is_contiguous() || !m.is_contiguous() ||
-        p.scalar_type() != m.scalar_type() || (g.defined() && !g.is_contiguous())) {
-      if (values) p.mul_(m);
-      if (g.defined()) g.mul_(m);
-      continue;
-    }
-    if (p.scalar_type() == at::kFloat) {
-      float* data = p.data_ptr<float>();
-      const float* mask = m.data_ptr<float>();
-      float* grad = g.defined() ? g.data_ptr<float>() : nullptr;
-      at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-        if (values && grad != nullptr) {
-          MultiplyTwoInPlace(data + begin, grad + begin, mask + begin, end - begin);
-        } else if (values) {
-          MultiplyInPlace(data + begin, mask + begin, end - begin);
-        } else if (grad != nullptr) {
-          MultiplyInPlace(grad + begin, mask + begin, end - begin);
-        }
-      });
-      continue;
-    }
-    AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "ApplyMasks", [&] {
-      scalar_t* data = p.data_ptr<scalar_t>();
-      const scalar_t* mask = m.data_ptr<scalar_t>();
-      scalar_t* grad = g.defined() ? g.data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-        if (values) {
-          for (int64_t k = begin; k < end; ++k) data[k] *= mask[k];
-        }
-        if (grad != nullptr) {
-          for (int64_t k = begin; k < end; ++k) grad[k] *= mask[k];
-        }
-      });
+      at::Tensor target = t;
+      target.mul_(e.MaskLike(t));
+      return nullptr;
+    };
+    float* data = values ? packed_target(p) : nullptr;
+    float* grad = grads ? packed_target(p.grad()) : nullptr;
+    if (data == nullptr && grad == nullptr) continue;
+    at::parallel_for(0, static_cast<int64_t>(e.words.size()), 1024, [&](int64_t b, int64_t end) {
+      ApplyPackedWords(data, grad, e.words.data(), b, end, e.numel);
     });
   }
 }
 
-}  // namespace
-
-void ApplyMasks(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& masks) {
-  ApplyMasksImpl(params, masks, /*values=*/true, /*grads=*/false);
-}
-
-void ApplyMasksAndGrads(const std::vector<at::Tensor>& params,
-                        const std::vector<at::Tensor>& masks) {
-  ApplyMasksImpl(params, masks, /*values=*/true, /*grads=*/true);
-}
-
-void MaskGradients(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& masks) {
-  ApplyMasksImpl(params, masks, /*values=*/false, /*grads=*/true);
+void ApplyMasksComposite(const std::vector<at::Tensor>& params,
+                         const std::vector<at::Tensor>& masks, bool grads) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor p = params[i];
+    p.mul_(masks[i]);
+    if (grads && p.grad().defined()) p.mutable_grad().mul_(masks[i]);
+  }
 }
 
 }  // namespace autocompress::compression::kernels

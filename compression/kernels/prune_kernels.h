@@ -6,6 +6,7 @@
 #ifndef AUTOCOMPRESS_COMPRESSION_KERNELS_PRUNE_KERNELS_H_
 #define AUTOCOMPRESS_COMPRESSION_KERNELS_PRUNE_KERNELS_H_
 
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -22,13 +23,46 @@ at::Tensor FilterNorms(const at::Tensor& weight, int p);
 // [C] sums over j of ||w_c - w_j||_2 (FPGM's distance to the other filters).
 at::Tensor FpgmDistanceSums(const at::Tensor& weight);
 
-// params[i] *= masks[i] for every i, in place (same shapes). With `grads`, also zeroes
-// the gradients of masked elements (grads[i] may be undefined).
-void ApplyMasks(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& masks);
-void ApplyMasksAndGrads(const std::vector<at::Tensor>& params,
-                        const std::vector<at::Tensor>& masks);
-// Only the gradients: grads of params[i] *= masks[i] (undefined gradients are skipped).
-void MaskGradients(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& masks);
+// Parameters and their 0/1 masks, re-applied in place around every optimizer step.
+// On the CPU (float32, contiguous) a mask is packed a bit per value, 32x smaller than a
+// float mask, and applying it reads no mask floats: 64-value words of ones are skipped
+// (the parameter is not touched), words of zeros are cleared without reading the
+// parameter, and mixed words select value by value. Filter and channel masks are whole
+// rows, so they cost only the writes of the pruned rows. Other parameters keep the mask
+// tensor (the CUDA kernel, or the composite multiply for other dtypes and devices).
+// Masked values become +0 (also where they were NaN or infinite).
+class MaskSet {
+ public:
+  MaskSet();
+  ~MaskSet();
+  MaskSet(MaskSet&&) noexcept;
+  MaskSet& operator=(MaskSet&&) noexcept;
+
+  // Adds `param` with `mask`: same shape and device, every value 0 or 1 (c10::Error
+  // otherwise). The set refers to `param` (not a copy); the mask is copied or packed.
+  void Add(const at::Tensor& param, const at::Tensor& mask);
+  void Clear();
+  int64_t size() const;
+  // Bytes the masks occupy, packed or not.
+  int64_t mask_bytes() const;
+
+  // param *= mask for every parameter.
+  void Apply() const;
+  // Both the parameters and their gradients (undefined gradients are skipped).
+  void ApplyWithGradients() const;
+  // Only the gradients.
+  void MaskGradients() const;
+
+ private:
+  struct Entry;
+  void ApplyImpl(bool values, bool grads) const;
+  std::vector<Entry> entries_;
+};
+
+// params[i] *= masks[i] (and their gradients) with the composite LibTorch expression:
+// the baseline MaskSet replaces, for benchmarks.
+void ApplyMasksComposite(const std::vector<at::Tensor>& params,
+                         const std::vector<at::Tensor>& masks, bool grads);
 
 // Per-channel statistics of act(x) for x of shape [N, C, ...], act = relu (or relu6):
 // the number of zeros and the sum, over batch and spatial positions (APoZ and mean
