@@ -48,13 +48,19 @@ __global__ void FpgmKernel(const float* w, float* out, int64_t filters, int64_t 
   if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(total);
 }
 
-__global__ void FakeQuantizeKernel(const float* x, float* out, float* mask, int64_t n, int64_t span,
-                                   const float* scale, const float* zero_point, int64_t channels,
-                                   float qmin, float qmax) {
+// Per tensor: one scale for all n values, a 1-D grid-stride loop. Per channel: blockIdx.y
+// is the channel, so no thread divides a 64-bit index by the span (tens of instructions
+// per value on the GPU).
+__global__ void FakeQuantizeKernel(const float* x, float* out, float* mask, int64_t n,
+                                   const float* scale, const float* zero_point, float qmin,
+                                   float qmax) {
+  const int64_t c = blockIdx.y;
+  const float s = scale[c], z = zero_point[c];
+  x += c * n;
+  out += c * n;
+  mask += c * n;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t c = channels == 1 ? 0 : i / span;
-    const float s = scale[c], z = zero_point[c];
     const float shifted = z + x[i] / s;
     const float q = rintf(fminf(fmaxf(shifted, qmin), qmax));  // rint: half to even
     out[i] = s * (q - z);
@@ -115,8 +121,19 @@ void FakeQuantize(const float* x, float* out, float* mask, int64_t n, int64_t sp
                   const float* scale, const float* zero_point, int64_t channels, float qmin,
                   float qmax, cudaStream_t stream) {
   if (n == 0) return;
-  FakeQuantizeKernel<<<Blocks(n), kThreads, 0, stream>>>(x, out, mask, n, span, scale, zero_point,
-                                                         channels, qmin, qmax);
+  // grid.y is limited to 65535 channels; beyond that, one launch per slice of channels.
+  for (int64_t first = 0; first < channels; first += 65535) {
+    const int64_t count = channels - first < 65535 ? channels - first : 65535;
+    const int64_t per_channel = channels == 1 ? n : span;
+    // Up to 65536 blocks in all (as Blocks()); each strides over its channel's values.
+    const int64_t cap = 65536 / count > 0 ? 65536 / count : 1;
+    const int64_t blocks_x = (per_channel + kThreads - 1) / kThreads;
+    const dim3 grid(static_cast<unsigned>(blocks_x < cap ? blocks_x : cap),
+                    static_cast<unsigned>(count));
+    FakeQuantizeKernel<<<grid, kThreads, 0, stream>>>(
+        x + first * per_channel, out + first * per_channel, mask + first * per_channel, per_channel,
+        scale + first, zero_point + first, qmin, qmax);
+  }
 }
 
 void ActivationStatistics(const float* x, double* zeros, double* sums, int64_t batch,
