@@ -52,6 +52,38 @@ TEST(QuantKernelTest, FakeQuantizeMatchesAFloat64LoopPerTensorAndPerChannel) {
   }
 }
 
+// Exact halves round to even (as torch.round), NaN stays NaN with a 0 STE mask, huge
+// values clamp; checked past the 8-lane vector body and in its scalar tail.
+TEST(QuantKernelTest, FakeQuantizeRoundsHalfToEvenKeepsNaNAndClamps) {
+  std::vector<float> x, expected_out, expected_mask;
+  for (int k = 0; k < 37; ++k) {
+    const float half = (k - 18) + 0.5f;  // scale 1, zero point 0: shifted = x
+    x.push_back(half);
+    expected_out.push_back(std::nearbyint(std::min(std::max(half, -8.0f), 7.0f)));
+    expected_mask.push_back(std::nearbyint(half) >= -8 && std::nearbyint(half) <= 7);
+  }
+  x[5] = std::nanf("");
+  x[30] = 3e9f;  // beyond 2^23 and above qmax
+  torch::Tensor in = torch::tensor(x);
+  auto [out, mask] = kernels::FakeQuantize(in, torch::ones({1}), torch::zeros({1}), -8, 7);
+  for (int k = 0; k < 37; ++k) {
+    if (k == 5) {
+      EXPECT_TRUE(std::isnan(out[k].item<float>()));
+      EXPECT_EQ(mask[k].item<float>(), 0);
+    } else if (k == 30) {
+      EXPECT_EQ(out[k].item<float>(), 7);
+      EXPECT_EQ(mask[k].item<float>(), 0);
+    } else {
+      EXPECT_EQ(out[k].item<float>(), expected_out[k]) << "value " << x[k];
+      EXPECT_EQ(mask[k].item<float>(), expected_mask[k]) << "value " << x[k];
+    }
+  }
+  EXPECT_EQ(out[18].item<float>(), 0);  // 0.5 -> 0
+  EXPECT_EQ(out[19].item<float>(), 2);  // 1.5 -> 2
+  EXPECT_EQ(out[20].item<float>(), 2);  // 2.5 -> 2
+  EXPECT_THROW(kernels::FakeQuantize(in, torch::ones({0}), torch::zeros({0}), -8, 7), c10::Error);
+}
+
 TEST(QuantizationTest, RangesForUintAndSymmetricInt) {
   EXPECT_EQ(RangeFor(8, "uint").qmin, 0);
   EXPECT_EQ(RangeFor(8, "uint").qmax, 255);

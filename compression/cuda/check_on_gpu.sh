@@ -9,13 +9,15 @@
 #   COMPILE_ONLY=1                              (no GPU needed: compile every source,
 #                                                link nothing, run nothing)
 #
-# COMPILE_ONLY is what `./dev test` runs (//compression/cuda:check_on_gpu_compile_test)
-# so that a GPU session never finds a compile error: a CPU-only PyTorch lacks
-# c10/cuda/impl/cuda_cmake_macros.h, which is then stood in for by an empty one.
+# COMPILE_ONLY=1 is what `./dev test` runs (//compression/cuda:check_on_gpu_compile_test)
+# so that a GPU session does not meet a compile error in our sources (link and run
+# problems it cannot see): a CPU-only PyTorch lacks c10/cuda/impl/cuda_cmake_macros.h,
+# which is then stood in for by an empty one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
+COMPILE_ONLY="${COMPILE_ONLY:-0}"
 TORCH="$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)')"
 ABI="$("$PY" -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')"
@@ -32,6 +34,7 @@ mkdir -p "$OUT"
 if [ -z "${CUDA_ARCH:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
   CUDA_ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
     head -n1 | tr -d ' .' || true)"
+  [[ "$CUDA_ARCH" =~ ^[0-9]+$ ]] || CUDA_ARCH=""  # an error message, not a capability
 fi
 ARCH="${CUDA_ARCH:-90}"
 
@@ -42,7 +45,7 @@ if echo 'int main() {}' | g++ -std=c++20 -x c++ -fsyntax-only - 2>/dev/null; the
 INCLUDES=(-I"$ROOT" -isystem "$TORCH/include" -isystem "$TORCH/include/torch/csrc/api/include"
   -isystem "$CUDA_HOME/include")
 if [ ! -f "$TORCH/include/c10/cuda/impl/cuda_cmake_macros.h" ]; then
-  [ -n "${COMPILE_ONLY:-}" ] || {
+  [ "$COMPILE_ONLY" = 1 ] || {
     echo "error: $TORCH is a CPU-only PyTorch (no c10/cuda/impl/cuda_cmake_macros.h)" >&2
     exit 1
   }
@@ -56,7 +59,7 @@ SOURCES=(compression/kernels/prune_kernels.cc compression/kernels/quant_kernels.
   compression/cuda/cuda_dispatch.cc compression/cuda/gpu_check.cc)
 CXXFLAGS=(-std="$STD" -O3 -fopenmp -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DAUTOCOMPRESS_WITH_CUDA
   -Wall -Wno-unused-parameter -Wno-sign-compare "${INCLUDES[@]}")
-[ -n "${COMPILE_ONLY:-}" ] && CXXFLAGS+=(-fsyntax-only)
+[ "$COMPILE_ONLY" = 1 ] && CXXFLAGS+=(-fsyntax-only)
 
 # Compile every translation unit at once (the GPU machine has 16 cores).
 pids=()
@@ -64,7 +67,7 @@ if [ -x "$NVCC" ]; then
   "$NVCC" -std=c++17 -O3 -gencode "arch=compute_$ARCH,code=sm_$ARCH" -Xcompiler -fPIC \
     -c compression/cuda/kernels.cu -o "$OUT/kernels.o" &
   pids+=($!)
-elif [ -z "${COMPILE_ONLY:-}" ]; then
+elif [ "$COMPILE_ONLY" != 1 ]; then
   echo "error: no nvcc at $NVCC (set NVCC or CUDA_HOME)" >&2
   exit 1
 else
@@ -80,15 +83,17 @@ if [ "$status" != 0 ]; then
   echo "error: compilation failed (messages above)" >&2
   exit 1
 fi
-if [ -n "${COMPILE_ONLY:-}" ]; then
+if [ "$COMPILE_ONLY" = 1 ]; then
   echo "check_on_gpu: compiled ${#pids[@]} sources against torch $TORCH_VERSION (no GPU run)"
   exit 0
 fi
 
 objects=()
 for src in "${SOURCES[@]}"; do objects+=("$OUT/$(basename "$src" .cc).o"); done
-g++ -fopenmp "${objects[@]}" "$OUT/kernels.o" \
-  -L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda \
+# --no-as-needed: nothing here calls into libtorch_cuda directly, but without it loaded
+# the CUDA backend is missing ("Could not run ... with arguments from the 'CUDA' backend").
+g++ -fopenmp "${objects[@]}" "$OUT/kernels.o" -L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" \
+  -Wl,--no-as-needed -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda -Wl,--as-needed \
   -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcudart -o "$OUT/gpu_check"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 "$OUT/gpu_check"

@@ -48,33 +48,49 @@ __global__ void FpgmKernel(const float* w, float* out, int64_t filters, int64_t 
   if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(total);
 }
 
-// Per tensor: one scale for all n values, a 1-D grid-stride loop. Per channel: blockIdx.y
-// is the channel, so no thread divides a 64-bit index by the span (tens of instructions
-// per value on the GPU).
+// One value, as the CPU kernel: clamping by comparisons keeps NaN (fminf/fmaxf would turn
+// it into qmin), rint rounds half to even.
+__device__ void FakeQuantizeValue(const float* x, float* out, float* mask, int64_t i, float s,
+                                  float z, float qmin, float qmax) {
+  const float shifted = z + x[i] / s;
+  const float clamped = shifted < qmin ? qmin : (shifted > qmax ? qmax : shifted);
+  out[i] = s * (rintf(clamped) - z);
+  const float unclamped = rintf(shifted);
+  mask[i] = (unclamped >= qmin && unclamped <= qmax) ? 1.0f : 0.0f;
+}
+
+// blockIdx.y is the channel (0 per tensor), so no thread divides a 64-bit index by the
+// span (tens of instructions per value on the GPU); each block strides over its channel.
 __global__ void FakeQuantizeKernel(const float* x, float* out, float* mask, int64_t n,
                                    const float* scale, const float* zero_point, float qmin,
                                    float qmax) {
   const int64_t c = blockIdx.y;
   const float s = scale[c], z = zero_point[c];
-  x += c * n;
-  out += c * n;
-  mask += c * n;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float shifted = z + x[i] / s;
-    const float q = rintf(fminf(fmaxf(shifted, qmin), qmax));  // rint: half to even
-    out[i] = s * (q - z);
-    const float unclamped = rintf(shifted);
-    mask[i] = (unclamped >= qmin && unclamped <= qmax) ? 1.0f : 0.0f;
+    FakeQuantizeValue(x + c * n, out + c * n, mask + c * n, i, s, z, qmin, qmax);
   }
 }
 
+// Channels of fewer values than a block (depthwise weights, [C, 1, 3, 3]): one flat
+// grid-stride loop that finds each value's channel by division.
+__global__ void FakeQuantizeFlatKernel(const float* x, float* out, float* mask, int64_t n,
+                                       int64_t span, const float* scale, const float* zero_point,
+                                       float qmin, float qmax) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c = i / span;
+    FakeQuantizeValue(x, out, mask, i, scale[c], zero_point[c], qmin, qmax);
+  }
+}
+
+// Selects rather than multiplies, so a pruned NaN or infinity becomes 0 (as on the CPU).
 __global__ void ApplyMaskKernel(float* data, float* grad, const float* mask, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float m = mask[i];
-    data[i] *= m;
-    if (grad != nullptr) grad[i] *= m;
+    const bool keep = mask[i] != 0.0f;
+    data[i] = keep ? data[i] : 0.0f;
+    if (grad != nullptr) grad[i] = keep ? grad[i] : 0.0f;
   }
 }
 
@@ -121,10 +137,15 @@ void FakeQuantize(const float* x, float* out, float* mask, int64_t n, int64_t sp
                   const float* scale, const float* zero_point, int64_t channels, float qmin,
                   float qmax, cudaStream_t stream) {
   if (n == 0) return;
+  if (channels > 1 && span < kThreads) {
+    FakeQuantizeFlatKernel<<<Blocks(n), kThreads, 0, stream>>>(x, out, mask, n, span, scale,
+                                                               zero_point, qmin, qmax);
+    return;
+  }
   // grid.y is limited to 65535 channels; beyond that, one launch per slice of channels.
+  const int64_t per_channel = channels == 1 ? n : span;
   for (int64_t first = 0; first < channels; first += 65535) {
     const int64_t count = channels - first < 65535 ? channels - first : 65535;
-    const int64_t per_channel = channels == 1 ? n : span;
     // Up to 65536 blocks in all (as Blocks()); each strides over its channel's values.
     const int64_t cap = 65536 / count > 0 ? 65536 / count : 1;
     const int64_t blocks_x = (per_channel + kThreads - 1) / kThreads;

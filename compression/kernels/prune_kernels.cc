@@ -252,19 +252,27 @@ struct MaskSet::Entry {
   int64_t numel = 0;
   at::Tensor mask;              // undefined when packed
   std::vector<uint64_t> words;  // packed: bit k of word i = mask value 64 i + k
+  mutable at::Tensor pruned;    // cache for the fallback: mask == 0, flat, on one device
 
   // The float32 CPU tensors the packed kernel applies to.
   static bool Packable(const at::Tensor& t) {
     return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
   }
 
-  // The mask as a tensor like `like`, unpacked when needed (fallbacks only).
-  at::Tensor MaskLike(const at::Tensor& like) const {
-    if (mask.defined()) return mask.to(like.options());
-    at::Tensor out = at::empty({numel}, at::kFloat);
-    float* v = out.data_ptr<float>();
-    for (int64_t k = 0; k < numel; ++k) v[k] = (words[k / 64] >> (k % 64)) & 1u;
-    return out.view(like.sizes()).to(like.options());
+  // Fallback for any tensor: t[mask == 0] = 0 (a select, so NaN and inf become 0 too).
+  void ClearPruned(at::Tensor t) const {
+    if (!pruned.defined() || pruned.device() != t.device()) {
+      at::Tensor flat;
+      if (mask.defined()) {
+        flat = mask.eq(0).reshape({-1});
+      } else {
+        flat = at::empty({numel}, at::kBool);
+        bool* v = flat.data_ptr<bool>();
+        for (int64_t k = 0; k < numel; ++k) v[k] = !((words[k / 64] >> (k % 64)) & 1u);
+      }
+      pruned = flat.to(t.device());
+    }
+    t.masked_fill_(pruned.view(t.sizes()), 0);
   }
 };
 
@@ -274,7 +282,8 @@ MaskSet::MaskSet(MaskSet&&) noexcept = default;
 MaskSet& MaskSet::operator=(MaskSet&&) noexcept = default;
 
 void MaskSet::Add(const at::Tensor& param, const at::Tensor& mask) {
-  const int64_t index = static_cast<int64_t>(entries_.size());
+  size_t index = 0;
+  while (index < entries_.size() && !entries_[index].param.is_same(param)) ++index;
   TORCH_CHECK(param.sizes() == mask.sizes(), "MaskSet: tensor ", index, " has shape ",
               param.sizes(), " but its mask ", mask.sizes());
   TORCH_CHECK(param.device() == mask.device(), "MaskSet: tensor ", index, " is on ", param.device(),
@@ -284,24 +293,27 @@ void MaskSet::Add(const at::Tensor& param, const at::Tensor& mask) {
   Entry entry;
   entry.param = param;
   entry.numel = param.numel();
-  if (!Entry::Packable(param)) {
-    entry.mask = mask.to(param.scalar_type()).contiguous();
-    entries_.push_back(std::move(entry));
-    return;
+  if (Entry::Packable(param)) {
+    const at::Tensor keep = mask.ne(0).contiguous();
+    const bool* k = keep.data_ptr<bool>();
+    const int64_t n = keep.numel();
+    entry.words.assign((n + 63) / 64, 0);
+    uint64_t* words = entry.words.data();
+    at::parallel_for(0, static_cast<int64_t>(entry.words.size()), 1024, [&](int64_t b, int64_t e) {
+      for (int64_t w = b; w < e; ++w) {
+        uint64_t word = 0;
+        for (int64_t j = 0; j < 64 && w * 64 + j < n; ++j) word |= uint64_t{k[w * 64 + j]} << j;
+        words[w] = word;
+      }
+    });
+  } else {
+    entry.mask = mask.to(param.scalar_type(), /*non_blocking=*/false, /*copy=*/true).contiguous();
   }
-  const at::Tensor keep = mask.ne(0).contiguous();
-  const bool* k = keep.data_ptr<bool>();
-  const int64_t n = keep.numel();
-  entry.words.assign((n + 63) / 64, 0);
-  uint64_t* words = entry.words.data();
-  at::parallel_for(0, static_cast<int64_t>(entry.words.size()), 1024, [&](int64_t b, int64_t e) {
-    for (int64_t w = b; w < e; ++w) {
-      uint64_t word = 0;
-      for (int64_t j = 0; j < 64 && w * 64 + j < n; ++j) word |= uint64_t{k[w * 64 + j]} << j;
-      words[w] = word;
-    }
-  });
-  entries_.push_back(std::move(entry));
+  if (index < entries_.size()) {
+    entries_[index] = std::move(entry);  // a new mask for the same parameter replaces the old
+  } else {
+    entries_.push_back(std::move(entry));
+  }
 }
 
 void MaskSet::Clear() { entries_.clear(); }
@@ -326,8 +338,8 @@ void MaskSet::ApplyImpl(bool values, bool grads) const {
     const at::Tensor& p = e.param;
     TORCH_CHECK(p.numel() == e.numel, "MaskSet: a parameter of ", e.numel, " values now has ",
                 p.numel());
-    // Returns the tensor's data for the packed kernel, or applies the mask tensor
-    // itself (on the GPU, or a parameter that has moved since Add) and returns null.
+    // Returns the tensor's data for the packed kernel, or applies the mask another way
+    // (the CUDA kernel, or a select for other dtypes, layouts and devices) and returns null.
     auto packed_target = [&](const at::Tensor& t) -> float* {
       if (!t.defined()) return nullptr;
       if (!e.mask.defined() && Entry::Packable(t)) return t.data_ptr<float>();
@@ -338,8 +350,7 @@ void MaskSet::ApplyImpl(bool values, bool grads) const {
         return nullptr;
       }
 #endif
-      at::Tensor target = t;
-      target.mul_(e.MaskLike(t));
+      e.ClearPruned(t);
       return nullptr;
     };
     float* data = values ? packed_target(p) : nullptr;

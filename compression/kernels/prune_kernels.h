@@ -39,7 +39,9 @@ class MaskSet {
   MaskSet& operator=(MaskSet&&) noexcept;
 
   // Adds `param` with `mask`: same shape and device, every value 0 or 1 (c10::Error
-  // otherwise). The set refers to `param` (not a copy); the mask is copied or packed.
+  // otherwise); a second Add of the same tensor replaces its mask. The set refers to
+  // `param` itself: it follows set_data (module.to(...)), but a module attribute
+  // re-bound to another tensor is not followed. The mask is copied or packed.
   void Add(const at::Tensor& param, const at::Tensor& mask);
   void Clear();
   int64_t size() const;

@@ -55,6 +55,7 @@ std::pair<at::Tensor, at::Tensor> FakeQuantize(const at::Tensor& x, const at::Te
   const bool per_channel = scale.numel() > 1;
   TORCH_CHECK(!per_channel || (x.dim() >= 1 && x.size(0) == scale.numel()),
               "FakeQuantize: ", scale.numel(), " scales for a tensor of shape ", x.sizes());
+  TORCH_CHECK(scale.numel() >= 1, "FakeQuantize: no scale given");
   TORCH_CHECK(scale.numel() == zero_point.numel(), "FakeQuantize: scale and zero point differ");
 #ifdef AUTOCOMPRESS_WITH_CUDA
   if (x.is_cuda() && x.scalar_type() == at::kFloat) {
