@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -43,9 +44,12 @@ double MedianCudaMs(const std::function<void()>& f, int reps) {
 
 bool failed = false;
 
+// NaN in the same place on both sides counts as equal; NaN on one side is a mismatch.
 void Check(const std::string& what, const at::Tensor& cpu, const at::Tensor& gpu, double tol) {
-  const double err = (cpu - gpu.cpu()).abs().max().item<double>();
-  const double scale = std::max(1.0, cpu.abs().max().item<double>());
+  const at::Tensor g = gpu.cpu();
+  const at::Tensor diff = (cpu - g).abs().masked_fill(cpu.isnan().logical_and(g.isnan()), 0);
+  const double err = diff.max().item<double>();
+  const double scale = std::max(1.0, cpu.nan_to_num(0).abs().max().item<double>());
   const bool ok = err <= tol * scale;
   failed = failed || !ok;
   std::printf("check %-42s max |cpu - cuda| = %.3g %s\n", what.c_str(), err,
@@ -74,15 +78,25 @@ int main() {
   Check("FPGM distance sums", k::FpgmDistanceSums(small), k::FpgmDistanceSums(small.cuda()), 1e-4);
   const at::Tensor x = at::randn({64, 512, 28, 28}) * 3;  // 25.7M values
   const at::Tensor xg = x.cuda();
-  for (int64_t channels : {1, 64}) {
-    const at::Tensor s = at::rand({channels}) * 0.05 + 0.01,
-                     z = at::randint(0, 256, {channels}).to(at::kFloat);
-    auto [cpu_out, cpu_mask] = k::FakeQuantize(x, s, z, 0, 255);
-    auto [gpu_out, gpu_mask] = k::FakeQuantize(xg, s.cuda(), z.cuda(), 0, 255);
-    Check(std::string("fake quantization ") + (channels == 1 ? "per tensor" : "per channel"),
-          cpu_out, gpu_out, 1e-6);
-    Check(std::string("STE mask ") + (channels == 1 ? "per tensor" : "per channel"), cpu_mask,
-          gpu_mask, 0);
+  // The 2-D grid (channel = blockIdx.y, slices of 65535), the flat kernel for channels
+  // smaller than a block, and a NaN, which must stay NaN with a 0 STE mask.
+  struct QuantCase {
+    std::string name;
+    at::Tensor x;
+    int64_t channels;
+  };
+  std::vector<QuantCase> quant_cases = {{"per tensor", x.clone(), 1},
+                                        {"per channel", x.clone(), 64},
+                                        {"depthwise [256,1,3,3]", at::randn({256, 1, 3, 3}), 256},
+                                        {"70000 channels", at::randn({70000, 256}) * 3, 70000}};
+  for (QuantCase& c : quant_cases) {
+    c.x.view({-1})[7] = std::nanf("");
+    const at::Tensor s = at::rand({c.channels}) * 0.05 + 0.01,
+                     z = at::randint(0, 256, {c.channels}).to(at::kFloat);
+    auto [cpu_out, cpu_mask] = k::FakeQuantize(c.x, s, z, 0, 255);
+    auto [gpu_out, gpu_mask] = k::FakeQuantize(c.x.cuda(), s.cuda(), z.cuda(), 0, 255);
+    Check("fake quantization, " + c.name, cpu_out, gpu_out, 1e-6);
+    Check("STE mask, " + c.name, cpu_mask, gpu_mask, 0);
   }
   for (bool relu6 : {false, true}) {
     const at::Tensor act = at::randn({32, 64, 28, 28}) * 4;
@@ -93,6 +107,8 @@ int main() {
   }
   {
     at::Tensor p = at::randn({4096, 4096}), m = (at::rand({4096, 4096}) > 0.5).to(at::kFloat);
+    // A pruned NaN becomes 0 on both devices.
+    p.view({-1})[m.view({-1}).eq(0).nonzero()[0][0].item<int64_t>()] = std::nanf("");
     at::Tensor pg = p.cuda(), mg = m.cuda();
     k::MaskSet cpu_masks, gpu_masks;
     cpu_masks.Add(p, m);
