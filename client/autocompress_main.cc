@@ -6,9 +6,14 @@
 // internal error.
 #include <torch/script.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -123,6 +128,40 @@ int ExitCode(const absl::Status& status) {
   }
 }
 
+// An output's directory must exist and be writable before any work is done: compressing
+// with training can take minutes, and its result must not be lost to a typo.
+absl::Status CheckOutputPath(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", path, " is a directory"));
+  }
+  const fs::path parent = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : ".";
+  if (!fs::is_directory(parent, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": directory ", parent.string(), " does not exist"));
+  }
+  if (access(parent.c_str(), W_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": directory ", parent.string(), " is not writable"));
+  }
+  return absl::OkStatus();
+}
+
+// Writes `path` through a temporary file beside it and a rename, so that it is either
+// the previous file or the whole new one, never a partial write.
+absl::Status WriteAtomically(const std::string& path,
+                             const std::function<absl::Status(const std::string&)>& write) {
+  const std::string temporary = absl::StrCat(path, ".tmp.", getpid());
+  absl::Status status = write(temporary);
+  if (status.ok() && std::rename(temporary.c_str(), path.c_str()) != 0) {
+    status = absl::FailedPreconditionError(
+        absl::StrCat("renaming ", temporary, " to ", path, ": ", std::strerror(errno)));
+  }
+  if (!status.ok()) std::remove(temporary.c_str());
+  return status;
+}
+
 absl::Status Compress(const std::vector<std::string>& args) {
   auto flags = ParseFlags(
       args, {"model", "algorithm", "config_list", "kwargs", "output", "report", "calibration",
@@ -132,6 +171,10 @@ absl::Status Compress(const std::vector<std::string>& args) {
     if (flags->count(required) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));
     }
+  }
+  for (const char* output : {"output", "report", "calibration"}) {
+    if (flags->count(output) == 0) continue;
+    if (absl::Status s = CheckOutputPath(output, flags->at(output)); !s.ok()) return s;
   }
   const std::string device = flags->count("device") ? flags->at("device") : "cpu";
   auto session = autocompress::compression::CompressionSession::Load(flags->at("model"), device);
@@ -170,17 +213,24 @@ absl::Status Compress(const std::vector<std::string>& args) {
                      "--data_format idx"));
   }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
-  if (absl::Status s = (*session)->Save(flags->at("output")); !s.ok()) return s;
+  if (absl::Status s = WriteAtomically(
+          flags->at("output"), [&](const std::string& path) { return (*session)->Save(path); });
+      !s.ok()) {
+    return s;
+  }
   for (const char* kind : {"report", "calibration"}) {
     if (flags->count(kind) == 0) continue;
-    std::ofstream out(flags->at(kind));
-    out << (std::string(kind) == "report" ? (*session)->ReportJson()
-                                          : (*session)->CalibrationJson())
-        << "\n";
-    if (!out) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot write the ", kind, " to ", flags->at(kind)));
-    }
+    const std::string text =
+        std::string(kind) == "report" ? (*session)->ReportJson() : (*session)->CalibrationJson();
+    absl::Status s = WriteAtomically(flags->at(kind), [&](const std::string& path) {
+      std::ofstream out(path);
+      out << text << "\n";
+      out.close();
+      return out ? absl::OkStatus()
+                 : absl::FailedPreconditionError(
+                       absl::StrCat("cannot write the ", kind, " to ", flags->at(kind)));
+    });
+    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -48,6 +49,10 @@ TEST_P(CompressCliTest, SavedModelHasZerosWhereTheReportSays) {
                     "--algorithm", algorithm, "--config_list", config, "--output", out, "--report",
                     report_path}),
             0);
+  for (const auto& entry : std::filesystem::directory_iterator(TempPath(""))) {
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos)
+        << "temporary output left behind: " << entry.path();
+  }
   std::ifstream in(report_path);
   nlohmann::json report = nlohmann::json::parse(in);
   EXPECT_EQ(report["algorithm"], algorithm);
@@ -155,6 +160,19 @@ TEST(CompressCliErrorsTest, BadInputExitsTwo) {
       RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1", "--config_list",
               R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
       2);
+  // Outputs into a missing directory, or onto a directory: refused before any work, and
+  // nothing is written.
+  const std::string missing = TempPath("missing-dir");
+  EXPECT_EQ(
+      RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
+              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", missing + "/x.pt"}),
+      2);
+  EXPECT_FALSE(std::filesystem::exists(missing));
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("ok.pt"),
+                    "--report", TempPath("")}),
+            2);
+  EXPECT_FALSE(std::filesystem::exists(TempPath("ok.pt")));
   // Data-driven without data, and a data directory without IDX files.
   EXPECT_EQ(
       RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
