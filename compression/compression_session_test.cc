@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/runfiles.h"
+#include "compression/testing/synthetic_training.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -19,6 +20,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
+using autocompress::compression::testing::SyntheticTraining;
 using autocompress::testing::TempPath;
 
 // A model the test-model genrule wrote.
@@ -183,42 +185,6 @@ TEST(CompressionSessionTest, QatTrainsFloatShadowsThroughTheStraightThroughEstim
   nlohmann::json report = nlohmann::json::parse(session->ReportJson());
   EXPECT_EQ(report["layers"].size(), 4u);
 }
-
-// Trains on fixed random batches with SGD; records what the tests compare against.
-class SyntheticTraining final : public TrainingHooks {
- public:
-  explicit SyntheticTraining(int batches) : batches_(batches) {}
-
-  absl::Status TrainEpoch(torch::jit::Module& model, const std::vector<torch::Tensor>& parameters,
-                          const StepCallbacks& callbacks) override {
-    if (optimizer_ == nullptr) {
-      optimizer_ = std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(0.05));
-    }
-    torch::manual_seed(100 + epochs_++);
-    for (int b = 0; b < batches_; ++b) {
-      optimizer_->zero_grad();
-      torch::Tensor input = torch::randn({8, 1, 28, 28});
-      if (before_forward_) before_forward_(model, input);
-      torch::Tensor out = model.forward({input}).toTensor();
-      torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {8})).backward();
-      if (callbacks.before_step) callbacks.before_step();
-      optimizer_->step();
-      if (on_step_) on_step_(model);
-      if (callbacks.after_step) callbacks.after_step();
-    }
-    if (on_epoch_end_) on_epoch_end_(model);
-    return absl::OkStatus();
-  }
-
-  std::function<void(torch::jit::Module&, const torch::Tensor&)> before_forward_;
-  std::function<void(torch::jit::Module&)> on_step_;
-  std::function<void(torch::jit::Module&)> on_epoch_end_;
-
- private:
-  int batches_;
-  int epochs_ = 0;
-  std::unique_ptr<torch::optim::SGD> optimizer_;
-};
 
 std::vector<double> Doubles(const torch::Tensor& t) {
   torch::Tensor flat = t.detach().to(torch::kDouble).contiguous().reshape({-1});

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_join.h"
@@ -43,8 +44,42 @@ std::string LayerName(const Value* weight) {
   return absl::StrJoin(parts, ".");
 }
 
+// The value of an `if` condition that is a constant or a module attribute (a flag set in
+// __init__, like MobileNetV2's use_res_connect; TorchScript keeps both branches in the
+// graph). Only the branch this model takes carries dependencies: the other may even be
+// impossible (a skip add between different channel counts). nullopt when the condition
+// depends on the input.
+std::optional<bool> StaticCondition(const Value* condition, const torch::jit::Module& model) {
+  if (const c10::optional<bool> c = torch::jit::constant_as<bool>(condition)) return *c;
+  std::vector<std::string> names;
+  const Value* v = condition;
+  for (; v->node()->kind() == c10::prim::GetAttr; v = v->node()->input(0)) {
+    names.push_back(v->node()->s(c10::attr::name));
+  }
+  // The chain must start at the graph's `self`.
+  if (names.empty() || v->node()->kind() != c10::prim::Param || v->offset() != 0) {
+    return std::nullopt;
+  }
+  c10::IValue value = model._ivalue();
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!value.isObject() || !value.toObject()->type()->hasAttribute(*it)) return std::nullopt;
+    value = value.toObject()->getAttr(*it);
+  }
+  return value.isBool() ? std::optional<bool>(value.toBool()) : std::nullopt;
+}
+
+// The blocks of an `if` that this model can run: the taken one when the condition is
+// static, else both.
+std::vector<torch::jit::Block*> LiveBlocks(Node* n, const torch::jit::Module& model) {
+  std::vector<torch::jit::Block*> blocks(n->blocks().begin(), n->blocks().end());
+  if (n->kind() != c10::prim::If) return blocks;
+  const std::optional<bool> taken = StaticCondition(n->input(0), model);
+  if (!taken.has_value()) return blocks;
+  return {blocks[*taken ? 0 : 1]};
+}
+
 // The nearest layers upstream of `start` on every path.
-std::set<std::string> NearestLayers(Value* start) {
+std::set<std::string> NearestLayers(Value* start, const torch::jit::Module& model) {
   std::set<std::string> found;
   std::set<const Value*> seen;
   std::vector<Value*> stack = {start};
@@ -60,7 +95,9 @@ std::set<std::string> NearestLayers(Value* start) {
     }
     if (EndsPath(n)) continue;
     if (n->kind() == c10::prim::If) {
-      for (torch::jit::Block* block : n->blocks()) stack.push_back(block->outputs()[v->offset()]);
+      for (torch::jit::Block* block : LiveBlocks(n, model)) {
+        stack.push_back(block->outputs()[v->offset()]);
+      }
       continue;
     }
     for (Value* input : n->inputs()) {
@@ -76,7 +113,7 @@ void Visit(torch::jit::Block* block, const torch::jit::Module& model,
            std::vector<std::set<std::string>>& groups,
            std::map<std::string, int64_t>& constraints) {
   for (Node* n : block->nodes()) {
-    for (torch::jit::Block* inner : n->blocks()) Visit(inner, model, groups, constraints);
+    for (torch::jit::Block* inner : LiveBlocks(n, model)) Visit(inner, model, groups, constraints);
     const std::string kind = n->kind().toQualString();
     if (kind == "aten::conv2d" || kind == "aten::_convolution" ||
         kind == "aten::conv_transpose2d") {
@@ -98,7 +135,7 @@ void Visit(torch::jit::Block* block, const torch::jit::Module& model,
           filters = transposed ? weight.size(1) * *conv_groups : weight.size(0);
         }
         if (filters != *conv_groups) {  // depthwise convolutions constrain nothing
-          std::set<std::string> affected = NearestLayers(n->input(0));
+          std::set<std::string> affected = NearestLayers(n->input(0), model);
           affected.insert(name);
           for (const std::string& layer : affected) {
             auto [it, inserted] = constraints.emplace(layer, *conv_groups);
@@ -120,7 +157,7 @@ void Visit(torch::jit::Block* block, const torch::jit::Module& model,
     std::set<std::string> layers;
     for (Value* operand : operands) {
       if (operand->type()->kind() != c10::TypeKind::TensorType) continue;
-      for (const std::string& name : NearestLayers(operand)) layers.insert(name);
+      for (const std::string& name : NearestLayers(operand, model)) layers.insert(name);
     }
     if (layers.size() >= 2) groups.push_back(std::move(layers));
   }
