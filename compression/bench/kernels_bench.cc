@@ -103,7 +103,20 @@ void RunAll() {
                 : "apply element masks to weights and grads",
         "8 x [512, 1024]", total, [&] { mask_set.ApplyWithGradients(); },
         [&] { autocompress::compression::kernels::ApplyMasksComposite(params, masks, true); }, 21);
-    if (filters) {
+    if (!filters) {
+      // The floor for element masks: every weight and gradient read and written once, no
+      // mask at all (ATen's in-place scale). No mask kernel can beat this row's speedup.
+      Row(
+          "floor: scale weights and grads in place, no mask", "8 x [512, 1024]", total,
+          [&] {
+            for (torch::Tensor& p : params) {
+              p.mul_(1.0f);
+              p.mutable_grad().mul_(1.0f);
+            }
+          },
+          [&] { autocompress::compression::kernels::ApplyMasksComposite(params, masks, true); },
+          21);
+    } else {
       std::printf("\nmask memory: %.1f MiB as float tensors, %.2f MiB packed\n",
                   total * 4.0 / (1 << 20), mask_set.mask_bytes() / double(1 << 20));
     }
