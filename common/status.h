@@ -1,7 +1,7 @@
 // Bridge between absl::Status (used by all library code) and grpc::Status (used only at
-// gRPC boundaries), plus the RETURN_IF_ERROR / ASSIGN_OR_RETURN macros that Abseil
-// 20220623 lacks. The two code enums are numerically equal, so the bridge is lossless for
-// every canonical code; anything outside 0..16 becomes UNKNOWN.
+// gRPC boundaries). The two code enums are numerically equal, so the bridge is lossless
+// for every canonical code; anything outside 0..16 becomes UNKNOWN. Also brings the
+// RETURN_IF_ERROR / ASSIGN_OR_RETURN macros (status_macros.h, which needs no gRPC).
 #ifndef AUTOCOMPRESS_COMMON_STATUS_H_
 #define AUTOCOMPRESS_COMMON_STATUS_H_
 
@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/status_macros.h"
 
 namespace autocompress {
 
@@ -16,26 +17,5 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace autocompress
-
-#define AC_STATUS_CONCAT_INNER_(a, b) a##b
-#define AC_STATUS_CONCAT_(a, b) AC_STATUS_CONCAT_INNER_(a, b)
-
-// Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                \
-  do {                                       \
-    ::absl::Status ac_status_ = (expr);      \
-    if (!ac_status_.ok()) return ac_status_; \
-  } while (false)
-
-// ASSIGN_OR_RETURN(lhs, expr): evaluates `expr` (an absl::StatusOr<T>), returns its
-// status when not OK, else assigns (moves) the value to `lhs`, which may declare a
-// variable: ASSIGN_OR_RETURN(auto space, Parse(text));
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  AC_ASSIGN_OR_RETURN_IMPL_(AC_STATUS_CONCAT_(ac_statusor_, __LINE__), lhs, expr)
-
-#define AC_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                              \
-  if (!statusor.ok()) return statusor.status();        \
-  lhs = std::move(statusor).value()
 
 #endif  // AUTOCOMPRESS_COMMON_STATUS_H_

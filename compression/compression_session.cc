@@ -10,7 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/status.h"
+#include "common/status_macros.h"
 #include "compression/dependency.h"
 #include "compression/graph_hooks.h"
 #include "compression/kernels/prune_kernels.h"
