@@ -16,6 +16,11 @@ IntegerRange RangeFor(int bits, const std::string& dtype) {
   return {0, std::ldexp(1.0, bits) - 1};
 }
 
+// a / b as a true division on every device: ATen's CUDA kernel turns division by a host
+// scalar into a * (1 / b), one unit in the last place off the CPU's result, enough to
+// move a weight on a rounding edge to the next integer level.
+at::Tensor Divide(const at::Tensor& a, double b) { return a / at::full({}, b, a.options()); }
+
 void ComputeScaleZeroPoint(const at::Tensor& rmin_in, const at::Tensor& rmax_in, IntegerRange range,
                            bool symmetric, const std::string& dtype, at::Tensor* scale,
                            at::Tensor* zero_point) {
@@ -23,12 +28,12 @@ void ComputeScaleZeroPoint(const at::Tensor& rmin_in, const at::Tensor& rmax_in,
   const at::Tensor rmax = rmax_in.to(at::kDouble).clamp_min(0);
   at::Tensor s, z;
   if (symmetric) {
-    s = at::max(rmin.abs(), rmax.abs()) / ((range.qmax - range.qmin) / 2);
+    s = Divide(at::max(rmin.abs(), rmax.abs()), (range.qmax - range.qmin) / 2);
     // A zero range quantizes to zeros instead of NaN (NNI divides by 0).
     s = at::where(s.eq(0), at::ones_like(s), s);
     z = at::full_like(s, dtype == "int" ? 0.0 : std::floor((range.qmin + range.qmax) / 2));
   } else {
-    s = (rmax - rmin) / (range.qmax - range.qmin);
+    s = Divide(rmax - rmin, range.qmax - range.qmin);
     s = at::where(s.eq(0), at::ones_like(s), s);
     z = range.qmin - (rmin / s).round();
   }
@@ -58,7 +63,7 @@ at::Tensor QatQuantizeWeight(const at::Tensor& weight, int bits, const std::stri
 }
 
 at::Tensor NaiveQuantizeWeight(const at::Tensor& weight, at::Tensor& running_scale) {
-  const at::Tensor fresh = weight.abs().max() / 127;
+  const at::Tensor fresh = Divide(weight.abs().max(), 127);
   running_scale = running_scale.defined() ? at::max(running_scale, fresh) : fresh;
   const at::Tensor s = at::where(running_scale.eq(0), at::ones_like(running_scale), running_scale);
   return (weight / s).trunc() * s;
@@ -68,7 +73,7 @@ at::Tensor DorefaQuantizeWeight(const at::Tensor& weight, int bits) {
   const at::Tensor t = weight.tanh();
   const at::Tensor u = t / (2 * t.abs().max()) + 0.5;
   const double levels = std::ldexp(1.0, bits) - 1;
-  return 2 * ((u * levels).round() / levels) - 1;
+  return 2 * Divide((u * levels).round(), levels) - 1;
 }
 
 at::Tensor BnnQuantizeWeight(const at::Tensor& weight) {

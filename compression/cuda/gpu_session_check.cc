@@ -15,6 +15,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -223,7 +224,9 @@ Outcome Run(const std::string& model, const std::string& device, const Algorithm
   reloaded.eval();
   const torch::Tensor on_cpu = reloaded.forward({input}).toTensor();
   if (!on_cpu.isfinite().all().item<bool>()) outcome.problems.push_back("non-finite outputs");
-  if (!torch::allclose(on_cpu, on_device, 1e-3, 1e-4)) {
+  // Relative to the outputs' scale: summation order differs between cuDNN and the CPU.
+  const double scale = std::max(1.0, on_cpu.abs().max().item<double>());
+  if ((on_cpu - on_device).abs().max().item<double>() > 1e-4 * scale) {
     outcome.problems.push_back("the saved model computes differently on the CPU (max diff " +
                                std::to_string((on_cpu - on_device).abs().max().item<double>()) +
                                ")");
@@ -240,6 +243,10 @@ int main(int argc, char** argv) {
   }
   const std::string models = argv[1];
   const std::string device = argc > 2 ? argv[2] : "cuda:0";
+  // cuDNN and cuBLAS would run float32 convolutions and matmuls in TF32 (10-bit
+  // mantissa) on Ampere and Hopper; the comparison with the CPU wants float32.
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
   std::printf("\n| model | algorithm | CPU compress ms | %s compress ms | result |\n",
               device.c_str());
   std::printf("|---|---|---|---|---|\n");

@@ -94,19 +94,21 @@ __global__ void ApplyMaskKernel(float* data, float* grad, const float* mask, int
   }
 }
 
-// One block per channel; each thread walks its share of (sample, position) pairs.
+// One block per channel; for each sample the threads stride over its positions (no
+// 64-bit division per value).
 __global__ void ActivationStatisticsKernel(const float* x, double* zeros, double* sums,
                                            int64_t batch, int64_t channels, int64_t span,
                                            bool relu6) {
   const int64_t c = blockIdx.x;
   double zero_count = 0, total = 0;  // exact counts beyond 2^24, CPU-like sums
-  for (int64_t i = threadIdx.x; i < batch * span; i += blockDim.x) {
-    const int64_t n = i / span, k = i % span;
-    const float v = x[(n * channels + c) * span + k];
-    float a = v > 0.0f ? v : 0.0f;
-    if (relu6) a = fminf(a, 6.0f);
-    zero_count += a == 0.0f ? 1.0 : 0.0;
-    total += a;
+  for (int64_t n = 0; n < batch; ++n) {
+    const float* v = x + (n * channels + c) * span;
+    for (int64_t k = threadIdx.x; k < span; k += blockDim.x) {
+      float a = v[k] > 0.0f ? v[k] : 0.0f;  // NaN -> 0, as on the CPU
+      if (relu6) a = fminf(a, 6.0f);
+      zero_count += v[k] <= 0.0f ? 1.0 : 0.0;  // NaN is not a zero, as on the CPU
+      total += a;
+    }
   }
   zero_count = BlockSum(zero_count);
   total = BlockSum(total);
