@@ -35,15 +35,23 @@ constexpr char kUsage[] =
     "                             [--calibration CALIBRATION.json]  (quantizers)\n"
     "                             [--device cpu|cuda:N]\n"
     "                             [--data DIR --data_format idx --batches N --batch_size B\n"
-    "                              --lr LR --seed S]  (slim, taylorfo, apoz, mean_activation)\n";
+    "                              --lr LR --seed S]\n"
+    "  --data: slim, taylorfo, apoz and mean_activation train on it to choose filters;\n"
+    "  quantizers train N batches on it after compressing (quantization-aware training,\n"
+    "  which also calibrates qat's input/output ranges).\n";
 
 // Trains on an IDX training split (train-images/labels-idx*-ubyte[.gz] in a directory)
-// with SGD (momentum 0.9) and cross-entropy: `batches` shuffled batches per epoch.
+// with SGD (momentum 0.9) and cross-entropy: `batches` shuffled batches per epoch, each
+// moved to the model's device.
 class IdxTraining final : public autocompress::compression::TrainingHooks {
  public:
   IdxTraining(std::unique_ptr<autocompress::compression::IdxDataset> data, int batches,
-              int batch_size, double lr, uint64_t seed)
-      : data_(std::move(data)), batches_(batches), batch_size_(batch_size), lr_(lr) {
+              int batch_size, double lr, uint64_t seed, torch::Device device)
+      : data_(std::move(data)),
+        batches_(batches),
+        batch_size_(batch_size),
+        lr_(lr),
+        device_(device) {
     generator_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   }
 
@@ -59,8 +67,10 @@ class IdxTraining final : public autocompress::compression::TrainingHooks {
       const torch::Tensor index =
           order.slice(0, start, std::min<int64_t>(start + batch_size_, data_->size()));
       optimizer_->zero_grad();
-      torch::Tensor out = model.forward({data_->images().index_select(0, index)}).toTensor();
-      torch::nn::functional::cross_entropy(out, data_->labels().index_select(0, index)).backward();
+      const torch::Tensor images = data_->images().index_select(0, index).to(device_);
+      const torch::Tensor labels = data_->labels().index_select(0, index).to(device_);
+      torch::Tensor out = model.forward({images}).toTensor();
+      torch::nn::functional::cross_entropy(out, labels).backward();
       if (callbacks.before_step) callbacks.before_step();
       optimizer_->step();
       if (callbacks.after_step) callbacks.after_step();
@@ -72,6 +82,7 @@ class IdxTraining final : public autocompress::compression::TrainingHooks {
   std::unique_ptr<autocompress::compression::IdxDataset> data_;
   int batches_, batch_size_;
   double lr_;
+  torch::Device device_;
   at::Generator generator_;
   std::unique_ptr<torch::optim::SGD> optimizer_;
 };
@@ -203,7 +214,8 @@ absl::Status Compress(const std::vector<std::string>& args) {
     }
     auto data = autocompress::compression::IdxDataset::LoadSplit(flags->at("data"), "train");
     if (!data.ok()) return data.status();
-    training = std::make_unique<IdxTraining>(std::move(*data), *batches, *batch_size, lr, *seed);
+    training = std::make_unique<IdxTraining>(std::move(*data), *batches, *batch_size, lr, *seed,
+                                             torch::Device(device));
     options.hooks = training.get();
   } else if (options.algorithm == "slim" || options.algorithm == "taylorfo" ||
              options.algorithm == "apoz" || options.algorithm == "mean_activation") {
@@ -213,6 +225,24 @@ absl::Status Compress(const std::vector<std::string>& args) {
                      "--data_format idx"));
   }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
+  const bool quantizer = options.algorithm == "naive" || options.algorithm == "qat" ||
+                         options.algorithm == "dorefa" || options.algorithm == "bnn";
+  if (quantizer && training != nullptr) {
+    // Quantization-aware training through the session's fine-tuning contract.
+    autocompress::compression::CompressionSession& s = **session;
+    const bool was_training = s.module().is_training();
+    s.module().train();
+    absl::Status step_status = absl::OkStatus();
+    autocompress::compression::StepCallbacks callbacks;
+    callbacks.before_step = [&] { step_status.Update(s.BeforeOptimizerStep()); };
+    callbacks.after_step = [&] { step_status.Update(s.OnOptimizerStep()); };
+    if (absl::Status t = training->TrainEpoch(s.module(), s.TrainableParameters(), callbacks);
+        !t.ok()) {
+      return t;
+    }
+    if (!step_status.ok()) return step_status;
+    s.module().train(was_training);
+  }
   if (absl::Status s = WriteAtomically(
           flags->at("output"), [&](const std::string& path) { return (*session)->Save(path); });
       !s.ok()) {

@@ -141,6 +141,35 @@ TEST_P(DataDrivenCliTest, TrainsOnIdxDataAndPrunesHalfTheChannels) {
 INSTANTIATE_TEST_SUITE_P(Algorithms, DataDrivenCliTest,
                          ::testing::Values("slim", "taylorfo", "apoz", "mean_activation"));
 
+// With --data, qat trains after compressing: its output ranges get calibrated, the
+// weights move from their compressed values, and stay on the 8-bit grid.
+TEST(QatCliTest, TrainsOnIdxDataAndCalibratesOutputRanges) {
+  const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
+  const std::string config =
+      R"([{"quant_types": ["weight", "output"], "quant_bits": {"weight": 8, "output": 8},
+           "op_types": ["Conv2d"]}])";
+  const std::string trained = TempPath("qat_trained.pt"), untrained = TempPath("qat.pt");
+  const std::string calibration_path = TempPath("qat_calibration.json");
+  ASSERT_EQ(RunCli({"compress", "--model", model, "--algorithm", "qat", "--config_list", config,
+                    "--output", trained, "--calibration", calibration_path, "--data",
+                    RunfilePath("compression/testdata/tiny_idx"), "--batches", "5"}),
+            0);
+  ASSERT_EQ(RunCli({"compress", "--model", model, "--algorithm", "qat", "--config_list", config,
+                    "--output", untrained}),
+            0);
+  std::ifstream in(calibration_path);
+  const nlohmann::json calibration = nlohmann::json::parse(in);
+  torch::jit::Module a = torch::jit::load(trained), b = torch::jit::load(untrained);
+  for (const char* layer : {"conv1", "conv2"}) {
+    ASSERT_TRUE(calibration.contains(layer)) << layer;
+    EXPECT_TRUE(calibration[layer].contains("tracked_min_output")) << layer;
+    EXPECT_TRUE(calibration[layer].contains("tracked_max_output")) << layer;
+    const torch::Tensor wa = Param(a, layer, "weight"), wb = Param(b, layer, "weight");
+    EXPECT_FALSE(torch::equal(wa, wb)) << layer << ": training did not move the weights";
+    EXPECT_LE(std::get<0>(at::_unique(wa)).numel(), 256) << layer;
+  }
+}
+
 TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
   EXPECT_EQ(RunCli({}), 2);
