@@ -81,50 +81,6 @@ AC_VECTOR_CLONES void ActivationSpan(const float* v, int64_t n, bool relu6, doub
   });
 }
 
-// Clears the values of one 64-value word whose mask bit is 0 (bit k <-> v[k]). Selects
-// on 32-bit halves: AVX2 shifts 32-bit lanes by a variable count, not 64-bit ones.
-AC_VECTOR_CLONES void ClearMaskedInWord(float* v, uint64_t word) {
-  for (int half = 0; half < 2; ++half) {
-    const uint32_t bits = static_cast<uint32_t>(word >> (32 * half));
-    float* h = v + 32 * half;
-    for (int k = 0; k < 32; ++k) h[k] = (bits >> k) & 1u ? h[k] : 0.0f;
-  }
-}
-
-// Applies words [begin, end) of a packed mask over `numel` values to data and grad
-// (either may be null). Runs of zero words (pruned rows) are cleared with one fill each.
-void ApplyPackedWords(float* data, float* grad, const uint64_t* words, int64_t begin, int64_t end,
-                      int64_t numel) {
-  int64_t w = begin;
-  while (w < end) {
-    const uint64_t word = words[w];
-    if (word == ~uint64_t{0}) {  // all kept: nothing to read or write
-      ++w;
-      continue;
-    }
-    const int64_t first = w * 64;
-    if (word == 0) {
-      int64_t last = w + 1;
-      while (last < end && words[last] == 0) ++last;
-      const int64_t count = std::min(last * 64, numel) - first;
-      if (data != nullptr) std::fill_n(data + first, count, 0.0f);
-      if (grad != nullptr) std::fill_n(grad + first, count, 0.0f);
-      w = last;
-      continue;
-    }
-    const int64_t count = std::min<int64_t>(64, numel - first);
-    for (float* v : {data, grad}) {
-      if (v == nullptr) continue;
-      if (count == 64) {
-        ClearMaskedInWord(v + first, word);
-      } else {
-        for (int64_t k = 0; k < count; ++k) v[first + k] = (word >> k) & 1u ? v[first + k] : 0.0f;
-      }
-    }
-    ++w;
-  }
-}
-
 // Generic (double) versions: plain loops.
 template <typename T>
 double SumAbs(const T* v, int64_t n) {
@@ -246,6 +202,54 @@ std::pair<at::Tensor, at::Tensor> ActivationStatistics(const at::Tensor& x, bool
   });
   return {zeros, sums};
 }
+
+namespace {
+
+// Clears the values of one 64-value word whose mask bit is 0 (bit k <-> v[k]). Selects
+// on 32-bit halves: AVX2 shifts 32-bit lanes by a variable count, not 64-bit ones.
+AC_VECTOR_CLONES void ClearMaskedInWord(float* v, uint64_t word) {
+  for (int half = 0; half < 2; ++half) {
+    const uint32_t bits = static_cast<uint32_t>(word >> (32 * half));
+    float* h = v + 32 * half;
+    for (int k = 0; k < 32; ++k) h[k] = (bits >> k) & 1u ? h[k] : 0.0f;
+  }
+}
+
+// Applies words [begin, end) of a packed mask over `numel` values to data and grad
+// (either may be null). Runs of zero words (pruned rows) are cleared with one fill each.
+void ApplyPackedWords(float* data, float* grad, const uint64_t* words, int64_t begin, int64_t end,
+                      int64_t numel) {
+  int64_t w = begin;
+  while (w < end) {
+    const uint64_t word = words[w];
+    if (word == ~uint64_t{0}) {  // all kept: nothing to read or write
+      ++w;
+      continue;
+    }
+    const int64_t first = w * 64;
+    if (word == 0) {
+      int64_t last = w + 1;
+      while (last < end && words[last] == 0) ++last;
+      const int64_t count = std::min(last * 64, numel) - first;
+      if (data != nullptr) std::fill_n(data + first, count, 0.0f);
+      if (grad != nullptr) std::fill_n(grad + first, count, 0.0f);
+      w = last;
+      continue;
+    }
+    const int64_t count = std::min<int64_t>(64, numel - first);
+    for (float* v : {data, grad}) {
+      if (v == nullptr) continue;
+      if (count == 64) {
+        ClearMaskedInWord(v + first, word);
+      } else {
+        for (int64_t k = 0; k < count; ++k) v[first + k] = (word >> k) & 1u ? v[first + k] : 0.0f;
+      }
+    }
+    ++w;
+  }
+}
+
+}  // namespace
 
 struct MaskSet::Entry {
   at::Tensor param;
