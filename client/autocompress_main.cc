@@ -8,8 +8,10 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,7 +36,7 @@ constexpr char kUsage[] =
     "usage: autocompress compress --model IN.pt --algorithm NAME --config_list JSON\n"
     "                             --output OUT.pt [--report REPORT.json] [--kwargs JSON]\n"
     "                             [--calibration CALIBRATION.json]  (quantizers)\n"
-    "                             [--device cpu|cuda:N]\n"
+    "                             [--device cpu|cuda:N] [--threads N]\n"
     "                             [--data DIR --data_format idx --batches N --batch_size B\n"
     "                              --lr LR --seed S]\n"
     "  --data: slim, taylorfo, apoz and mean_activation train on it to choose filters;\n"
@@ -176,8 +179,18 @@ absl::Status WriteAtomically(const std::string& path,
 absl::Status Compress(const std::vector<std::string>& args) {
   auto flags = ParseFlags(
       args, {"model", "algorithm", "config_list", "kwargs", "output", "report", "calibration",
-             "device", "data", "data_format", "batches", "batch_size", "lr", "seed"});
+             "device", "data", "data_format", "batches", "batch_size", "lr", "seed", "threads"});
   if (!flags.ok()) return flags.status();
+  // Debian's LibTorch starts with one intra-op thread unless OMP_NUM_THREADS is set; use
+  // every core unless --threads or OMP_NUM_THREADS says otherwise.
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  auto threads = IntFlag(*flags, "threads", 0, 0, 4096);
+  if (!threads.ok()) return threads.status();
+  if (*threads > 0) {
+    at::set_num_threads(*threads);
+  } else if (std::getenv("OMP_NUM_THREADS") == nullptr) {
+    at::set_num_threads(cores);
+  }
   for (const char* required : {"model", "algorithm", "config_list", "output"}) {
     if (flags->count(required) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));

@@ -189,6 +189,10 @@ TEST(CompressCliErrorsTest, BadInputExitsTwo) {
       RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1", "--config_list",
               R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
       2);
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
+                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt"),
+                    "--threads", "-1"}),
+            2);
   // Outputs into a missing directory, or onto a directory: refused before any work, and
   // nothing is written.
   const std::string missing = TempPath("missing-dir");
