@@ -113,14 +113,7 @@ class QatActivationQuantizer final : public ActivationHandler {
     if (training) {
       torch::NoGradGuard no_grad;
       torch::Tensor lo, hi;
-      if (per_channel) {
-        const torch::Tensor flat = channels_first.reshape({channels_first.size(0), -1});
-        lo = std::get<0>(flat.min(1));
-        hi = std::get<0>(flat.max(1));
-      } else {
-        lo = channels_first.min().reshape({1});
-        hi = channels_first.max().reshape({1});
-      }
+      RangeOf(channels_first, per_channel, &lo, &hi);
       if (*steps_ == 1 || !tracked_min_.defined()) {
         tracked_min_ = lo.clone();
         tracked_max_ = hi.clone();

@@ -339,7 +339,6 @@ TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOn
                               ""})
                   .ok());
   torch::jit::Module& model = session->module();
-  SyntheticTraining training(1);
   // The outputs take at most 2^3 values once quantized.
   model.train();
   torch::manual_seed(9);

@@ -41,20 +41,24 @@ void ComputeScaleZeroPoint(const at::Tensor& rmin_in, const at::Tensor& rmax_in,
   *zero_point = z.clamp(range.qmin, range.qmax).to(at::kFloat);
 }
 
+void RangeOf(const at::Tensor& x, bool per_channel, at::Tensor* min, at::Tensor* max) {
+  if (per_channel) {
+    const at::Tensor flat = x.reshape({x.size(0), -1});
+    *min = std::get<0>(flat.min(1));
+    *max = std::get<0>(flat.max(1));
+  } else {
+    *min = x.min().reshape({1});
+    *max = x.max().reshape({1});
+  }
+}
+
 at::Tensor QatQuantizeWeight(const at::Tensor& weight, int bits, const std::string& scheme,
                              const std::string& dtype, at::Tensor* scale, at::Tensor* zero_point,
                              at::Tensor* ste_mask) {
   const bool per_channel = scheme.rfind("per_channel", 0) == 0;
   const bool symmetric = scheme.find("symmetric") != std::string::npos;
   at::Tensor rmin, rmax;
-  if (per_channel) {
-    const at::Tensor flat = weight.reshape({weight.size(0), -1});
-    rmin = std::get<0>(flat.min(1));
-    rmax = std::get<0>(flat.max(1));
-  } else {
-    rmin = weight.min().reshape({1});
-    rmax = weight.max().reshape({1});
-  }
+  RangeOf(weight, per_channel, &rmin, &rmax);
   const IntegerRange range = RangeFor(bits, dtype);
   ComputeScaleZeroPoint(rmin, rmax, range, symmetric, dtype, scale, zero_point);
   auto [value, mask] = kernels::FakeQuantize(weight, *scale, *zero_point, range.qmin, range.qmax);

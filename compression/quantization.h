@@ -23,6 +23,9 @@ struct IntegerRange {
 };
 IntegerRange RangeFor(int bits, const std::string& dtype);
 
+// Min and max of `x` per dim-0 channel ([C] each) or over the whole tensor ([1] each).
+void RangeOf(const at::Tensor& x, bool per_channel, at::Tensor* min, at::Tensor* max);
+
 // QAT scale and zero point from a real range (tensors of equal shape: [] or [C]).
 void ComputeScaleZeroPoint(const at::Tensor& rmin, const at::Tensor& rmax, IntegerRange range,
                            bool symmetric, const std::string& dtype, at::Tensor* scale,

@@ -172,6 +172,16 @@ TEST(QatCliTest, TrainsOnIdxDataAndCalibratesOutputRanges) {
 
 TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
+  const std::string half = R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
+  // `compress` of the small CNN, half of its conv filters, to `output`, plus `extra`.
+  auto compress = [&](const std::string& algorithm, const std::string& output,
+                      const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"compress",    "--model",  model,
+                                     "--algorithm", algorithm,  "--config_list",
+                                     half,          "--output", output};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCli(args);
+  };
   EXPECT_EQ(RunCli({}), 2);
   EXPECT_EQ(RunCli({"frobnicate"}), 2);
   EXPECT_EQ(RunCli({"compress", "--model", model}), 2);  // missing flags
@@ -181,40 +191,21 @@ TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
                     R"([{"sparsity": 2, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
             2);
-  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt"),
-                    "--bogus", "1"}),
+  EXPECT_EQ(RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1",
+                    "--config_list", half, "--output", TempPath("x.pt")}),
             2);
-  EXPECT_EQ(
-      RunCli({"compress", "--model", "/does/not/exist.pt", "--algorithm", "l1", "--config_list",
-              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
-      2);
-  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt"),
-                    "--threads", "-1"}),
-            2);
+  EXPECT_EQ(compress("l1", TempPath("x.pt"), {"--bogus", "1"}), 2);
+  EXPECT_EQ(compress("l1", TempPath("x.pt"), {"--threads", "-1"}), 2);
   // Outputs into a missing directory, or onto a directory: refused before any work, and
   // nothing is written.
   const std::string missing = TempPath("missing-dir");
-  EXPECT_EQ(
-      RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
-              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", missing + "/x.pt"}),
-      2);
+  EXPECT_EQ(compress("l1", missing + "/x.pt", {}), 2);
   EXPECT_FALSE(std::filesystem::exists(missing));
-  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("ok.pt"),
-                    "--report", TempPath("")}),
-            2);
+  EXPECT_EQ(compress("l1", TempPath("ok.pt"), {"--report", TempPath("")}), 2);
   EXPECT_FALSE(std::filesystem::exists(TempPath("ok.pt")));
   // Data-driven without data, and a data directory without IDX files.
-  EXPECT_EQ(
-      RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
-              R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt")}),
-      2);
-  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "apoz", "--config_list",
-                    R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", "--output", TempPath("x.pt"),
-                    "--data", TempPath("")}),
-            2);
+  EXPECT_EQ(compress("apoz", TempPath("x.pt"), {}), 2);
+  EXPECT_EQ(compress("apoz", TempPath("x.pt"), {"--data", TempPath("")}), 2);
 }
 
 }  // namespace
