@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/status.h"
+#include "common/status_macros.h"
 
 namespace autocompress::tuner {
 namespace {
@@ -50,7 +50,10 @@ absl::StatusOr<std::unique_ptr<Study>> Study::Create(const v1::CreateStudyReques
     const std::string where = absl::StrCat("past_suggestions[", i, "]: ");
     auto x = study->space_->Decode(past.parameters_json());
     if (!x.ok()) return Prefixed(where, x.status());
-    if (absl::Status s = study->AddSuggestion(past.parameter_id(), std::move(*x)); !s.ok()) {
+    std::string rendered = study->space_->Render(*x);
+    if (absl::Status s =
+            study->AddSuggestion(past.parameter_id(), std::move(*x), std::move(rendered));
+        !s.ok()) {
       return Prefixed(where, s);
     }
   }
@@ -59,13 +62,14 @@ absl::StatusOr<std::unique_ptr<Study>> Study::Create(const v1::CreateStudyReques
     if (absl::Status s = study->Validate(observation); !s.ok()) {
       return Prefixed(absl::StrCat("past_observations[", i, "]: "), s);
     }
-    study->Apply(observation);
+    // The algorithm learns the replayed history once, through Restore below.
+    if (study->Apply(observation, /*tell_algorithm=*/false)) ++study->replayed_;
   }
   study->algorithm_->Restore(study->history_, study->gen_);
   return study;
 }
 
-absl::Status Study::AddSuggestion(int64_t id, Assignment x) {
+absl::Status Study::AddSuggestion(int64_t id, Assignment x, std::string rendered) {
   if (id <= 0 || id == std::numeric_limits<int64_t>::max()) {
     return absl::InvalidArgumentError(
         absl::StrCat("parameter_id ", id, " must be > 0 and below 2^63 - 1"));
@@ -73,7 +77,7 @@ absl::Status Study::AddSuggestion(int64_t id, Assignment x) {
   if (trials_.contains(id)) {
     return absl::InvalidArgumentError(absl::StrCat("parameter_id ", id, " appears twice"));
   }
-  rendered_.insert(space_->Render(x));
+  rendered_.insert(std::move(rendered));
   TrialState state;
   state.index = history_.trials.size();
   trials_.emplace(id, std::move(state));
@@ -103,10 +107,10 @@ absl::StatusOr<v1::SuggestResponse> Study::Suggest(int count) {
       rendered = space_->Render(outcome.x);
     }
     const int64_t id = next_id_;
-    RETURN_IF_ERROR(AddSuggestion(id, std::move(outcome.x)));
     v1::Suggestion* suggestion = response.add_suggestions();
     suggestion->set_parameter_id(id);
-    suggestion->set_parameters_json(std::move(rendered));
+    suggestion->set_parameters_json(rendered);
+    RETURN_IF_ERROR(AddSuggestion(id, std::move(outcome.x), std::move(rendered)));
   }
   response.set_exhausted(exhausted_);
   return response;
@@ -146,7 +150,7 @@ std::vector<double> Study::IntermediateValues(const TrialState& state) const {
   return values;
 }
 
-bool Study::Apply(const v1::Observation& observation) {
+bool Study::Apply(const v1::Observation& observation, bool tell_algorithm) {
   TrialState& state = trials_[observation.parameter_id()];
   TrialRecord& record = history_.trials[state.index];
   if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE) {
@@ -165,7 +169,7 @@ bool Study::Apply(const v1::Observation& observation) {
   } else {
     record.status = TrialStatus::kAbandoned;
   }
-  algorithm_->OnTrialEnd(history_, record, gen_);
+  if (tell_algorithm) algorithm_->OnTrialEnd(history_, record, gen_);
   if (assessor_ != nullptr) {
     assessor_->OnTrialEnd(record.id, success, IntermediateValues(state), state.final_value);
   }
@@ -185,7 +189,7 @@ absl::StatusOr<v1::ReportResponse> Study::Report(const v1::ReportRequest& reques
   std::vector<int64_t> judged;
   std::set<int64_t> fresh;
   for (const v1::Observation& observation : request.observations()) {
-    const bool applied = Apply(observation);
+    const bool applied = Apply(observation, /*tell_algorithm=*/true);
     if (observation.kind() != v1::OBSERVATION_KIND_INTERMEDIATE) continue;
     if (std::find(judged.begin(), judged.end(), observation.parameter_id()) == judged.end()) {
       judged.push_back(observation.parameter_id());

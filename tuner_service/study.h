@@ -52,6 +52,8 @@ class Study {
 
   int completed() const;
   int suggested() const;
+  // Observations of the CreateStudy request that were new (retried ones count once).
+  int replayed_observations() const { return replayed_; }
 
  private:
   Study() = default;
@@ -67,9 +69,13 @@ class Study {
   };
 
   absl::Status Validate(const v1::Observation& observation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Applies one validated observation; true when it was new.
-  bool Apply(const v1::Observation& observation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status AddSuggestion(int64_t id, Assignment x) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies one validated observation; true when it was new. The algorithm hears of an
+  // ended trial only when `tell_algorithm` (a replay rebuilds it with Restore instead).
+  bool Apply(const v1::Observation& observation, bool tell_algorithm)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a suggestion and its rendered JSON (for the duplicate check).
+  absl::Status AddSuggestion(int64_t id, Assignment x, std::string rendered)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<double> IntermediateValues(const TrialState& state) const;
 
   mutable absl::Mutex mu_;
@@ -78,6 +84,7 @@ class Study {
   std::unique_ptr<Assessor> assessor_;
   std::string algorithm_name_;
   bool maximize_ = true;
+  int replayed_ = 0;  // set in Create, constant after
   std::mt19937_64 gen_ ABSL_GUARDED_BY(mu_);
   History history_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, TrialState> trials_ ABSL_GUARDED_BY(mu_);

@@ -100,6 +100,7 @@ grpc::Status TunerServiceImpl::CreateStudy(grpc::ServerContext*,
   if (absl::Status s = CheckStudyId(request->study_id()); !s.ok()) return Fail("CreateStudy", s);
   auto study = Study::Create(*request);
   if (!study.ok()) return Fail("CreateStudy", study.status());
+  response->set_replayed_observations((*study)->replayed_observations());
   {
     absl::MutexLock lock(&mu_);
     const bool replacing = studies_.contains(request->study_id());
@@ -111,7 +112,6 @@ grpc::Status TunerServiceImpl::CreateStudy(grpc::ServerContext*,
     studies_[request->study_id()] = std::shared_ptr<Study>(std::move(*study));
     metrics_->studies.Set(static_cast<double>(studies_.size()));
   }
-  response->set_replayed_observations(request->past_observations_size());
   LOG(INFO) << "service=tuner event=study_created study=" << request->study_id()
             << " suggestions=" << request->past_suggestions_size()
             << " observations=" << request->past_observations_size();

@@ -290,6 +290,10 @@ TEST(RegistryTest, NamesArgumentsAndErrors) {
       HasSubstr("must be an integer"));
   EXPECT_FALSE(CreateAlgorithm("tpe", "[1]", space).ok());
   EXPECT_EQ(CanonicalAlgorithmName("Grid_Search"), "grid_search");
+  EXPECT_EQ(CanonicalAlgorithmName("grid"), "grid_search");
+  EXPECT_EQ(CanonicalAlgorithmName("NaiveEvolution"), "evolution");
+  EXPECT_EQ(CanonicalAlgorithmName(""), "");
+  EXPECT_EQ(CanonicalAlgorithmName("smac"), "");
 }
 
 }  // namespace

@@ -26,8 +26,6 @@ class GridSearchAlgorithm final : public SuggestionAlgorithm {
   SuggestOutcome Suggest(const History& history, absl::BitGenRef gen) override;
   void Restore(const History& history, absl::BitGenRef gen) override;
 
-  const std::vector<Assignment>& points() const { return points_; }
-
  private:
   GridSearchAlgorithm(std::shared_ptr<const SearchSpace> space, std::vector<Assignment> points)
       : space_(std::move(space)), points_(std::move(points)) {}

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/status.h"
+#include "common/status_macros.h"
 #include "tuner_service/algorithms/anneal_algorithm.h"
 #include "tuner_service/algorithms/args.h"
 #include "tuner_service/algorithms/evolution_algorithm.h"
@@ -85,21 +85,23 @@ struct Entry {
   const char* name;
   absl::StatusOr<std::unique_ptr<SuggestionAlgorithm>> (*factory)(
       Args&, std::shared_ptr<const SearchSpace>);
+  const char* alias;  // another accepted spelling (NNI's class names), or ""
 };
 
 constexpr Entry kRegistry[] = {
-    {"random", NewRandom},       {"tpe", NewTpe},          {"anneal", NewAnneal},
-    {"evolution", NewEvolution}, {"grid_search", NewGrid},
+    {"random", NewRandom, ""},        {"tpe", NewTpe, ""},
+    {"anneal", NewAnneal, ""},        {"evolution", NewEvolution, "naive_evolution"},
+    {"grid_search", NewGrid, "grid"},
 };
 
 }  // namespace
 
 std::string CanonicalAlgorithmName(absl::string_view name) {
   const std::string key = NormalizedName(name);
-  if (key == "gridsearch" || key == "grid") return "grid_search";
-  if (key == "naiveevolution") return "evolution";
   for (const Entry& e : kRegistry) {
-    if (key == e.name) return e.name;
+    if (key == NormalizedName(e.name) || (*e.alias != '\0' && key == NormalizedName(e.alias))) {
+      return e.name;
+    }
   }
   return "";
 }

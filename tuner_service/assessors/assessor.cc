@@ -1,7 +1,7 @@
 #include "tuner_service/assessors/assessor.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/status.h"
+#include "common/status_macros.h"
 #include "tuner_service/algorithms/args.h"
 #include "tuner_service/assessors/curve_fitting_assessor.h"
 #include "tuner_service/assessors/median_stop_assessor.h"
