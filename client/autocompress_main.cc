@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "compression/compression_session.h"
+#include "compression/config_list.h"
 #include "compression/idx_dataset.h"
 
 namespace {
@@ -230,17 +231,14 @@ absl::Status Compress(const std::vector<std::string>& args) {
     training = std::make_unique<IdxTraining>(std::move(*data), *batches, *batch_size, lr, *seed,
                                              torch::Device(device));
     options.hooks = training.get();
-  } else if (options.algorithm == "slim" || options.algorithm == "taylorfo" ||
-             options.algorithm == "apoz" || options.algorithm == "mean_activation") {
+  } else if (autocompress::compression::TrainsBeforePruning(options.algorithm)) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.algorithm,
                      " trains before pruning: give --data DIR (IDX training split) and "
                      "--data_format idx"));
   }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
-  const bool quantizer = options.algorithm == "naive" || options.algorithm == "qat" ||
-                         options.algorithm == "dorefa" || options.algorithm == "bnn";
-  if (quantizer && training != nullptr) {
+  if (autocompress::compression::IsQuantizer(options.algorithm) && training != nullptr) {
     // Quantization-aware training through the session's fine-tuning contract.
     autocompress::compression::CompressionSession& s = **session;
     const bool was_training = s.module().is_training();

@@ -12,6 +12,7 @@
 
 #include "common/testing/runfiles.h"
 #include "compression/compression_session.h"
+#include "compression/config_list.h"
 #include "compression/testing/synthetic_training.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -27,15 +28,6 @@ std::unique_ptr<CompressionSession> Load(const std::string& model) {
   auto session = CompressionSession::Load(RunfilePath("compression/testdata/" + model), "cpu");
   EXPECT_TRUE(session.ok()) << session.status();
   return session.ok() ? std::move(*session) : nullptr;
-}
-
-bool DataDriven(const std::string& algorithm) {
-  return algorithm == "slim" || algorithm == "taylorfo" || algorithm == "apoz" ||
-         algorithm == "mean_activation";
-}
-
-bool Quantizer(const std::string& algorithm) {
-  return algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" || algorithm == "bnn";
 }
 
 std::string ConfigFor(const std::string& algorithm) {
@@ -64,7 +56,7 @@ TEST_P(ArchitectureTest, CompressesFineTunesSavesAndReloads) {
   ASSERT_NE(session, nullptr);
   SyntheticTraining data_driven(4);
   CompressOptions options{algorithm, ConfigFor(algorithm), ""};
-  if (DataDriven(algorithm)) options.hooks = &data_driven;
+  if (TrainsBeforePruning(algorithm)) options.hooks = &data_driven;
   const absl::Status compressed = session->Compress(options);
   ASSERT_TRUE(compressed.ok()) << compressed;
 
@@ -92,7 +84,7 @@ TEST_P(ArchitectureTest, CompressesFineTunesSavesAndReloads) {
         EXPECT_EQ(w[f].ne(0).any().item<bool>(), kept[f]) << name << " filter " << f;
       }
     }
-    if (Quantizer(algorithm)) {
+    if (IsQuantizer(algorithm)) {
       const int bits = layer["weight_bits"];
       EXPECT_LE(layer["distinct_weight_values"].get<int64_t>(), int64_t{1} << bits) << name;
     }
@@ -120,17 +112,16 @@ TEST_P(ArchitectureTest, CompressesFineTunesSavesAndReloads) {
   EXPECT_TRUE(torch::equal(actual, expected));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, ArchitectureTest,
-    ::testing::Combine(::testing::Values("resnet_mini.pt", "resnet_mini_traced.pt",
-                                         "mobilenet_mini.pt"),
-                       ::testing::Values("level", "l1", "l2", "fpgm", "slim", "taylorfo", "apoz",
-                                         "mean_activation", "naive", "qat", "dorefa", "bnn")),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      std::string model = std::get<0>(info.param);
-      model = model.substr(0, model.find('.'));
-      return model + "_" + std::get<1>(info.param);
-    });
+INSTANTIATE_TEST_SUITE_P(Models, ArchitectureTest,
+                         ::testing::Combine(::testing::Values("resnet_mini.pt",
+                                                              "resnet_mini_traced.pt",
+                                                              "mobilenet_mini.pt"),
+                                            ::testing::ValuesIn(AlgorithmNames())),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string model = std::get<0>(info.param);
+                           model = model.substr(0, model.find('.'));
+                           return model + "_" + std::get<1>(info.param);
+                         });
 
 std::map<std::string, std::vector<int64_t>> KeptFilters(const std::string& model_file) {
   std::unique_ptr<CompressionSession> session = Load(model_file);

@@ -98,13 +98,15 @@ class QatActivationQuantizer final : public ActivationHandler {
                          const int64_t* steps, bool linear)
       : linear_(linear),
         bits_(bits),
-        scheme_(std::move(scheme)),
+        per_channel_(scheme.rfind("per_channel", 0) == 0),
+        symmetric_(scheme.find("symmetric") != std::string::npos),
         dtype_(std::move(dtype)),
+        range_(RangeFor(bits, dtype_)),
         quant_start_step_(quant_start_step),
         steps_(steps) {}
 
   at::Tensor Forward(const at::Tensor& x, bool training, at::Tensor* ste_mask) override {
-    const bool per_channel = scheme_.rfind("per_channel", 0) == 0 && x.dim() >= 2;
+    const bool per_channel = per_channel_ && x.dim() >= 2;
     // NNI quantizes a Linear's input/output per channel only when it is 2-D.
     if (per_channel && linear_ && x.dim() != 2) return x;
     // Channels first, so the kernel's per-channel axis (dim 0) is dim 1 of x.
@@ -121,14 +123,12 @@ class QatActivationQuantizer final : public ActivationHandler {
       tracked_min_ = 0.99 * tracked_min_ + 0.01 * lo;
       tracked_max_ = 0.99 * tracked_max_ + 0.01 * hi;
       if (quant_start_step_ > *steps_) return x;
-      ComputeScaleZeroPoint(tracked_min_, tracked_max_, RangeFor(bits_, dtype_),
-                            scheme_.find("symmetric") != std::string::npos, dtype_, &scale_,
+      ComputeScaleZeroPoint(tracked_min_, tracked_max_, range_, symmetric_, dtype_, &scale_,
                             &zero_point_);
     }
     if (!scale_.defined()) return x;
-    const IntegerRange range = RangeFor(bits_, dtype_);
     auto [value, mask] =
-        kernels::FakeQuantize(channels_first, scale_, zero_point_, range.qmin, range.qmax);
+        kernels::FakeQuantize(channels_first, scale_, zero_point_, range_.qmin, range_.qmax);
     if (per_channel) {
       value = value.transpose(0, 1).contiguous();
       mask = mask.transpose(0, 1).contiguous();
@@ -144,7 +144,9 @@ class QatActivationQuantizer final : public ActivationHandler {
  private:
   bool linear_;
   int bits_;
-  std::string scheme_, dtype_;
+  bool per_channel_, symmetric_;  // from the scheme
+  std::string dtype_;
+  IntegerRange range_;
   int quant_start_step_;
   const int64_t* steps_;
   torch::Tensor tracked_min_, tracked_max_, scale_, zero_point_;
@@ -204,10 +206,7 @@ struct CompressionSession::Impl {
   int64_t steps = 1;              // QAT's step counter, as NNI's buffer
   bool dependency_aware = false;  // filter pruners: prune dependent layers jointly
 
-  bool quantizer() const {
-    return algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" ||
-           algorithm == "bnn";
-  }
+  bool quantizer() const { return IsQuantizer(algorithm); }
 
   // Writes the quantized value of every quantized weight, computed from its shadow.
   void Quantize() {
@@ -290,10 +289,19 @@ struct CompressionSession::Impl {
 
   void ApplyAllMasks() { masks.Apply(); }
 
-  std::vector<torch::Tensor> Parameters() {
-    std::vector<torch::Tensor> out;
-    for (const torch::Tensor& p : model.parameters()) out.push_back(p);
-    return out;
+  // `epochs` training epochs of the caller's in train mode; the model's mode is restored
+  // afterwards, also when an epoch fails.
+  absl::Status TrainEpochs(TrainingHooks& hooks, int epochs, const StepCallbacks& callbacks) {
+    std::vector<torch::Tensor> parameters;
+    for (const torch::Tensor& p : model.parameters()) parameters.push_back(p);
+    const bool was_training = model.is_training();
+    model.train();
+    absl::Status status = absl::OkStatus();
+    for (int epoch = 0; epoch < epochs && status.ok(); ++epoch) {
+      status = hooks.TrainEpoch(model, parameters, callbacks);
+    }
+    model.train(was_training);
+    return status;
   }
 
   // Slim (reference §2.3): L1 sub-gradient on BN scales before every optimizer step for
@@ -310,12 +318,7 @@ struct CompressionSession::Impl {
         if (gamma.grad().defined()) gamma.mutable_grad().add_(gamma.sign() * scale);
       }
     };
-    const bool was_training = model.is_training();
-    model.train();
-    for (int epoch = 0; epoch < epochs; ++epoch) {
-      RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), callbacks));
-    }
-    model.train(was_training);
+    RETURN_IF_ERROR(TrainEpochs(hooks, epochs, callbacks));
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> magnitudes;
     for (const torch::Tensor& gamma : gammas)
@@ -429,10 +432,7 @@ struct CompressionSession::Impl {
         contributions[i] += product.reshape({product.size(0), -1}).sum(1).to(torch::kDouble).cpu();
       }
     };
-    const bool was_training = model.is_training();
-    model.train();
-    RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), callbacks));
-    model.train(was_training);
+    RETURN_IF_ERROR(TrainEpochs(hooks, 1, callbacks));
     if (steps == 0) {
       return absl::FailedPreconditionError(
           "taylorfo: the training epoch made no optimizer step, so no gradient statistics "
@@ -495,10 +495,7 @@ struct CompressionSession::Impl {
       selected = true;
       selection = SelectFilters(assignments, scores, /*threshold_style=*/false);
     };
-    const bool was_training = model.is_training();
-    model.train();
-    RETURN_IF_ERROR(hooks.TrainEpoch(model, Parameters(), callbacks));
-    model.train(was_training);
+    RETURN_IF_ERROR(TrainEpochs(hooks, 1, callbacks));
     graph_hooks.Remove();
     RETURN_IF_ERROR(selection);
     if (!selected) {
@@ -591,10 +588,9 @@ absl::Status CompressionSession::Compress(const CompressOptions& options) {
   const std::string& algorithm = options.algorithm;
   const bool one_shot =
       algorithm == "level" || algorithm == "l1" || algorithm == "l2" || algorithm == "fpgm";
-  const bool weight_quantizer =
-      algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" || algorithm == "bnn";
+  const bool weight_quantizer = IsQuantizer(algorithm);
   const bool activation_rank = algorithm == "apoz" || algorithm == "mean_activation";
-  const bool data_driven = algorithm == "slim" || algorithm == "taylorfo" || activation_rank;
+  const bool data_driven = TrainsBeforePruning(algorithm);
   if (data_driven) {
     int epochs = 10, batches = 1;
     double scale = 1e-4;

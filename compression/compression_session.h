@@ -33,8 +33,8 @@ struct CompressOptions {
   std::string config_list_json;
   // Algorithm keyword arguments (JSON object; empty = none).
   std::string kwargs_json;
-  // Training for the data-driven pruners (slim, taylorfo); not owned, may be null for
-  // the others.
+  // Training for the data-driven pruners (slim, taylorfo, apoz, mean_activation); not
+  // owned, may be null for the others.
   TrainingHooks* hooks = nullptr;
 };
 
@@ -55,12 +55,12 @@ class CompressionSession {
   const std::vector<LayerInfo>& layers() const;
 
   // Validates the options against the model and compresses it. One-shot pruners
-  // (level, l1, l2, fpgm) compute and apply their masks here; slim and taylorfo first
+  // (level, l1, l2, fpgm) compute and apply their masks here; the data-driven ones first
   // train through options.hooks (slim: `sparsifying_training_epochs` epochs with an L1
-  // penalty on BN scales; taylorfo: one epoch, statistics from the first
-  // `sparsifying_training_batches` steps); weight quantizers (naive,
-  // qat, dorefa, bnn) keep a float shadow of each quantized weight and write the
-  // quantized value into the model.
+  // penalty on BN scales; taylorfo, apoz, mean_activation: one epoch, statistics from
+  // the first `sparsifying_training_batches` steps or forwards); quantizers (naive, qat,
+  // dorefa, bnn) keep a float shadow of each quantized weight and write the quantized
+  // value into the model, and qat/bnn hook the selected layers' inputs/outputs.
   absl::Status Compress(const CompressOptions& options);
 
   // The tensors an optimizer must update during fine-tuning: the model's parameters,

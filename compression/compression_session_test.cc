@@ -371,6 +371,36 @@ TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOn
             8);
 }
 
+TEST(CompressionSessionTest, QatInputQuantizationTracksTheLayersInputRange) {
+  auto session = Load("small_cnn.pt");
+  ASSERT_TRUE(session
+                  ->Compress({"qat", R"([{"quant_types": ["input"], "quant_bits": 3,
+                                 "op_names": ["fc2"]}])",
+                              ""})
+                  .ok());
+  torch::jit::Module& model = session->module();
+  torch::jit::Module reference = torch::jit::load(Model("small_cnn.pt"));  // unhooked twin
+  model.train();
+  reference.train();
+  torch::optim::SGD optimizer(session->TrainableParameters(), torch::optim::SGDOptions(0.01));
+  torch::manual_seed(4);
+  const torch::Tensor x = torch::randn({16, 1, 28, 28});
+  optimizer.zero_grad();
+  torch::Tensor out = model.forward({x}).toTensor();
+  // fc2's input (relu(fc1(...)), >= 0) was quantized to at most 2^3 levels, so the
+  // output differs from the unhooked model's on the same input.
+  EXPECT_FALSE(torch::allclose(out, reference.forward({x}).toTensor()));
+  torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {16})).backward();
+  ASSERT_TRUE(session->BeforeOptimizerStep().ok());
+  optimizer.step();
+  ASSERT_TRUE(session->OnOptimizerStep().ok());
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  EXPECT_EQ(calibration["fc2"]["input_bits"], 3);
+  EXPECT_EQ(calibration["fc2"]["tracked_min_input"][0].get<double>(), 0);  // relu output
+  EXPECT_GT(calibration["fc2"]["tracked_max_input"][0].get<double>(), 0);
+  EXPECT_FALSE(calibration["fc2"].contains("tracked_min_output"));
+}
+
 TEST(CompressionSessionTest, QatOutputRangeIsOverwrittenThenEmaUpdated) {
   auto session = Load("small_cnn.pt");
   ASSERT_TRUE(session

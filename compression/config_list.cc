@@ -51,6 +51,16 @@ const std::vector<std::string>& AlgorithmNames() {
   return *names;
 }
 
+bool IsQuantizer(absl::string_view algorithm) {
+  const auto family = FamilyOf(algorithm);
+  return family.ok() && *family == AlgorithmFamily::kQuantizer;
+}
+
+bool TrainsBeforePruning(absl::string_view algorithm) {
+  return algorithm == "slim" || algorithm == "taylorfo" || algorithm == "apoz" ||
+         algorithm == "mean_activation";
+}
+
 absl::StatusOr<AlgorithmFamily> FamilyOf(absl::string_view algorithm) {
   if (algorithm == "level") return AlgorithmFamily::kLevel;
   if (algorithm == "slim") return AlgorithmFamily::kBatchNorm;

@@ -66,6 +66,11 @@ absl::StatusOr<AlgorithmFamily> FamilyOf(absl::string_view algorithm);
 // All algorithm names: the eight pruners, then the four quantizers.
 const std::vector<std::string>& AlgorithmNames();
 
+// naive, qat, dorefa, bnn.
+bool IsQuantizer(absl::string_view algorithm);
+// slim, taylorfo, apoz, mean_activation: they train (TrainingHooks) to choose filters.
+bool TrainsBeforePruning(absl::string_view algorithm);
+
 // Parses and validates a config list for `algorithm`: required keys, sparsity strictly
 // inside (0, 1), bits in 1..32, known quant types, no unknown keys. Errors name the
 // entry and key, e.g. "config_list[1].sparsity: 1.5 is outside (0, 1)".

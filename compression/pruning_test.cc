@@ -196,7 +196,7 @@ torch::Tensor MaskedReference(const torch::Tensor& v, const torch::Tensor& m) {
 }
 
 // Element masks (level), filter masks (whole rows), sizes that end in a partial 64-value
-// word, a double tensor and a non-contiguous one (mask tensor kept, composite multiply).
+// word, a double tensor and a non-contiguous one (mask tensor kept, masked fill).
 TEST(PruningTest, MaskSetMatchesReferenceOnWeightsAndGrads) {
   struct Case {
     torch::Tensor param;

@@ -1,5 +1,5 @@
-// TrainingHooks: how the data-driven pruners (slim, taylorfo, and later apoz and
-// mean_activation) get training done without knowing about data. The caller (the
+// TrainingHooks: how the data-driven pruners (slim, taylorfo, apoz, mean_activation)
+// get training done without knowing about data. The caller (the
 // worker's trainer, or a test) owns data, optimizer and criterion; the pruner asks it
 // for epochs and hooks into every optimizer step (reference §2.1 "Optimizer hooks").
 #ifndef AUTOCOMPRESS_COMPRESSION_TRAINING_HOOKS_H_

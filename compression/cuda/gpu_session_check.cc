@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "compression/compression_session.h"
+#include "compression/config_list.h"
 #include "compression/training_hooks.h"
 #include "nlohmann/json.hpp"
 
@@ -31,8 +32,10 @@ namespace {
 
 using autocompress::compression::CompressionSession;
 using autocompress::compression::CompressOptions;
+using autocompress::compression::IsQuantizer;
 using autocompress::compression::StepCallbacks;
 using autocompress::compression::TrainingHooks;
+using autocompress::compression::TrainsBeforePruning;
 using Json = nlohmann::json;
 
 // SGD on seeded random batches made on the CPU and moved to the model's device, so two
@@ -67,33 +70,32 @@ struct Algorithm {
   std::string name;
   std::string config;
   std::string kwargs;
-  bool data_driven = false;
-  bool one_shot = false;  // deterministic selection: must match the CPU exactly
-  bool quantizer = false;
 };
+
+// Selections that depend on nothing but the weights must match the CPU exactly.
+bool OneShot(const std::string& name) { return !IsQuantizer(name) && !TrainsBeforePruning(name); }
 
 std::vector<Algorithm> Algorithms() {
   const std::string conv = R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
   const std::string weights8 =
       R"([{"quant_types": ["weight"], "quant_bits": 8, "op_types": ["Conv2d", "Linear"]}])";
   return {
-      {"level", R"([{"sparsity": 0.6, "op_types": ["default"]}])", "", false, true, false},
-      {"l1", conv, "", false, true, false},
-      {"l2", conv, "", false, true, false},
-      {"fpgm", conv, "", false, true, false},
-      {"l1", conv, R"({"dependency_aware": true})", false, true, false},
-      {"slim", R"([{"sparsity": 0.5, "op_types": ["BatchNorm2d"]}])", "", true, false, false},
-      {"taylorfo", conv, "", true, false, false},
-      {"apoz", conv, "", true, false, false},
-      {"mean_activation", conv, "", true, false, false},
-      {"naive", weights8, "", false, false, true},
+      {"level", R"([{"sparsity": 0.6, "op_types": ["default"]}])", ""},
+      {"l1", conv, ""},
+      {"l2", conv, ""},
+      {"fpgm", conv, ""},
+      {"l1", conv, R"({"dependency_aware": true})"},
+      {"slim", R"([{"sparsity": 0.5, "op_types": ["BatchNorm2d"]}])", ""},
+      {"taylorfo", conv, ""},
+      {"apoz", conv, ""},
+      {"mean_activation", conv, ""},
+      {"naive", weights8, ""},
       {"qat",
        R"([{"quant_types": ["weight", "output"], "quant_bits": {"weight": 8, "output": 8},
            "op_types": ["Conv2d"]}])",
-       "", false, false, true},
-      {"dorefa", weights8, "", false, false, true},
-      {"bnn", R"([{"quant_types": ["weight"], "quant_bits": 1, "op_types": ["Conv2d"]}])", "",
-       false, false, true},
+       ""},
+      {"dorefa", weights8, ""},
+      {"bnn", R"([{"quant_types": ["weight"], "quant_bits": 1, "op_types": ["Conv2d"]}])", ""},
   };
 }
 
@@ -122,7 +124,7 @@ std::unique_ptr<CompressionSession> Compressed(const std::string& model, const s
   }
   Batches training(torch::Device(device), 4);
   CompressOptions options{a.name, a.config, a.kwargs};
-  if (a.data_driven) options.hooks = &training;
+  if (TrainsBeforePruning(a.name)) options.hooks = &training;
   const auto start = std::chrono::steady_clock::now();
   const absl::Status status = (*session)->Compress(options);
   if (device != "cpu" && torch::cuda::is_available()) torch::cuda::synchronize();
@@ -163,7 +165,7 @@ Outcome Run(const std::string& model, const std::string& device, const Algorithm
 
   const Json cpu_report = Json::parse(cpu->ReportJson());
   const Json dev_report = Json::parse(dev->ReportJson());
-  if (a.one_shot) {
+  if (OneShot(a.name)) {
     for (size_t i = 0; i < cpu_report["layers"].size(); ++i) {
       const Json& c = cpu_report["layers"][i];
       const Json& d = dev_report["layers"][i];
@@ -174,7 +176,7 @@ Outcome Run(const std::string& model, const std::string& device, const Algorithm
       }
     }
   }
-  if (a.quantizer) {
+  if (IsQuantizer(a.name)) {
     const auto cw = Weights(cpu->module()), dw = Weights(dev->module());
     for (const auto& [name, w] : cw) {
       const torch::Tensor diff = (w - dw.at(name)).abs();

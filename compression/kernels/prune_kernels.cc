@@ -320,8 +320,6 @@ void MaskSet::Add(const at::Tensor& param, const at::Tensor& mask) {
   }
 }
 
-void MaskSet::Clear() { entries_.clear(); }
-
 int64_t MaskSet::size() const { return static_cast<int64_t>(entries_.size()); }
 
 int64_t MaskSet::mask_bytes() const {
@@ -342,23 +340,31 @@ void MaskSet::ApplyImpl(bool values, bool grads) const {
     const at::Tensor& p = e.param;
     TORCH_CHECK(p.numel() == e.numel, "MaskSet: a parameter of ", e.numel, " values now has ",
                 p.numel());
-    // Returns the tensor's data for the packed kernel, or applies the mask another way
-    // (the CUDA kernel, or a select for other dtypes, layouts and devices) and returns null.
+    const at::Tensor v = values ? p : at::Tensor();
+    const at::Tensor g = grads ? p.grad() : at::Tensor();
+#ifdef AUTOCOMPRESS_WITH_CUDA
+    // The CUDA kernel masks a parameter and its gradient in one pass.
+    auto on_gpu = [&](const at::Tensor& t) {
+      return t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
+             e.mask.defined() && e.mask.device() == t.device() &&
+             e.mask.scalar_type() == at::kFloat;
+    };
+    if ((!v.defined() || on_gpu(v)) && (!g.defined() || on_gpu(g)) &&
+        (v.defined() || g.defined())) {
+      cuda::ApplyMaskTensor(v.defined() ? v : g, v.defined() ? g : at::Tensor(), e.mask);
+      continue;
+    }
+#endif
+    // The tensor's data for the packed kernel, or null after a select (other dtypes,
+    // layouts and devices).
     auto packed_target = [&](const at::Tensor& t) -> float* {
       if (!t.defined()) return nullptr;
       if (!e.mask.defined() && Entry::Packable(t)) return t.data_ptr<float>();
-#ifdef AUTOCOMPRESS_WITH_CUDA
-      if (t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous() && e.mask.defined() &&
-          e.mask.device() == t.device() && e.mask.scalar_type() == at::kFloat) {
-        cuda::ApplyMaskTensor(t, at::Tensor(), e.mask);
-        return nullptr;
-      }
-#endif
       e.ClearPruned(t);
       return nullptr;
     };
-    float* data = values ? packed_target(p) : nullptr;
-    float* grad = grads ? packed_target(p.grad()) : nullptr;
+    float* data = packed_target(v);
+    float* grad = packed_target(g);
     if (data == nullptr && grad == nullptr) continue;
     at::parallel_for(0, static_cast<int64_t>(e.words.size()), 1024, [&](int64_t b, int64_t end) {
       ApplyPackedWords(data, grad, e.words.data(), b, end, e.numel);

@@ -1,8 +1,9 @@
-// Pruning kernels: per-filter L1/L2 norms, FPGM distance sums and multi-tensor mask
-// application. CPU tensors run a multithreaded loop (at::parallel_for over filters or
-// element chunks, contiguous inner loops the compiler vectorizes, double accumulation);
-// other devices fall back to the composite LibTorch expression until their kernels land.
-// Filters are slices along dim 0; any trailing shape is flattened.
+// Pruning kernels: per-filter L1/L2 norms, FPGM distance sums, activation statistics
+// and the packed masks of MaskSet. CPU tensors run a multithreaded loop
+// (at::parallel_for over filters or element chunks, contiguous inner loops the compiler
+// vectorizes, double accumulation); float32 CUDA tensors run compression/cuda's kernels
+// in builds with AUTOCOMPRESS_WITH_CUDA; anything else falls back to the composite
+// LibTorch expression. Filters are slices along dim 0; any trailing shape is flattened.
 #ifndef AUTOCOMPRESS_COMPRESSION_KERNELS_PRUNE_KERNELS_H_
 #define AUTOCOMPRESS_COMPRESSION_KERNELS_PRUNE_KERNELS_H_
 
@@ -29,7 +30,7 @@ at::Tensor FpgmDistanceSums(const at::Tensor& weight);
 // (the parameter is not touched), words of zeros are cleared without reading the
 // parameter, and mixed words select value by value. Filter and channel masks are whole
 // rows, so they cost only the writes of the pruned rows. Other parameters keep the mask
-// tensor (the CUDA kernel, or the composite multiply for other dtypes and devices).
+// tensor (the CUDA kernel, or a masked fill for other dtypes, layouts and devices).
 // Masked values become +0 (also where they were NaN or infinite).
 class MaskSet {
  public:
@@ -43,7 +44,6 @@ class MaskSet {
   // `param` itself: it follows set_data (module.to(...)), but a module attribute
   // re-bound to another tensor is not followed. The mask is copied or packed.
   void Add(const at::Tensor& param, const at::Tensor& mask);
-  void Clear();
   int64_t size() const;
   // Bytes the masks occupy, packed or not.
   int64_t mask_bytes() const;
