@@ -10,8 +10,9 @@ ABSL_FLAG(int32_t, port, -1,
 ABSL_FLAG(int32_t, metrics_port, -1,
           "Prometheus /metrics port; 0 picks a free port (printed on the READY line); -1 = "
           "the service's default port.");
-ABSL_FLAG(int32_t, max_message_bytes, 64 << 20, "Largest gRPC message accepted, in bytes.");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(3),
+ABSL_FLAG(int32_t, max_message_bytes, autocompress::ServerOptions().max_message_bytes,
+          "Largest gRPC message accepted, in bytes.");
+ABSL_FLAG(absl::Duration, shutdown_grace, autocompress::ServerOptions().shutdown_grace,
           "How long in-flight calls (and idle clients acknowledging GOAWAY) may take after "
           "SIGTERM before the server cancels them and exits.");
 

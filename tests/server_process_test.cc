@@ -32,25 +32,6 @@ struct Binary {
   std::string grpc_service;  // a service it hosts, "" for none
 };
 
-struct Ports {
-  int grpc = 0;
-  int metrics = 0;
-};
-
-absl::StatusOr<Ports> ParseReady(const std::string& line) {
-  Ports ports;
-  for (absl::string_view field : absl::StrSplit(line, ' ')) {
-    std::vector<std::string> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
-    if (kv.size() != 2) continue;
-    if (kv[0] == "grpc_port" && !absl::SimpleAtoi(kv[1], &ports.grpc)) break;
-    if (kv[0] == "metrics_port" && !absl::SimpleAtoi(kv[1], &ports.metrics)) break;
-  }
-  if (ports.grpc <= 0 || ports.metrics <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("bad READY line: ", line));
-  }
-  return ports;
-}
-
 std::vector<std::string> Argv(const Binary& binary, const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {RunfilePath(binary.path), "--host=127.0.0.1", "--port=0",
                                    "--metrics_port=0"};
@@ -83,7 +64,7 @@ TEST_P(ServerProcessTest, ServesHealthAndMetricsThenStopsOnSigterm) {
   auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
   ASSERT_TRUE(ready.ok()) << ready.status();
   EXPECT_THAT(*ready, HasSubstr("service=" + binary.service));
-  auto ports = ParseReady(*ready);
+  auto ports = testing::ParseReadyLine(*ready);
   ASSERT_TRUE(ports.ok()) << ports.status();
 
   EXPECT_EQ(Check(ports->grpc, ""), grpc::health::v1::HealthCheckResponse::SERVING);
@@ -124,7 +105,7 @@ TEST_P(ServerProcessTest, TakenPortIsAnErrorNotACrash) {
   ASSERT_TRUE(first.ok());
   auto ready = (*first)->ReadLineStartingWith("READY ", absl::Seconds(30));
   ASSERT_TRUE(ready.ok());
-  auto ports = ParseReady(*ready);
+  auto ports = testing::ParseReadyLine(*ready);
   ASSERT_TRUE(ports.ok());
 
   std::vector<std::string> argv = Argv(GetParam(), {});
@@ -150,7 +131,7 @@ TEST(SchedulerProcessTest, UnimplementedRpcsAreCountedByCode) {
   ASSERT_TRUE(process.ok());
   auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
   ASSERT_TRUE(ready.ok());
-  auto ports = ParseReady(*ready);
+  auto ports = testing::ParseReadyLine(*ready);
   ASSERT_TRUE(ports.ok());
 
   auto stub = autocompress::v1::ExperimentService::NewStub(grpc::CreateChannel(

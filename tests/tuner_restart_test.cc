@@ -31,18 +31,21 @@ Tuner StartTuner() {
   Tuner tuner;
   auto process = Subprocess::Start({RunfilePath("tuner_service/tuner_server"), "--host=127.0.0.1",
                                     "--port=0", "--metrics_port=0"});
-  EXPECT_TRUE(process.ok());
+  if (!process.ok()) {
+    ADD_FAILURE() << process.status();
+    return tuner;
+  }
   tuner.process = std::move(*process);
   auto ready = tuner.process->ReadLineStartingWith("READY ", absl::Seconds(30));
-  EXPECT_TRUE(ready.ok());
-  int port = 0;
-  for (absl::string_view field : absl::StrSplit(*ready, ' ')) {
-    if (absl::ConsumePrefix(&field, "grpc_port=")) {
-      EXPECT_TRUE(absl::SimpleAtoi(field, &port));
-    }
+  absl::StatusOr<testing::ReadyPorts> ports =
+      ready.ok() ? testing::ParseReadyLine(*ready)
+                 : absl::StatusOr<testing::ReadyPorts>(ready.status());
+  if (!ports.ok()) {
+    ADD_FAILURE() << ports.status();
+    return tuner;
   }
-  tuner.stub = v1::TunerService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  tuner.stub = v1::TunerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", ports->grpc), grpc::InsecureChannelCredentials()));
   return tuner;
 }
 
@@ -66,6 +69,7 @@ grpc::Status Suggest(Tuner& tuner, int count, v1::SuggestResponse* response) {
 
 TEST(TunerRestartTest, StudyIsRebuiltFromStoredHistoryAfterSigkill) {
   Tuner tuner = StartTuner();
+  ASSERT_NE(tuner.stub, nullptr);
   v1::CreateStudyResponse created;
   {
     grpc::ClientContext context;
@@ -100,6 +104,7 @@ TEST(TunerRestartTest, StudyIsRebuiltFromStoredHistoryAfterSigkill) {
   EXPECT_EQ(*killed, 128 + SIGKILL);
 
   Tuner restarted = StartTuner();
+  ASSERT_NE(restarted.stub, nullptr);
   v1::SuggestResponse lost;
   ASSERT_EQ(Suggest(restarted, 1, &lost).error_code(), grpc::StatusCode::NOT_FOUND);
   v1::CreateStudyRequest recreate = Create();

@@ -11,7 +11,9 @@
 #include <cstring>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace autocompress::testing {
 
@@ -95,6 +97,20 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
     if (absl::Now() >= deadline) return absl::DeadlineExceededError("process still running");
     absl::SleepFor(absl::Milliseconds(10));
   }
+}
+
+absl::StatusOr<ReadyPorts> ParseReadyLine(const std::string& line) {
+  ReadyPorts ports;
+  for (absl::string_view field : absl::StrSplit(line, ' ')) {
+    std::vector<std::string> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
+    if (kv.size() != 2) continue;
+    if (kv[0] == "grpc_port" && !absl::SimpleAtoi(kv[1], &ports.grpc)) break;
+    if (kv[0] == "metrics_port" && !absl::SimpleAtoi(kv[1], &ports.metrics)) break;
+  }
+  if (ports.grpc <= 0 || ports.metrics <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("bad READY line: ", line));
+  }
+  return ports;
 }
 
 }  // namespace autocompress::testing

@@ -48,6 +48,14 @@ class Subprocess {
   std::string buffer_;
 };
 
+// The ports in a server's READY line ("READY service=.. grpc_port=.. metrics_port=..",
+// common/server_process.h); InvalidArgument unless both are positive.
+struct ReadyPorts {
+  int grpc = 0;
+  int metrics = 0;
+};
+absl::StatusOr<ReadyPorts> ParseReadyLine(const std::string& line);
+
 }  // namespace autocompress::testing
 
 #endif  // AUTOCOMPRESS_COMMON_TESTING_SUBPROCESS_H_
