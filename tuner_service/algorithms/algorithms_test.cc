@@ -215,6 +215,28 @@ TEST(GridSearchTest, RestoreSkipsPointsHandedOutBefore) {
   EXPECT_EQ(rest, (std::vector<double>{1, 2, 4}));
 }
 
+// qlognormal(mu 0, sigma 1, q 10) rounds most draws to 0, whose log is -inf: the model
+// space floors it (Dimension::ToModel), so TPE and anneal keep suggesting finite values.
+TEST(TpeTest, QlognormalZerosStayFiniteInTpeAndAnneal) {
+  auto space = Space(R"({"x": {"_type": "qlognormal", "_value": [0, 1, 10]}})");
+  for (const char* name : {"tpe", "anneal"}) {
+    auto algorithm = Make(name, "", space);
+    std::mt19937_64 gen(3);
+    History h;
+    int zeros = 0;
+    for (int i = 0; i < 40; ++i) {
+      SuggestOutcome o = algorithm->Suggest(h, gen);
+      ASSERT_EQ(o.kind, SuggestOutcome::Kind::kSuggestion) << name;
+      const double x = o.x[0];
+      ASSERT_TRUE(std::isfinite(x) && x >= 0 && std::fmod(x, 10) == 0) << name << " " << x;
+      zeros += x == 0;
+      Complete(h, o.x, std::abs(x - 10));
+      algorithm->OnTrialEnd(h, h.trials.back(), gen);
+    }
+    EXPECT_GT(zeros, 0) << name << ": the test must exercise the zero floor";
+  }
+}
+
 TEST(AnnealTest, ConcentratesAroundTheBestObservation) {
   auto space = Space(R"({"x": {"_type": "uniform", "_value": [0, 100]}})");
   auto anneal = Make("anneal", "", space);

@@ -7,16 +7,6 @@
 #include "absl/random/distributions.h"
 
 namespace autocompress::tuner {
-namespace {
-
-// Value in the space the window is taken in: log for log types.
-// qlognormal values can round to 0: floor them before the log, as hyperopt does.
-double ToInternal(const Dimension& d, double v) {
-  return d.log_scale() ? std::log(std::max(v, 1e-16)) : v;
-}
-double FromInternal(const Dimension& d, double v) { return d.log_scale() ? std::exp(v) : v; }
-
-}  // namespace
 
 SuggestOutcome AnnealAlgorithm::Suggest(const History& history, absl::BitGenRef gen) {
   const auto& dims = space_->dimensions();
@@ -55,14 +45,14 @@ SuggestOutcome AnnealAlgorithm::Suggest(const History& history, absl::BitGenRef 
       if (d.categorical()) {
         x[dim] = absl::Bernoulli(gen, 1.0 - f) ? center : space_->SampleDimension(dim, gen);
       } else if (d.normal_family()) {
-        double v = absl::Gaussian<double>(gen, ToInternal(d, center), d.high * f);
-        v = FromInternal(d, v);
+        double v = absl::Gaussian<double>(gen, d.ToModel(center), d.high * f);
+        v = d.FromModel(v);
         x[dim] = d.quantized() ? QRound(v, d.q) : v;
       } else {
-        const double lo = ToInternal(d, d.low), hi = ToInternal(d, d.high);
+        const double lo = d.ToModel(d.low), hi = d.ToModel(d.high);
         const double width = (hi - lo) * f;
-        double start = std::clamp(ToInternal(d, center) - width / 2, lo, hi - width);
-        double v = FromInternal(d, absl::Uniform<double>(gen, start, start + width));
+        double start = std::clamp(d.ToModel(center) - width / 2, lo, hi - width);
+        double v = d.FromModel(absl::Uniform<double>(gen, start, start + width));
         if (d.quantized()) v = QRound(v, d.q);
         x[dim] = std::clamp(v, d.low, d.high);
       }

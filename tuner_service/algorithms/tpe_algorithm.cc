@@ -101,9 +101,8 @@ struct NumericView {
       prior_sigma = high - low;
     }
   }
-  // qlognormal values can round to 0: floor them before the log, as hyperopt does.
-  double Internal(double v) const { return d->log_scale() ? std::log(std::max(v, 1e-12)) : v; }
-  double External(double v) const { return d->log_scale() ? std::exp(v) : v; }
+  double Internal(double v) const { return d->ToModel(v); }
+  double External(double v) const { return d->FromModel(v); }
 
   // The value a trial receives for an internal sample.
   double Finalize(double internal) const {

@@ -19,6 +19,8 @@
 #ifndef AUTOCOMPRESS_TUNER_SERVICE_SEARCH_SPACE_SEARCH_SPACE_H_
 #define AUTOCOMPRESS_TUNER_SERVICE_SEARCH_SPACE_SEARCH_SPACE_H_
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +74,10 @@ struct Dimension {
     return type == ParamType::kLoguniform || type == ParamType::kQloguniform ||
            type == ParamType::kLognormal || type == ParamType::kQlognormal;
   }
+  // A value in the space algorithms model it in (log for log types), and back. A
+  // qlognormal value can round to 0: it is floored at 1e-12 before the log (hyperopt).
+  double ToModel(double v) const { return log_scale() ? std::log(std::max(v, 1e-12)) : v; }
+  double FromModel(double v) const { return log_scale() ? std::exp(v) : v; }
   bool normal_family() const {
     return type == ParamType::kNormal || type == ParamType::kQnormal ||
            type == ParamType::kLognormal || type == ParamType::kQlognormal;
