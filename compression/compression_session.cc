@@ -45,10 +45,9 @@ struct QuantState {
   std::string dtype;
   int quant_start_step = 0;
   torch::Tensor shadow;
-  torch::Tensor ste_mask;       // undefined: gradients pass unchanged
-  torch::Tensor scale;          // qat, naive
-  torch::Tensor zero_point;     // qat
-  torch::Tensor running_scale;  // naive
+  torch::Tensor ste_mask;    // undefined: gradients pass unchanged
+  torch::Tensor scale;       // qat, naive
+  torch::Tensor zero_point;  // qat
 };
 
 // Per-channel statistics of act(conv output) over the first `max_batches` forwards in
@@ -215,8 +214,7 @@ struct CompressionSession::Impl {
       torch::Tensor weight = Attr(modules.at(name), "weight");
       torch::Tensor value;
       if (algorithm == "naive") {
-        value = NaiveQuantizeWeight(q.shadow, q.running_scale);
-        q.scale = q.running_scale;
+        value = NaiveQuantizeWeight(q.shadow, q.scale);  // q.scale: naive's running scale
       } else if (algorithm == "dorefa") {
         value = DorefaQuantizeWeight(q.shadow, q.bits);
       } else if (algorithm == "bnn") {
@@ -258,7 +256,7 @@ struct CompressionSession::Impl {
       if (a.config.quant_bits.count("weight") == 0) continue;  // activations only
       const std::string& name = layers[a.layer].name;
       QuantState q;
-      q.bits = a.config.quant_bits.at("weight");
+      q.bits = algorithm == "bnn" ? 1 : a.config.quant_bits.at("weight");
       q.scheme = a.config.quant_scheme.count("weight") ? a.config.quant_scheme.at("weight") : "";
       q.dtype = a.config.quant_dtype.count("weight") ? a.config.quant_dtype.at("weight") : "uint";
       q.quant_start_step = a.config.quant_start_step;
@@ -327,12 +325,12 @@ struct CompressionSession::Impl {
     // NNI takes the sparsity of the first config entry for the global count.
     const double sparsity = global_sparsity;
     const int64_t k = ElementsToPrune(all.numel(), sparsity);
+    const torch::Tensor threshold = k >= 1 ? std::get<0>(all.kthvalue(k)) : torch::Tensor();
     for (size_t i = 0; i < assignments.size(); ++i) {
       const torch::Tensor& gamma = gammas[i];
       const double layer_sparsity = *assignments[i].config.sparsity;
       torch::Tensor keep = torch::ones_like(gamma);
       if (k >= 1 && FiltersToPrune(gamma.numel(), layer_sparsity) >= 1) {
-        const torch::Tensor threshold = std::get<0>(all.kthvalue(k));
         keep = gamma.detach().abs().gt(threshold).to(gamma.scalar_type());
       }
       SetFilterMasks(layers[assignments[i].layer].name, layer_sparsity, keep);
@@ -761,7 +759,7 @@ std::string CompressionSession::ReportJson() const {
     for (const LayerInfo& info : impl_->layers) {
       if (info.name == name) layer["type"] = info.type;
     }
-    layer["weight_bits"] = impl_->algorithm == "bnn" ? 1 : q.bits;
+    layer["weight_bits"] = q.bits;
     if (!q.scheme.empty() && impl_->algorithm == "qat") layer["quant_scheme"] = q.scheme;
     if (q.scale.defined()) layer["weight_scale"] = ToVector(q.scale);
     if (q.zero_point.defined()) layer["weight_zero_point"] = ToVector(q.zero_point);
@@ -780,7 +778,7 @@ std::string CompressionSession::CalibrationJson() const {
   Json calibration = Json::object();
   for (const auto& [name, q] : impl_->quant) {
     Json layer;
-    layer["weight_bits"] = impl_->algorithm == "bnn" ? 1 : q.bits;
+    layer["weight_bits"] = q.bits;
     if (q.scale.defined()) layer["weight_scale"] = ToVector(q.scale);
     if (q.zero_point.defined()) layer["weight_zero_point"] = ToVector(q.zero_point);
     calibration[name] = std::move(layer);
