@@ -331,13 +331,21 @@ TEST(CompressionSessionTest, ApozAndMeanActivationRankFiltersByTheirStatistics) 
   }
 }
 
-TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOnIt) {
+// small_cnn with qat quantizing fc2's `site` ("input" or "output") to `bits` bits.
+std::unique_ptr<CompressionSession> QatOnFc2(const std::string& site, int bits) {
   auto session = Load("small_cnn.pt");
-  ASSERT_TRUE(session
-                  ->Compress({"qat", R"([{"quant_types": ["output"], "quant_bits": 3,
-                                 "op_names": ["fc2"]}])",
-                              ""})
-                  .ok());
+  const absl::Status status =
+      session->Compress({"qat",
+                         absl::StrCat(R"([{"quant_types": [")", site, R"("], "quant_bits": )", bits,
+                                      R"(, "op_names": ["fc2"]}])"),
+                         ""});
+  EXPECT_TRUE(status.ok()) << status;
+  return status.ok() ? std::move(session) : nullptr;
+}
+
+TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOnIt) {
+  auto session = QatOnFc2("output", 3);
+  ASSERT_NE(session, nullptr);
   torch::jit::Module& model = session->module();
   // The outputs take at most 2^3 values once quantized.
   model.train();
@@ -372,12 +380,8 @@ TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOn
 }
 
 TEST(CompressionSessionTest, QatInputQuantizationTracksTheLayersInputRange) {
-  auto session = Load("small_cnn.pt");
-  ASSERT_TRUE(session
-                  ->Compress({"qat", R"([{"quant_types": ["input"], "quant_bits": 3,
-                                 "op_names": ["fc2"]}])",
-                              ""})
-                  .ok());
+  auto session = QatOnFc2("input", 3);
+  ASSERT_NE(session, nullptr);
   torch::jit::Module& model = session->module();
   torch::jit::Module reference = torch::jit::load(Model("small_cnn.pt"));  // unhooked twin
   model.train();
@@ -402,12 +406,8 @@ TEST(CompressionSessionTest, QatInputQuantizationTracksTheLayersInputRange) {
 }
 
 TEST(CompressionSessionTest, QatOutputRangeIsOverwrittenThenEmaUpdated) {
-  auto session = Load("small_cnn.pt");
-  ASSERT_TRUE(session
-                  ->Compress({"qat", R"([{"quant_types": ["output"], "quant_bits": 8,
-                                 "op_names": ["fc2"]}])",
-                              ""})
-                  .ok());
+  auto session = QatOnFc2("output", 8);
+  ASSERT_NE(session, nullptr);
   torch::jit::Module& model = session->module();
   torch::jit::Module reference = torch::jit::load(Model("small_cnn.pt"));  // unhooked twin
   model.train();
