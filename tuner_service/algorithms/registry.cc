@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/args.h"
 #include "common/status_macros.h"
 #include "tuner_service/algorithms/anneal_algorithm.h"
-#include "tuner_service/algorithms/args.h"
 #include "tuner_service/algorithms/evolution_algorithm.h"
 #include "tuner_service/algorithms/grid_search_algorithm.h"
 #include "tuner_service/algorithms/random_algorithm.h"

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "tuner_service/algorithms/args.h"
+#include "common/args.h"
 #include "tuner_service/assessors/curve_fitting_assessor.h"
 #include "tuner_service/assessors/median_stop_assessor.h"
 

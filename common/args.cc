@@ -1,4 +1,4 @@
-#include "tuner_service/algorithms/args.h"
+#include "common/args.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 
-namespace autocompress::tuner {
+namespace autocompress {
 
 std::string NormalizedName(absl::string_view name) {
   std::string key;
@@ -112,4 +112,4 @@ absl::Status Args::CheckAllUsed(const std::vector<std::string>& ignored) const {
                                                  "; known: ", absl::StrJoin(known, ", ")));
 }
 
-}  // namespace autocompress::tuner
+}  // namespace autocompress

@@ -1,7 +1,8 @@
-// Typed, validated access to an algorithm's JSON arguments (NNI's classArgs), so every
-// algorithm rejects unknown keys and out-of-range values with the same clear messages.
-#ifndef AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ARGS_H_
-#define AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ARGS_H_
+// Typed, validated access to an algorithm's JSON arguments (a tuner's classArgs, a
+// pruner's kwargs), so every algorithm rejects unknown keys and out-of-range values with
+// the same clear messages.
+#ifndef AUTOCOMPRESS_COMMON_ARGS_H_
+#define AUTOCOMPRESS_COMMON_ARGS_H_
 
 #include <memory>
 #include <string>
@@ -10,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace autocompress::tuner {
+namespace autocompress {
 
 // `name` lower-cased without '_' and '-', so "GridSearch", "grid_search" and "Grid-Search"
 // name the same registry entry.
@@ -43,6 +44,6 @@ class Args {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace autocompress::tuner
+}  // namespace autocompress
 
-#endif  // AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ARGS_H_
+#endif  // AUTOCOMPRESS_COMMON_ARGS_H_
