@@ -15,21 +15,24 @@ ABSL_FLAG(int32_t, max_message_bytes, autocompress::ServerOptions().max_message_
 ABSL_FLAG(absl::Duration, shutdown_grace, autocompress::ServerOptions().shutdown_grace,
           "How long in-flight calls (and idle clients acknowledging GOAWAY) may take after "
           "SIGTERM before the server cancels them and exits.");
+ABSL_FLAG(absl::Duration, health_grace, autocompress::ServerOptions().health_grace,
+          "On SIGTERM, how long health checks answer NOT_SERVING while calls are still "
+          "accepted (set it above the readiness probe period on Kubernetes).");
 
 namespace autocompress {
 
-ServerProcessOptions ServerProcessOptionsFromFlags(const std::string& service, int default_port,
-                                                   int default_metrics_port) {
-  ServerProcessOptions options;
-  options.service = service;
-  options.server.host = absl::GetFlag(FLAGS_host);
+ServerFlags ServerFlagsWithDefaults(int default_port, int default_metrics_port) {
+  ServerFlags flags;
+  flags.server.host = absl::GetFlag(FLAGS_host);
   const int port = absl::GetFlag(FLAGS_port);
   const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  options.server.port = port < 0 ? default_port : port;
-  options.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  options.server.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
-  options.metrics_port = metrics_port < 0 ? default_metrics_port : metrics_port;
-  return options;
+  flags.server.port = port < 0 ? default_port : port;
+  flags.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  flags.server.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  flags.server.health_grace = absl::GetFlag(FLAGS_health_grace);
+  flags.metrics.host = flags.server.host;
+  flags.metrics.port = metrics_port < 0 ? default_metrics_port : metrics_port;
+  return flags;
 }
 
 }  // namespace autocompress

@@ -36,48 +36,33 @@ int WaitForShutdownSignal() {
   return signal;
 }
 
-int RunServerProcess(const ServerProcessOptions& options, const NamedServices& services,
-                     const std::function<absl::Status(ServerRunner&)>& on_started,
-                     const std::function<void()>& on_shutdown) {
-  auto exposer =
-      MetricsExposer::Start(options.server.host, options.metrics_port, ProcessRegistry());
+int RunServerProcess(const MetricsEndpoint& metrics,
+                     absl::StatusOr<std::unique_ptr<Server>> server) {
+  if (!server.ok()) {
+    LOG(ERROR) << "cannot start: " << server.status();
+    return 1;
+  }
+  const std::string name = (*server)->name();
+  auto exposer = MetricsExposer::Start(metrics.host, metrics.port, ProcessRegistry());
   if (!exposer.ok()) {
-    LOG(ERROR) << options.service << ": " << exposer.status();
+    LOG(ERROR) << name << ": " << exposer.status();
     return 1;
   }
-  RpcMetrics rpc_metrics(options.service, *ProcessRegistry());
-  ServerOptions server_options = options.server;
-  server_options.rpc_metrics = &rpc_metrics;
-  ServerRunner runner(server_options);
-  for (const auto& [service, name] : services) runner.AddService(service, name);
-  if (absl::Status status = runner.Start(); !status.ok()) {
-    LOG(ERROR) << options.service << ": " << status;
-    return 1;
-  }
-  if (on_started) {
-    if (absl::Status status = on_started(runner); !status.ok()) {
-      LOG(ERROR) << options.service << ": start-up failed: " << status;
-      runner.Shutdown();
-      runner.Wait();
-      return 1;
-    }
-  }
-  LOG(INFO) << "service=" << options.service << " event=listening grpc_port=" << runner.port()
+  LOG(INFO) << "service=" << name << " event=listening grpc_port=" << (*server)->port()
             << " metrics_port=" << (*exposer)->port();
-  std::printf("READY service=%s grpc_port=%d metrics_port=%d\n", options.service.c_str(),
-              runner.port(), (*exposer)->port());
+  std::printf("READY service=%s grpc_port=%d metrics_port=%d\n", name.c_str(), (*server)->port(),
+              (*exposer)->port());
   std::fflush(stdout);
 
   const int signal = WaitForShutdownSignal();
-  LOG(INFO) << "service=" << options.service << " event=shutdown signal=" << strsignal(signal);
-  if (on_shutdown) on_shutdown();
+  LOG(INFO) << "service=" << name << " event=shutdown signal=" << strsignal(signal);
   // The metrics server takes ~2 s to stop (civetweb's poll interval): stop it while the
   // gRPC server drains rather than after.
   std::thread stop_metrics([&exposer] { exposer->reset(); });
-  runner.Shutdown();
-  runner.Wait();
+  (*server)->Shutdown();
+  (*server)->Wait();
   stop_metrics.join();
-  LOG(INFO) << "service=" << options.service << " event=stopped";
+  LOG(INFO) << "service=" << name << " event=stopped";
   return 0;
 }
 

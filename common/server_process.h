@@ -1,6 +1,8 @@
 // The life of a server process, shared by tuner_server, scheduler_server and
-// worker_server: serve /metrics, start the gRPC server, announce readiness on stdout,
-// wait for SIGTERM or SIGINT, then drain in-flight calls and exit 0.
+// worker_server: block and wait for SIGTERM or SIGINT, serve the process's /metrics,
+// announce readiness on stdout, then shut the assembled Server down and exit 0. What a
+// process serves is assembled by its `*_server.{h,cc}` (a Server); main.cc maps flags to
+// that server's Options and hands the result here.
 //
 // Readiness line (one line on stdout, flushed), which scripts and tests parse to learn
 // the ports chosen for port 0:
@@ -8,16 +10,11 @@
 #ifndef AUTOCOMPRESS_COMMON_SERVER_PROCESS_H_
 #define AUTOCOMPRESS_COMMON_SERVER_PROCESS_H_
 
-#include <grpcpp/grpcpp.h>
-
-#include <functional>
+#include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include "absl/status/status.h"
-#include "common/metrics.h"
-#include "common/server_runner.h"
+#include "absl/status/statusor.h"
+#include "common/server.h"
 
 namespace autocompress {
 
@@ -28,25 +25,18 @@ void BlockShutdownSignals();
 // Waits for SIGTERM or SIGINT (blocked by BlockShutdownSignals) and returns it.
 int WaitForShutdownSignal();
 
-struct ServerProcessOptions {
-  // Short service name used in metric names and logs: "tuner", "scheduler", "worker".
-  std::string service;
-  // gRPC server options (host, port, limits, grace).
-  ServerOptions server;
-  // Port of the Prometheus /metrics endpoint (0 = any free port), bound on server.host.
-  int metrics_port = 0;
+// Where the process serves Prometheus /metrics (the process registry, every server in it).
+struct MetricsEndpoint {
+  std::string host = "0.0.0.0";
+  // 0 picks a free port (printed on the READY line).
+  int port = 0;
 };
 
-// Services to serve: each with its full protobuf name for the health status.
-using NamedServices = std::vector<std::pair<grpc::Service*, std::string>>;
-
-// Runs the process as described above. `on_started` runs after the server is listening
-// and before the READY line (start background loops there); `on_shutdown` runs after the
-// signal, before the server drains. Returns the process exit code: 0 after a clean
-// shutdown, 1 when the server could not start.
-int RunServerProcess(const ServerProcessOptions& options, const NamedServices& services,
-                     const std::function<absl::Status(ServerRunner&)>& on_started = nullptr,
-                     const std::function<void()>& on_shutdown = nullptr);
+// Runs the process around `server` (already started, or the error that prevented it):
+// /metrics, READY line, signal wait, Shutdown and Wait. Returns the exit code: 0 after a
+// clean shutdown, 1 when the server or the metrics endpoint could not start.
+int RunServerProcess(const MetricsEndpoint& metrics,
+                     absl::StatusOr<std::unique_ptr<Server>> server);
 
 }  // namespace autocompress
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 
 namespace autocompress {
@@ -81,6 +82,10 @@ void ServerRunner::Shutdown() {
     shut_down_ = true;
   }
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (options_.health_grace > absl::ZeroDuration()) {
+    LOG(INFO) << "event=not_serving grace=" << options_.health_grace;
+    absl::SleepFor(options_.health_grace);
+  }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
 }
 

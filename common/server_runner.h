@@ -33,6 +33,10 @@ struct ServerOptions {
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // Shortest interval between client keepalive pings the server tolerates.
   absl::Duration min_client_ping_interval = absl::Seconds(10);
+  // On Shutdown, how long health reports NOT_SERVING while the listener still accepts
+  // calls, so that load balancers and Kubernetes readiness probes see the server leave
+  // before connections are refused. Set it above the probe period on a cluster.
+  absl::Duration health_grace = absl::ZeroDuration();
   // How long Shutdown waits for in-flight calls before cancelling them. Idle client
   // connections also hold shutdown until they acknowledge GOAWAY (an idle gRPC client
   // polls only every 5 s), so this bounds the exit time in practice.
@@ -64,8 +68,9 @@ class ServerRunner {
   // A channel to this server that bypasses the network (tests, embedded mode).
   std::shared_ptr<grpc::Channel> InProcessChannel();
 
-  // Marks every service NOT_SERVING, stops accepting calls, lets in-flight calls finish
-  // until the grace deadline, then cancels the rest. Idempotent.
+  // Marks every service NOT_SERVING, keeps serving for `health_grace`, then stops
+  // accepting calls, lets in-flight calls finish until the shutdown grace deadline and
+  // cancels the rest. Blocks for the health grace only. Idempotent.
   void Shutdown();
 
   // Blocks until the server has shut down.

@@ -141,6 +141,37 @@ TEST(ServerRunnerTest, ShutdownCancelsCallsThatOutliveTheGrace) {
   EXPECT_FALSE(in_flight.ok());
 }
 
+TEST(ServerRunnerTest, HealthTurnsNotServingWhileTheListenerStillAccepts) {
+  TunerService::Service service;
+  ServerOptions options = Loopback();
+  options.health_grace = absl::Seconds(3);
+  ServerRunner runner(options);
+  runner.AddService(&service, kTuner);
+  ASSERT_TRUE(runner.Start().ok());
+  const int port = runner.port();
+  std::thread stopper([&] { runner.Shutdown(); });
+
+  // During the grace a probe on a fresh connection is answered, and says NOT_SERVING.
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  HealthCheckResponse::ServingStatus status = HealthCheckResponse::SERVING;
+  for (int i = 0; i < 100 && status == HealthCheckResponse::SERVING; ++i) {
+    auto probe = Health::NewStub(TcpChannel(port));
+    status = Check(*probe, kTuner, &code);
+    if (status == HealthCheckResponse::SERVING) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  EXPECT_EQ(status, HealthCheckResponse::NOT_SERVING);
+  auto fresh = Health::NewStub(TcpChannel(port));
+  EXPECT_EQ(Check(*fresh, "", &code), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+
+  stopper.join();
+  runner.Wait();
+  auto after = Health::NewStub(TcpChannel(port));
+  Check(*after, "", &code);
+  EXPECT_EQ(code, grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST(ServerRunnerTest, ShutdownIsIdempotentAndSafeBeforeStart) {
   ServerRunner never_started(Loopback());
   never_started.Shutdown();

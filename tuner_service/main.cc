@@ -1,19 +1,27 @@
 // tuner_server: hosts TunerService (search spaces, suggestion algorithms, assessors).
+// Only maps flags to TunerServer::Options; see tuner_server.h.
+#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/server_flags.h"
 #include "common/server_process.h"
-#include "tuner_service/tuner_service_impl.h"
+#include "tuner_service/tuner_server.h"
+
+ABSL_FLAG(int32_t, max_studies, autocompress::tuner::TunerServiceOptions().max_studies,
+          "Studies held in memory at once; CreateStudy beyond it answers RESOURCE_EXHAUSTED.");
 
 int main(int argc, char** argv) {
   autocompress::BlockShutdownSignals();
   absl::ParseCommandLine(argc, argv);
   autocompress::InitLogging(argv[0]);
 
-  autocompress::tuner::TunerServiceImpl tuner(*autocompress::ProcessRegistry());
+  const autocompress::ServerFlags flags =
+      autocompress::ServerFlagsWithDefaults(/*default_port=*/7401, /*default_metrics_port=*/9401);
+  autocompress::tuner::TunerServer::Options options;
+  options.server = flags.server;
+  options.tuner.max_studies = absl::GetFlag(FLAGS_max_studies);
   return autocompress::RunServerProcess(
-      autocompress::ServerProcessOptionsFromFlags("tuner", /*default_port=*/7401,
-                                                  /*default_metrics_port=*/9401),
-      {{&tuner, "autocompress.v1.TunerService"}});
+      flags.metrics,
+      autocompress::tuner::TunerServer::BuildAndStart(options, *autocompress::ProcessRegistry()));
 }
