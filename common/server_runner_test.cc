@@ -5,6 +5,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "autocompress/v1/tuner.grpc.pb.h"
+#include "common/testing/health_check.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 
@@ -14,9 +15,9 @@ namespace {
 using autocompress::v1::SuggestRequest;
 using autocompress::v1::SuggestResponse;
 using autocompress::v1::TunerService;
-using grpc::health::v1::Health;
-using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using testing::CheckHealth;
+using testing::HealthProbe;
 
 constexpr char kTuner[] = "autocompress.v1.TunerService";
 
@@ -48,17 +49,6 @@ std::shared_ptr<grpc::Channel> TcpChannel(int port) {
                              grpc::InsecureChannelCredentials());
 }
 
-HealthCheckResponse::ServingStatus Check(Health::Stub& stub, const std::string& service,
-                                         grpc::StatusCode* code) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  HealthCheckRequest request;
-  request.set_service(service);
-  HealthCheckResponse response;
-  *code = stub.Check(&context, request, &response).error_code();
-  return response.status();
-}
-
 TEST(ServerRunnerTest, PortZeroBindsAFreePortAndServesHealth) {
   TunerService::Service service;
   ServerRunner runner(Loopback());
@@ -66,14 +56,10 @@ TEST(ServerRunnerTest, PortZeroBindsAFreePortAndServesHealth) {
   ASSERT_TRUE(runner.Start().ok());
   ASSERT_GT(runner.port(), 0);
 
-  auto health = Health::NewStub(TcpChannel(runner.port()));
-  grpc::StatusCode code;
-  EXPECT_EQ(Check(*health, "", &code), HealthCheckResponse::SERVING);
-  EXPECT_EQ(code, grpc::StatusCode::OK);
-  EXPECT_EQ(Check(*health, kTuner, &code), HealthCheckResponse::SERVING);
-  EXPECT_EQ(code, grpc::StatusCode::OK);
-  Check(*health, "no.such.Service", &code);
-  EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CheckHealth(runner.port()).code, grpc::StatusCode::OK);
+  EXPECT_EQ(CheckHealth(runner.port()).status, HealthCheckResponse::SERVING);
+  EXPECT_EQ(CheckHealth(runner.port(), kTuner).status, HealthCheckResponse::SERVING);
+  EXPECT_EQ(CheckHealth(runner.port(), "no.such.Service").code, grpc::StatusCode::NOT_FOUND);
 }
 
 TEST(ServerRunnerTest, TakenPortIsUnavailable) {
@@ -152,24 +138,19 @@ TEST(ServerRunnerTest, HealthTurnsNotServingWhileTheListenerStillAccepts) {
   std::thread stopper([&] { runner.Shutdown(); });
 
   // During the grace a probe on a fresh connection is answered, and says NOT_SERVING.
-  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
-  HealthCheckResponse::ServingStatus status = HealthCheckResponse::SERVING;
-  for (int i = 0; i < 100 && status == HealthCheckResponse::SERVING; ++i) {
-    auto probe = Health::NewStub(TcpChannel(port));
-    status = Check(*probe, kTuner, &code);
-    if (status == HealthCheckResponse::SERVING) absl::SleepFor(absl::Milliseconds(10));
+  HealthProbe probe;
+  probe.status = HealthCheckResponse::SERVING;
+  for (int i = 0; i < 100 && probe.status == HealthCheckResponse::SERVING; ++i) {
+    probe = CheckHealth(port, kTuner);
+    if (probe.status == HealthCheckResponse::SERVING) absl::SleepFor(absl::Milliseconds(10));
   }
-  EXPECT_EQ(code, grpc::StatusCode::OK);
-  EXPECT_EQ(status, HealthCheckResponse::NOT_SERVING);
-  auto fresh = Health::NewStub(TcpChannel(port));
-  EXPECT_EQ(Check(*fresh, "", &code), HealthCheckResponse::NOT_SERVING);
-  EXPECT_EQ(code, grpc::StatusCode::OK);
+  EXPECT_EQ(probe.code, grpc::StatusCode::OK);
+  EXPECT_EQ(probe.status, HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(CheckHealth(port).status, HealthCheckResponse::NOT_SERVING);
 
   stopper.join();
   runner.Wait();
-  auto after = Health::NewStub(TcpChannel(port));
-  Check(*after, "", &code);
-  EXPECT_EQ(code, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(CheckHealth(port).code, grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST(ServerRunnerTest, ShutdownIsIdempotentAndSafeBeforeStart) {

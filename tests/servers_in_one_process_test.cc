@@ -11,7 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "autocompress/v1/tuner.grpc.pb.h"
-#include "common/testing/subprocess.h"
+#include "common/testing/health_check.h"
+#include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -30,19 +31,6 @@ ServerOptions Loopback() {
   options.host = "127.0.0.1";
   options.port = 0;
   return options;
-}
-
-HealthCheckResponse::ServingStatus Check(int port, const std::string& service) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::health::v1::HealthCheckRequest request;
-  request.set_service(service);
-  HealthCheckResponse response;
-  grpc::Status status = stub->Check(&context, request, &response);
-  EXPECT_TRUE(status.ok()) << "port " << port << ": " << status.error_message();
-  return response.status();
 }
 
 std::string Serialize(prometheus::Registry& registry) {
@@ -72,10 +60,13 @@ TEST(ServersInOneProcessTest, TunerSchedulerAndWorkerServeSideBySide) {
   EXPECT_NE(ports[0], ports[1]);
   EXPECT_NE(ports[1], ports[2]);
   EXPECT_NE(ports[0], ports[2]);
-  EXPECT_EQ(Check(ports[0], "autocompress.v1.TunerService"), HealthCheckResponse::SERVING);
-  EXPECT_EQ(Check(ports[1], "autocompress.v1.ExperimentService"), HealthCheckResponse::SERVING);
-  EXPECT_EQ(Check(ports[1], "autocompress.v1.WorkerGateway"), HealthCheckResponse::SERVING);
-  EXPECT_EQ(Check(ports[2], ""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports[0], "autocompress.v1.TunerService").status,
+            HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports[1], "autocompress.v1.ExperimentService").status,
+            HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports[1], "autocompress.v1.WorkerGateway").status,
+            HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports[2], "").status, HealthCheckResponse::SERVING);
 
   // The tuner answers through the in-process channel the embedded mode uses.
   auto tuner_stub = v1::TunerService::NewStub((*tuner)->InProcessChannel());
@@ -102,8 +93,8 @@ TEST(ServersInOneProcessTest, TunerSchedulerAndWorkerServeSideBySide) {
   // Stopping one leaves the others serving.
   (*tuner)->Shutdown();
   (*tuner)->Wait();
-  EXPECT_EQ(Check(ports[1], ""), HealthCheckResponse::SERVING);
-  EXPECT_EQ(Check(ports[2], ""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports[1], "").status, HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports[2], "").status, HealthCheckResponse::SERVING);
   (*worker)->Shutdown();
   (*scheduler)->Shutdown();
   (*worker)->Wait();
