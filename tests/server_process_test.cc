@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "autocompress/v1/tuner.grpc.pb.h"
+#include "common/testing/health_check.h"
 #include "common/testing/http_get.h"
 #include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
@@ -42,19 +43,6 @@ std::vector<std::string> Argv(const Binary& binary, const std::vector<std::strin
   return argv;
 }
 
-grpc::health::v1::HealthCheckResponse::ServingStatus Check(int port, const std::string& service) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::health::v1::HealthCheckRequest request;
-  request.set_service(service);
-  grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status = stub->Check(&context, request, &response);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return response.status();
-}
-
 class ServerProcessTest : public ::testing::TestWithParam<Binary> {};
 
 TEST_P(ServerProcessTest, ServesHealthAndMetricsThenStopsOnSigterm) {
@@ -67,9 +55,10 @@ TEST_P(ServerProcessTest, ServesHealthAndMetricsThenStopsOnSigterm) {
   auto ports = testing::ParseReadyLine(*ready);
   ASSERT_TRUE(ports.ok()) << ports.status();
 
-  EXPECT_EQ(Check(ports->grpc, ""), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::CheckHealth(ports->grpc, "").status,
+            grpc::health::v1::HealthCheckResponse::SERVING);
   if (!binary.grpc_service.empty()) {
-    EXPECT_EQ(Check(ports->grpc, binary.grpc_service),
+    EXPECT_EQ(testing::CheckHealth(ports->grpc, binary.grpc_service).status,
               grpc::health::v1::HealthCheckResponse::SERVING);
   }
 
@@ -124,6 +113,57 @@ INSTANTIATE_TEST_SUITE_P(
                              "autocompress.v1.ExperimentService"},
                       Binary{"worker", "worker/worker_server", ""}),
     [](const ::testing::TestParamInfo<Binary>& info) { return info.param.service; });
+
+TEST(TunerProcessTest, HealthGraceAnswersNotServingBeforeTheListenerCloses) {
+  Binary tuner{"tuner", "tuner_service/tuner_server", "autocompress.v1.TunerService"};
+  auto process = Subprocess::Start(Argv(tuner, {"--health_grace=3s"}));
+  ASSERT_TRUE(process.ok());
+  auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
+  ASSERT_TRUE(ready.ok());
+  auto ports = testing::ParseReadyLine(*ready);
+  ASSERT_TRUE(ports.ok());
+  ASSERT_EQ(testing::CheckHealth(ports->grpc, tuner.grpc_service).status,
+            grpc::health::v1::HealthCheckResponse::SERVING);
+
+  (*process)->Signal(SIGTERM);
+  auto status = grpc::health::v1::HealthCheckResponse::SERVING;
+  for (int i = 0; i < 200 && status == grpc::health::v1::HealthCheckResponse::SERVING; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    status = testing::CheckHealth(ports->grpc, tuner.grpc_service).status;
+  }
+  EXPECT_EQ(status, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  auto exit_code = (*process)->Wait(absl::Seconds(10));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0);
+}
+
+TEST(TunerProcessTest, MaxStudiesFlagLimitsStudies) {
+  Binary tuner{"tuner", "tuner_service/tuner_server", "autocompress.v1.TunerService"};
+  auto process = Subprocess::Start(Argv(tuner, {"--max_studies=1"}));
+  ASSERT_TRUE(process.ok());
+  auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
+  ASSERT_TRUE(ready.ok());
+  auto ports = testing::ParseReadyLine(*ready);
+  ASSERT_TRUE(ports.ok());
+  auto stub = autocompress::v1::TunerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", ports->grpc), grpc::InsecureChannelCredentials()));
+  auto create = [&](const std::string& id) {
+    grpc::ClientContext context;
+    autocompress::v1::CreateStudyRequest request;
+    request.set_study_id(id);
+    request.mutable_config()->set_search_space_json(
+        R"({"x": {"_type": "uniform", "_value": [0, 1]}})");
+    autocompress::v1::Objective* primary =
+        request.mutable_config()->mutable_objective()->mutable_primary();
+    primary->set_metric("accuracy");
+    primary->set_mode(autocompress::v1::OPTIMIZE_MODE_MAXIMIZE);
+    autocompress::v1::CreateStudyResponse response;
+    return stub->CreateStudy(&context, request, &response);
+  };
+  grpc::Status first = create("a");
+  EXPECT_TRUE(first.ok()) << first.error_message();
+  EXPECT_EQ(create("b").error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
 
 TEST(SchedulerProcessTest, UnimplementedRpcsAreCountedByCode) {
   Binary scheduler{"scheduler", "scheduler_service/scheduler_server", ""};

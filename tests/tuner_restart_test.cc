@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <string>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -54,16 +56,25 @@ v1::CreateStudyRequest Create() {
   request.set_study_id("exp-7");
   request.mutable_config()->set_search_space_json(kSpace);
   request.mutable_config()->mutable_tuner()->set_name("TPE");
-  request.mutable_config()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
+  v1::ObjectiveSpec* objective = request.mutable_config()->mutable_objective();
+  objective->mutable_primary()->set_metric("accuracy");
+  objective->mutable_primary()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
+  // A constraint, so the replayed history carries infeasible results too.
+  v1::MetricConstraint* constraint = objective->add_constraints();
+  constraint->set_metric("sparsity");
+  constraint->set_comparison(v1::COMPARISON_GREATER_EQUAL);
+  constraint->set_bound(0.5);
   return request;
 }
 
-grpc::Status Suggest(Tuner& tuner, int count, v1::SuggestResponse* response) {
+grpc::Status Suggest(Tuner& tuner, int count, v1::SuggestResponse* response,
+                     const std::string& request_id = "") {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::SuggestRequest request;
   request.set_study_id("exp-7");
   request.set_count(count);
+  request.set_request_id(request_id);
   return tuner.stub->Suggest(&context, request, response);
 }
 
@@ -79,7 +90,12 @@ TEST(TunerRestartTest, StudyIsRebuiltFromStoredHistoryAfterSigkill) {
   std::vector<v1::Suggestion> stored_suggestions;
   std::vector<v1::Observation> stored_observations;
   v1::SuggestResponse batch;
-  ASSERT_TRUE(Suggest(tuner, 6, &batch).ok());
+  ASSERT_TRUE(Suggest(tuner, 6, &batch, "batch-1").ok());
+  // A retry after a lost response returns the same parameter ids.
+  v1::SuggestResponse retried;
+  ASSERT_TRUE(Suggest(tuner, 6, &retried, "batch-1").ok());
+  ASSERT_EQ(retried.suggestions_size(), 6);
+  EXPECT_EQ(retried.suggestions(5).parameter_id(), batch.suggestions(5).parameter_id());
   v1::ReportRequest report;
   report.set_study_id("exp-7");
   for (int i = 0; i < batch.suggestions_size(); ++i) {
@@ -89,7 +105,21 @@ TEST(TunerRestartTest, StudyIsRebuiltFromStoredHistoryAfterSigkill) {
       o->set_parameter_id(batch.suggestions(i).parameter_id());
       o->set_kind(v1::OBSERVATION_KIND_FINAL);
       o->set_value(0.5 + 0.01 * i);
+      // Suggestion 2 (i == 2) misses the sparsity constraint.
+      v1::Metric* sparsity = o->add_metrics();
+      sparsity->set_name("sparsity");
+      sparsity->set_value(i == 2 ? 0.3 : 0.7);
       stored_observations.push_back(*o);
+    } else if (i == 1) {
+      // A re-queued trial: attempt 2's step 0 replaces attempt 1's, it is no duplicate.
+      for (int attempt : {1, 2}) {
+        v1::Observation* o = report.add_observations();
+        o->set_parameter_id(batch.suggestions(i).parameter_id());
+        o->set_kind(v1::OBSERVATION_KIND_INTERMEDIATE);
+        o->set_attempt(attempt);
+        o->set_value(0.2 * attempt);
+        stored_observations.push_back(*o);
+      }
     }
   }
   {
@@ -114,7 +144,7 @@ TEST(TunerRestartTest, StudyIsRebuiltFromStoredHistoryAfterSigkill) {
     grpc::ClientContext context;
     ASSERT_TRUE(restarted.stub->CreateStudy(&context, recreate, &created).ok());
   }
-  EXPECT_EQ(created.replayed_observations(), 3);
+  EXPECT_EQ(created.replayed_observations(), 5);
   v1::SuggestResponse next;
   ASSERT_TRUE(Suggest(restarted, 2, &next).ok());
   ASSERT_EQ(next.suggestions_size(), 2);

@@ -23,11 +23,10 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
 
 absl::StatusOr<std::unique_ptr<Study>> Study::Create(const v1::CreateStudyRequest& request) {
   const v1::StudyConfig& config = request.config();
-  if (config.mode() != v1::OPTIMIZE_MODE_MAXIMIZE && config.mode() != v1::OPTIMIZE_MODE_MINIMIZE) {
-    return absl::InvalidArgumentError("config.mode: must be MAXIMIZE or MINIMIZE");
-  }
+  RETURN_IF_ERROR(ValidateObjective(config.objective(), "config.objective"));
   std::unique_ptr<Study> study(new Study());
-  study->maximize_ = config.mode() == v1::OPTIMIZE_MODE_MAXIMIZE;
+  study->objective_ = config.objective();
+  study->maximize_ = config.objective().primary().mode() == v1::OPTIMIZE_MODE_MAXIMIZE;
   auto space = SearchSpace::Parse(config.search_space_json());
   if (!space.ok()) return Prefixed("config.search_space_json: ", space.status());
   study->space_ = *space;
@@ -57,13 +56,13 @@ absl::StatusOr<std::unique_ptr<Study>> Study::Create(const v1::CreateStudyReques
       return Prefixed(where, s);
     }
   }
+  auto verdicts = study->ValidateAll(request.past_observations(), "past_observations");
+  if (!verdicts.ok()) return verdicts.status();
   for (int i = 0; i < request.past_observations_size(); ++i) {
-    const v1::Observation& observation = request.past_observations(i);
-    if (absl::Status s = study->Validate(observation); !s.ok()) {
-      return Prefixed(absl::StrCat("past_observations[", i, "]: "), s);
-    }
     // The algorithm learns the replayed history once, through Restore below.
-    if (study->Apply(observation, /*tell_algorithm=*/false)) ++study->replayed_;
+    if (study->Apply(request.past_observations(i), (*verdicts)[i], /*tell_algorithm=*/false)) {
+      ++study->replayed_;
+    }
   }
   study->algorithm_->Restore(study->history_, study->gen_);
   return study;
@@ -87,12 +86,40 @@ absl::Status Study::AddSuggestion(int64_t id, Assignment x, std::string rendered
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::SuggestResponse> Study::Suggest(int count) {
+absl::StatusOr<v1::SuggestResponse> Study::Suggest(int count, absl::string_view request_id) {
   if (count < 1 || count > kMaxSuggestPerCall) {
     return absl::InvalidArgumentError(
         absl::StrCat("count: ", count, " is outside [1, ", kMaxSuggestPerCall, "]"));
   }
+  if (request_id.size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id: ", request_id.size(), " bytes exceed the limit of ", kMaxRequestIdBytes));
+  }
   absl::MutexLock lock(&mu_);
+  if (request_id.empty()) return SuggestNew(count);
+  if (auto it = requests_.find(request_id); it != requests_.end()) {
+    if (it->second.count != count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("count: ", count, " differs from the ", it->second.count,
+                       " of the earlier call with request_id '", request_id, "'"));
+    }
+    return it->second.response;
+  }
+  ASSIGN_OR_RETURN(v1::SuggestResponse response, SuggestNew(count));
+  Remember(std::string(request_id), count, response);
+  return response;
+}
+
+void Study::Remember(std::string request_id, int count, const v1::SuggestResponse& response) {
+  if (static_cast<int>(request_order_.size()) >= kRememberedRequests) {
+    requests_.erase(request_order_.front());
+    request_order_.pop_front();
+  }
+  requests_[request_id] = {count, response};
+  request_order_.push_back(std::move(request_id));
+}
+
+absl::StatusOr<v1::SuggestResponse> Study::SuggestNew(int count) {
   v1::SuggestResponse response;
   for (int i = 0; i < count && !exhausted_; ++i) {
     SuggestOutcome outcome = algorithm_->Suggest(history_, gen_);
@@ -116,10 +143,15 @@ absl::StatusOr<v1::SuggestResponse> Study::Suggest(int count) {
   return response;
 }
 
-absl::Status Study::Validate(const v1::Observation& observation) const {
+absl::StatusOr<FeasibilityVerdict> Study::Validate(const v1::Observation& observation) const {
   if (!trials_.contains(observation.parameter_id())) {
     return absl::InvalidArgumentError(
         absl::StrCat("parameter_id ", observation.parameter_id(), " was never suggested"));
+  }
+  if (observation.attempt() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter_id ", observation.parameter_id(),
+                                                   ": attempt ", observation.attempt(),
+                                                   " must be >= 1 (or 0 for 1)"));
   }
   switch (observation.kind()) {
     case v1::OBSERVATION_KIND_FINAL:
@@ -129,18 +161,43 @@ absl::Status Study::Validate(const v1::Observation& observation) const {
                                                        ": value ", observation.value(),
                                                        " is not a finite number"));
       }
-      if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE && observation.step() < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("parameter_id ", observation.parameter_id(), ": step must be >= 0"));
+      if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE) {
+        if (observation.step() < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("parameter_id ", observation.parameter_id(), ": step must be >= 0"));
+        }
+        return FeasibilityVerdict{};
       }
-      return absl::OkStatus();
+      return JudgeFinal(observation);
     case v1::OBSERVATION_KIND_ABANDONED:
-      return absl::OkStatus();
+      return FeasibilityVerdict{};
     default:
       return absl::InvalidArgumentError(absl::StrCat("parameter_id ", observation.parameter_id(),
                                                      ": kind must be FINAL, INTERMEDIATE or "
                                                      "ABANDONED"));
   }
+}
+
+absl::StatusOr<FeasibilityVerdict> Study::JudgeFinal(const v1::Observation& observation) const {
+  auto verdict = JudgeFeasibility(objective_, observation);
+  if (!verdict.ok()) {
+    return Prefixed(absl::StrCat("parameter_id ", observation.parameter_id(), ": "),
+                    verdict.status());
+  }
+  return *verdict;
+}
+
+absl::StatusOr<std::vector<FeasibilityVerdict>> Study::ValidateAll(
+    const google::protobuf::RepeatedPtrField<v1::Observation>& observations,
+    absl::string_view field) const {
+  std::vector<FeasibilityVerdict> verdicts;
+  verdicts.reserve(observations.size());
+  for (int i = 0; i < observations.size(); ++i) {
+    auto verdict = Validate(observations[i]);
+    if (!verdict.ok()) return Prefixed(absl::StrCat(field, "[", i, "]: "), verdict.status());
+    verdicts.push_back(*verdict);
+  }
+  return verdicts;
 }
 
 std::vector<double> Study::IntermediateValues(const TrialState& state) const {
@@ -150,20 +207,33 @@ std::vector<double> Study::IntermediateValues(const TrialState& state) const {
   return values;
 }
 
-bool Study::Apply(const v1::Observation& observation, bool tell_algorithm) {
+bool Study::Apply(const v1::Observation& observation, const FeasibilityVerdict& verdict,
+                  bool tell_algorithm) {
   TrialState& state = trials_[observation.parameter_id()];
   TrialRecord& record = history_.trials[state.index];
+  if (state.ended) return false;
+  const int32_t attempt = std::max(1, observation.attempt());
+  if (attempt < state.attempt) return false;  // a late event of a superseded attempt
+  if (attempt > state.attempt) {
+    // The trial was re-queued: the new attempt's curve replaces the old one, and the
+    // verdict on the old curve no longer stands.
+    state.attempt = attempt;
+    state.intermediate.clear();
+    state.stop = false;
+    state.stop_reason.clear();
+    if (assessor_ != nullptr) assessor_->OnCurveRestart(record.id);
+  }
   if (observation.kind() == v1::OBSERVATION_KIND_INTERMEDIATE) {
-    if (state.ended) return false;
     return state.intermediate.emplace(observation.step(), observation.value()).second;
   }
-  if (state.ended) return false;
   state.ended = true;
   --history_.pending;
   const bool success = observation.kind() == v1::OBSERVATION_KIND_FINAL;
   if (success) {
     record.status = TrialStatus::kCompleted;
     record.loss = maximize_ ? -observation.value() : observation.value();
+    record.feasible = verdict.feasible;
+    record.violation = verdict.violation;
     state.final_value = observation.value();
     ++history_.completed;
   } else {
@@ -178,18 +248,16 @@ bool Study::Apply(const v1::Observation& observation, bool tell_algorithm) {
 
 absl::StatusOr<v1::ReportResponse> Study::Report(const v1::ReportRequest& request) {
   absl::MutexLock lock(&mu_);
-  for (int i = 0; i < request.observations_size(); ++i) {
-    if (absl::Status s = Validate(request.observations(i)); !s.ok()) {
-      return Prefixed(absl::StrCat("observations[", i, "]: "), s);
-    }
-  }
+  ASSIGN_OR_RETURN(std::vector<FeasibilityVerdict> verdicts,
+                   ValidateAll(request.observations(), "observations"));
   // Every trial with intermediate observations in the request gets a decision; the
   // assessor is asked only when something new arrived (a retried report gets the
   // verdict given the first time, since assessors keep state).
   std::vector<int64_t> judged;
   std::set<int64_t> fresh;
-  for (const v1::Observation& observation : request.observations()) {
-    const bool applied = Apply(observation, /*tell_algorithm=*/true);
+  for (int i = 0; i < request.observations_size(); ++i) {
+    const v1::Observation& observation = request.observations(i);
+    const bool applied = Apply(observation, verdicts[i], /*tell_algorithm=*/true);
     if (observation.kind() != v1::OBSERVATION_KIND_INTERMEDIATE) continue;
     if (std::find(judged.begin(), judged.end(), observation.parameter_id()) == judged.end()) {
       judged.push_back(observation.parameter_id());

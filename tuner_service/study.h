@@ -5,16 +5,24 @@
 //
 // - Suggest hands out parameter sets with increasing parameter ids; a set equal to one
 //   already handed out is re-drawn (NNI's duplicate avoidance) unless the space is too
-//   small to avoid it.
+//   small to avoid it. A call with a request id seen among the last kRememberedRequests
+//   returns the same suggestions again (a retry mints no new pending trials).
 // - Report applies FINAL, INTERMEDIATE and ABANDONED observations in order and is
-//   idempotent: an observation seen before (same parameter id, kind and step) is
-//   ignored. A whole request is validated before anything is applied.
-// - Values become losses (loss = -value when maximizing) for the algorithm.
+//   idempotent: an observation seen before (same parameter id, attempt, kind and step)
+//   is ignored. Attempts (0 read as 1): a newer attempt's intermediate values replace
+//   the older attempt's curve; an observation of an older attempt than the newest seen
+//   is ignored; after the trial ended, everything is. A whole request is validated
+//   before anything is applied.
+// - Values become losses (loss = -value when the primary objective maximizes) for the
+//   algorithm. FINAL observations carry a feasibility verdict (the caller's, or computed
+//   from their metrics and the objective's constraints); infeasible ones reach the
+//   algorithm too, which ranks them below every feasible one (RankOf).
 //
 // Thread-safety: all methods are safe to call concurrently (one mutex per study).
 #ifndef AUTOCOMPRESS_TUNER_SERVICE_STUDY_H_
 #define AUTOCOMPRESS_TUNER_SERVICE_STUDY_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -30,18 +38,25 @@
 #include "autocompress/v1/tuner.pb.h"
 #include "tuner_service/algorithms/suggestion_algorithm.h"
 #include "tuner_service/assessors/assessor.h"
+#include "tuner_service/objective.h"
 #include "tuner_service/search_space/search_space.h"
 
 namespace autocompress::tuner {
 
 class Study {
  public:
-  // Validates the config (search space, algorithm, assessor, mode) and replays the
+  // Request ids remembered per study for idempotent Suggest (the most recent ones).
+  static constexpr int kRememberedRequests = 1024;
+  static constexpr size_t kMaxRequestIdBytes = 256;
+
+  // Validates the config (search space, algorithm, assessor, objective) and replays the
   // given history. InvalidArgument on any problem, with its location.
   static absl::StatusOr<std::unique_ptr<Study>> Create(const v1::CreateStudyRequest& request);
 
-  // Up to `count` new suggestions (1..1000).
-  absl::StatusOr<v1::SuggestResponse> Suggest(int count);
+  // Up to `count` new suggestions (1..1000). A non-empty `request_id` makes the call
+  // idempotent: repeating it returns the first call's response; repeating it with another
+  // count is InvalidArgument.
+  absl::StatusOr<v1::SuggestResponse> Suggest(int count, absl::string_view request_id = "");
 
   // Applies observations; returns one early-stop decision per parameter id that got
   // intermediate observations in this request.
@@ -60,7 +75,8 @@ class Study {
 
   struct TrialState {
     size_t index = 0;                        // into history_.trials
-    std::map<int64_t, double> intermediate;  // step -> value
+    int32_t attempt = 1;                     // newest attempt seen
+    std::map<int64_t, double> intermediate;  // step -> value, of `attempt`
     bool ended = false;
     double final_value = 0;
     // The assessor's last verdict, returned again when a report is retried.
@@ -68,10 +84,25 @@ class Study {
     std::string stop_reason;
   };
 
-  absl::Status Validate(const v1::Observation& observation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  struct RememberedSuggest {
+    int count = 0;
+    v1::SuggestResponse response;
+  };
+
+  // Checks one observation; its feasibility verdict (feasible unless FINAL) when valid.
+  absl::StatusOr<FeasibilityVerdict> Validate(const v1::Observation& observation) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Applies one validated observation; true when it was new. The algorithm hears of an
   // ended trial only when `tell_algorithm` (a replay rebuilds it with Restore instead).
-  bool Apply(const v1::Observation& observation, bool tell_algorithm)
+  bool Apply(const v1::Observation& observation, const FeasibilityVerdict& verdict,
+             bool tell_algorithm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<FeasibilityVerdict> JudgeFinal(const v1::Observation& observation) const;
+  // Validates a whole list of observations, prefixing errors with `field`[i].
+  absl::StatusOr<std::vector<FeasibilityVerdict>> ValidateAll(
+      const google::protobuf::RepeatedPtrField<v1::Observation>& observations,
+      absl::string_view field) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::SuggestResponse> SuggestNew(int count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Remember(std::string request_id, int count, const v1::SuggestResponse& response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records a suggestion and its rendered JSON (for the duplicate check).
   absl::Status AddSuggestion(int64_t id, Assignment x, std::string rendered)
@@ -83,6 +114,7 @@ class Study {
   std::unique_ptr<SuggestionAlgorithm> algorithm_;
   std::unique_ptr<Assessor> assessor_;
   std::string algorithm_name_;
+  v1::ObjectiveSpec objective_;  // set in Create, constant after
   bool maximize_ = true;
   int replayed_ = 0;  // set in Create, constant after
   std::mt19937_64 gen_ ABSL_GUARDED_BY(mu_);
@@ -91,6 +123,9 @@ class Study {
   absl::flat_hash_set<std::string> rendered_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool exhausted_ ABSL_GUARDED_BY(mu_) = false;
+  // Idempotent Suggest: request id -> the call's response, and ids oldest first.
+  absl::flat_hash_map<std::string, RememberedSuggest> requests_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> request_order_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace autocompress::tuner

@@ -22,8 +22,8 @@ class TunerServer final : public Server {
 
   // Builds the service and starts listening; Unavailable when the port cannot be bound,
   // InvalidArgument for bad options.
-  static absl::StatusOr<std::unique_ptr<TunerServer>> BuildAndStart(
-      const Options& options, prometheus::Registry& registry);
+  static absl::StatusOr<std::unique_ptr<TunerServer>> BuildAndStart(const Options& options,
+                                                                    prometheus::Registry& registry);
 
  private:
   TunerServer() : Server("tuner") {}

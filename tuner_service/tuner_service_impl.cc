@@ -123,7 +123,7 @@ grpc::Status TunerServiceImpl::Suggest(grpc::ServerContext*, const v1::SuggestRe
   auto study = Find(request->study_id());
   if (!study.ok()) return Fail("Suggest", study.status());
   const absl::Time start = absl::Now();
-  auto result = (*study)->Suggest(request->count());
+  auto result = (*study)->Suggest(request->count(), request->request_id());
   if (!result.ok()) return Fail("Suggest", result.status());
   metrics_->suggest_seconds.Add({{"algorithm", (*study)->algorithm_name()}}, RpcLatencyBuckets())
       .Observe(absl::ToDoubleSeconds(absl::Now() - start));

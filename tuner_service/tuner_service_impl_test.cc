@@ -42,7 +42,9 @@ class TunerServiceTest : public ::testing::Test {
     request.set_study_id("exp-1");
     request.mutable_config()->set_search_space_json(kSpace);
     request.mutable_config()->mutable_tuner()->set_name(algorithm);
-    request.mutable_config()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
+    v1::Objective* primary = request.mutable_config()->mutable_objective()->mutable_primary();
+    primary->set_metric("accuracy");
+    primary->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
     request.mutable_config()->set_seed(3);
     return request;
   }
@@ -180,6 +182,30 @@ TEST_F(TunerServiceTest, RestartedTunerAnswersNotFoundAndRecoversFromHistory) {
   EXPECT_TRUE(Call(late, &reported).ok());
 }
 
+TEST_F(TunerServiceTest, RetriedSuggestWithTheSameRequestIdGetsTheSameSuggestions) {
+  v1::CreateStudyResponse created;
+  ASSERT_TRUE(Call(Create(), &created).ok());
+  v1::SuggestRequest request = SuggestN(3);
+  request.set_request_id("sched-42");
+  v1::SuggestResponse first, retried;
+  ASSERT_TRUE(Call(request, &first).ok());
+  // The response was lost; the scheduler retries the same call.
+  ASSERT_TRUE(Call(request, &retried).ok());
+  ASSERT_EQ(retried.suggestions_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(retried.suggestions(i).parameter_id(), first.suggestions(i).parameter_id());
+    EXPECT_EQ(retried.suggestions(i).parameters_json(), first.suggestions(i).parameters_json());
+  }
+  // No pending trials were minted by the retry: the next new call continues at 4.
+  v1::SuggestResponse next;
+  ASSERT_TRUE(Call(SuggestN(1), &next).ok());
+  EXPECT_EQ(next.suggestions(0).parameter_id(), 4);
+  request.set_count(2);
+  grpc::Status status = Call(request, &retried);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("request_id 'sched-42'"));
+}
+
 TEST_F(TunerServiceTest, BadInputGetsPreciseCodes) {
   v1::CreateStudyResponse created;
   v1::CreateStudyRequest no_id = Create();
@@ -201,6 +227,11 @@ TEST_F(TunerServiceTest, BadInputGetsPreciseCodes) {
   unknown.mutable_observations(0)->set_kind(v1::OBSERVATION_KIND_FINAL);
   v1::ReportResponse reported;
   EXPECT_EQ(Call(unknown, &reported).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::CreateStudyRequest no_objective = Create();
+  no_objective.mutable_config()->clear_objective();
+  status = Call(no_objective, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("config.objective.primary"));
   unknown.set_study_id("other");
   EXPECT_EQ(Call(unknown, &reported).error_code(), grpc::StatusCode::NOT_FOUND);
 }

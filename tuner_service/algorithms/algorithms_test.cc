@@ -252,6 +252,59 @@ TEST(AnnealTest, ConcentratesAroundTheBestObservation) {
   EXPECT_GT(near, 35);  // the prior would put ~10 of 50 there
 }
 
+TEST(RankTest, FeasibleByLossThenInfeasibleByViolation) {
+  std::vector<TrialRecord> trials(5);
+  trials[0].loss = 3;
+  trials[1].loss = -9, trials[1].feasible = false, trials[1].violation = 0.5;
+  trials[2].loss = 1;
+  trials[3].loss = -20, trials[3].feasible = false, trials[3].violation = 2;
+  trials[4].loss = 7, trials[4].feasible = false, trials[4].violation = 0.1;
+  for (int i = 0; i < 5; ++i) trials[i].id = i;
+  std::stable_sort(trials.begin(), trials.end(), RanksBefore);
+  std::vector<int64_t> order;
+  for (const TrialRecord& t : trials) order.push_back(t.id);
+  EXPECT_EQ(order, (std::vector<int64_t>{2, 0, 4, 1, 3}));
+}
+
+// Completed trials on x in [0, 100] with loss x, infeasible below 50 (violation 50 - x,
+// or, with `all_infeasible`, infeasible everywhere with violation 100 - x): the best
+// loss lies where the constraints fail.
+History ConstrainedHistory(bool all_infeasible) {
+  History h;
+  std::mt19937_64 gen(11);
+  for (int i = 0; i < 40; ++i) {
+    const double x = std::uniform_real_distribution<double>(0, 100)(gen);
+    Complete(h, {x}, x);
+    TrialRecord& t = h.trials.back();
+    if (all_infeasible || x < 50) {
+      t.feasible = false;
+      t.violation = all_infeasible ? 100 - x : 50 - x;
+    }
+  }
+  return h;
+}
+
+TEST(RankTest, TpeAndAnnealLeaveTheInfeasibleRegionThatHasTheBestLoss) {
+  auto space = Space(R"({"x": {"_type": "uniform", "_value": [0, 100]}})");
+  for (const char* name : {"tpe", "anneal"}) {
+    auto algorithm = Make(name, "", space);
+    std::mt19937_64 gen(4);
+    History h = ConstrainedHistory(/*all_infeasible=*/false);
+    algorithm->Restore(h, gen);
+    int feasible = 0;
+    for (int i = 0; i < 50; ++i) feasible += algorithm->Suggest(h, gen).x[0] >= 50;
+    // Ranking by loss alone would propose near x = 0 nearly always.
+    EXPECT_GT(feasible, 30) << name;
+  }
+  // Without any feasible trial, TPE's good set is the least violating ones (near 100).
+  auto tpe = Make("tpe", "", space);
+  std::mt19937_64 gen(5);
+  History h = ConstrainedHistory(/*all_infeasible=*/true);
+  int high = 0;
+  for (int i = 0; i < 50; ++i) high += tpe->Suggest(h, gen).x[0] >= 50;
+  EXPECT_GT(high, 30);
+}
+
 TEST(EvolutionTest, SeedsRandomlyThenMutatesOneDimensionOfAWinner) {
   auto space = Space(testing::Hartmann6().search_space_json);
   EvolutionAlgorithm evolution(space, {.population_size = 8});

@@ -15,7 +15,7 @@ SuggestOutcome AnnealAlgorithm::Suggest(const History& history, absl::BitGenRef 
     if (t.status == TrialStatus::kCompleted) completed.push_back(&t);
   }
   std::stable_sort(completed.begin(), completed.end(),
-                   [](const TrialRecord* a, const TrialRecord* b) { return a->loss < b->loss; });
+                   [](const TrialRecord* a, const TrialRecord* b) { return RanksBefore(*a, *b); });
   auto pick = [&](const std::vector<const TrialRecord*>& sorted) {
     // Geometric(p) - 1 with p = 1 / avg_best_idx, clipped to the list.
     const double p = 1.0 / options_.avg_best_idx;

@@ -1,9 +1,9 @@
 // Annealing (hyperopt 0.1.2's anneal.suggest, NNI's Anneal): each parameter is drawn near
 // the value of a good past trial, in a window that shrinks as observations accumulate.
 // A dimension without observations is drawn from its prior. The reference trial is
-// picked among the trials that observed the dimension, sorted by loss, at index
-// Geometric(1 / avg_best_idx) - 1; the first reference of a suggestion is reused for
-// later dimensions it has, which keeps parameters coherent.
+// picked among the trials that observed the dimension, sorted by RankOf (loss, infeasible
+// trials last), at index Geometric(1 / avg_best_idx) - 1; the first reference of a
+// suggestion is reused for later dimensions it has, which keeps parameters coherent.
 #ifndef AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ANNEAL_ALGORITHM_H_
 #define AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_ANNEAL_ALGORITHM_H_
 

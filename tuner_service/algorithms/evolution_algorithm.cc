@@ -32,7 +32,7 @@ SuggestOutcome EvolutionAlgorithm::Suggest(const History& history, absl::BitGenR
   const size_t a = absl::Uniform<size_t>(gen, 0, n);
   size_t b = absl::Uniform<size_t>(gen, 0, n - 1);
   if (b >= a) ++b;
-  const size_t winner = *population_[a].loss <= *population_[b].loss ? a : b;
+  const size_t winner = !(*population_[b].rank < *population_[a].rank) ? a : b;
   const size_t loser = winner == a ? b : a;
   Assignment child = population_[winner].x;
   population_.erase(population_.begin() + loser);
@@ -66,7 +66,7 @@ SuggestOutcome EvolutionAlgorithm::Suggest(const History& history, absl::BitGenR
 void EvolutionAlgorithm::OnTrialEnd(const History& history, const TrialRecord& trial,
                                     absl::BitGenRef gen) {
   if (trial.status == TrialStatus::kCompleted) {
-    population_.push_back({trial.x, trial.loss});
+    population_.push_back({trial.x, RankOf(trial)});
   } else if (trial.status == TrialStatus::kAbandoned) {
     fresh_.push_back({space_->SamplePrior(gen), std::nullopt});
   }
@@ -83,7 +83,7 @@ void EvolutionAlgorithm::Restore(const History& history, absl::BitGenRef gen) {
     fresh_.push_back({space_->SamplePrior(gen), std::nullopt});
   }
   for (const TrialRecord& t : history.trials) {
-    if (t.status == TrialStatus::kCompleted) population_.push_back({t.x, t.loss});
+    if (t.status == TrialStatus::kCompleted) population_.push_back({t.x, RankOf(t)});
   }
   // Keep the newest population_size results, as the steady state of the live algorithm.
   if (static_cast<int>(population_.size()) > options_.population_size) {

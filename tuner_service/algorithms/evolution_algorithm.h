@@ -1,8 +1,8 @@
 // Naive evolution (NNI's Evolution tuner): a population starts as `population_size`
-// random individuals handed out first; afterwards two random members compete, the
-// loser leaves the population, and a copy of the winner with one active dimension
-// re-sampled (a re-sampled choice brings a fresh branch) is proposed. Every result joins
-// the population; an abandoned trial is replaced by a new random individual. With
+// random individuals handed out first; afterwards two random members compete (by RankOf:
+// feasible before infeasible), the loser leaves the population, and a copy of the winner with one
+// active dimension re-sampled (a re-sampled choice brings a fresh branch) is proposed. Every result
+// joins the population; an abandoned trial is replaced by a new random individual. With
 // `population_size` trials running, further requests are deferred until results arrive.
 #ifndef AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_EVOLUTION_ALGORITHM_H_
 #define AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_EVOLUTION_ALGORITHM_H_
@@ -31,7 +31,7 @@ class EvolutionAlgorithm final : public SuggestionAlgorithm {
  private:
   struct Individual {
     Assignment x;
-    std::optional<double> loss;
+    std::optional<RankKey> rank;  // unset until evaluated
   };
   void Seed(absl::BitGenRef gen);
 

@@ -2,9 +2,12 @@
 // the registry that creates one by name (random, tpe, anneal, evolution, grid_search).
 //
 // Algorithms minimize `loss`; the study converts the user's objective (loss = -value
-// when maximizing). They are driven by one study at a time under the study's lock, so
-// implementations need no locking of their own; all randomness comes from the `gen`
-// passed in, so a seeded study is deterministic.
+// when maximizing). A completed trial may be infeasible (it violates the objective's
+// constraints): it still teaches the algorithm, ranked by RankOf below every feasible
+// one. Algorithms that rank trials (tpe, anneal, evolution) compare them only through
+// RankOf; random and grid_search do not rank. They are driven by one study at a time under the
+// study's lock, so implementations need no locking of their own; all randomness comes from the
+// `gen` passed in, so a seeded study is deterministic.
 #ifndef AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_SUGGESTION_ALGORITHM_H_
 #define AUTOCOMPRESS_TUNER_SERVICE_ALGORITHMS_SUGGESTION_ALGORITHM_H_
 
@@ -28,7 +31,35 @@ struct TrialRecord {
   TrialStatus status = TrialStatus::kPending;
   // Lower is better; meaningful when completed.
   double loss = 0;
+  // False for a completed trial whose result violates the objective's constraints.
+  bool feasible = true;
+  // Total constraint violation (>= 0) of an infeasible trial; 0 when feasible.
+  double violation = 0;
 };
+
+// Where a completed trial ranks, best first: every feasible trial before every infeasible
+// one (Optuna 3.1's constrained TPE); feasible ones by loss, infeasible ones by total
+// violation (smaller is better). Between feasible trials this is exactly `loss <`, so
+// unconstrained studies rank as they did before constraints existed.
+struct RankKey {
+  bool infeasible = false;
+  // The loss of a feasible trial, the violation of an infeasible one.
+  double value = 0;
+
+  friend bool operator<(const RankKey& a, const RankKey& b) {
+    if (a.infeasible != b.infeasible) return b.infeasible;
+    return a.value < b.value;
+  }
+};
+
+inline RankKey RankOf(const TrialRecord& trial) {
+  return trial.feasible ? RankKey{false, trial.loss} : RankKey{true, trial.violation};
+}
+
+// Strict weak order of completed trials by RankOf, for sorts.
+inline bool RanksBefore(const TrialRecord& a, const TrialRecord& b) {
+  return RankOf(a) < RankOf(b);
+}
 
 // All suggestions of a study, in the order they were made.
 struct History {

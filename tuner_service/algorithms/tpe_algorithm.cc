@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <string>
 
 #include "absl/random/distributions.h"
 
@@ -282,9 +284,38 @@ std::vector<double> CategoricalLogProbs(int categories, const std::vector<int>& 
 
 struct Observation {
   const Assignment* x;
-  double loss;
+  RankKey rank;
   bool below = false;
 };
+
+// The rank a pending trial pretends to have under the constant liar: the worst or best
+// completed rank, or the mean loss of the feasible trials (the mean violation when none
+// is feasible); none = pending trials are left out.
+std::optional<RankKey> Lie(const History& history, const std::string& liar) {
+  RankKey worst{false, -kInf}, best{true, kInf};
+  double feasible_sum = 0, violation_sum = 0;
+  int feasible = 0, infeasible = 0;
+  for (const TrialRecord& t : history.trials) {
+    if (t.status != TrialStatus::kCompleted) continue;
+    const RankKey rank = RankOf(t);
+    if (worst < rank) worst = rank;
+    if (rank < best) best = rank;
+    if (t.feasible) {
+      feasible_sum += t.loss;
+      ++feasible;
+    } else {
+      violation_sum += t.violation;
+      ++infeasible;
+    }
+  }
+  if (liar == "worst") return worst;
+  if (liar == "best") return best;
+  if (liar == "mean") {
+    return feasible > 0 ? RankKey{false, feasible_sum / feasible}
+                        : RankKey{true, violation_sum / infeasible};
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -307,34 +338,30 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
   }
   // Observations in time order; pending trials get the lie when one is configured.
   std::vector<Observation> obs;
-  double worst = -kInf, best = kInf, sum = 0;
-  for (const TrialRecord& t : history.trials) {
-    if (t.status != TrialStatus::kCompleted) continue;
-    worst = std::max(worst, t.loss);
-    best = std::min(best, t.loss);
-    sum += t.loss;
-  }
-  double lie = kNaN;
-  if (options_.constant_liar == "worst") lie = worst;
-  if (options_.constant_liar == "best") lie = best;
-  if (options_.constant_liar == "mean") lie = sum / history.completed;
+  const std::optional<RankKey> lie = Lie(history, options_.constant_liar);
+  int feasible = 0;
   for (const TrialRecord& t : history.trials) {
     if (t.status == TrialStatus::kCompleted) {
-      obs.push_back({&t.x, t.loss});
-    } else if (t.status == TrialStatus::kPending && !std::isnan(lie)) {
-      obs.push_back({&t.x, lie});
+      obs.push_back({&t.x, RankOf(t)});
+    } else if (t.status == TrialStatus::kPending && lie.has_value()) {
+      obs.push_back({&t.x, *lie});
+    } else {
+      continue;
     }
+    if (!obs.back().rank.infeasible) ++feasible;
   }
-  // Split by loss (ties: earlier first; lies for pending sort after equal real losses
+  // Split by rank (ties: earlier first; lies for pending sort after equal real ranks
   // because they come later in time).
   std::vector<int> order(obs.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return obs[a].loss < obs[b].loss; });
+                   [&](int a, int b) { return obs[a].rank < obs[b].rank; });
   const double n = static_cast<double>(obs.size());
   const double raw =
       options_.gamma_mode == "linear" ? options_.gamma * n : options_.gamma * std::sqrt(n);
-  const int n_below = std::min<int>(static_cast<int>(std::ceil(raw)), options_.max_below);
+  int n_below = std::min<int>(static_cast<int>(std::ceil(raw)), options_.max_below);
+  // The good set holds infeasible observations only while there is no feasible one.
+  if (feasible > 0) n_below = std::min(n_below, feasible);
   for (int r = 0; r < n_below && r < static_cast<int>(order.size()); ++r)
     obs[order[r]].below = true;
 

@@ -1,8 +1,11 @@
 // Tree-structured Parzen Estimator (hyperopt's tpe.suggest as NNI 2.5 uses it, with
 // Optuna's refinements available as options).
 //
-// After `n_startup_jobs` completed trials, observations are split by loss into a good
-// set (the best n_below) and the rest. For every active parameter, a density l(x) is fit
+// After `n_startup_jobs` completed trials, observations are split by rank (RankOf: loss,
+// with infeasible trials after every feasible one, by violation) into a good set (the
+// best n_below, never an infeasible one while some trial is feasible) and the rest, so
+// infeasible results push proposals away from their region (Optuna 3.1's constrained
+// TPE). For every active parameter, a density l(x) is fit
 // to the good set and g(x) to the rest (truncated Gaussian mixtures with one component
 // per observation plus a prior component; categorical counts plus a prior pseudo-count),
 // `n_ei_candidates` values are drawn from l, and the one maximizing log l - log g wins.

@@ -29,6 +29,9 @@ class Assessor {
   // The trial ended; `success` when it completed with a final result.
   virtual void OnTrialEnd(int64_t trial_id, bool success, const std::vector<double>& values,
                           double final_value) = 0;
+  // The trial was re-queued: its next values start a new curve from step 0, replacing
+  // what Assess saw before.
+  virtual void OnCurveRestart(int64_t trial_id) {}
 };
 
 // Creates an assessor; empty name -> nullptr (no early stopping). InvalidArgument for an

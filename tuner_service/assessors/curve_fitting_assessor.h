@@ -37,6 +37,7 @@ class CurveFittingAssessor final : public Assessor {
   AssessorDecision Assess(int64_t trial_id, const std::vector<double>& values) override;
   void OnTrialEnd(int64_t trial_id, bool success, const std::vector<double>& values,
                   double final_value) override;
+  void OnCurveRestart(int64_t trial_id) override { last_judged_.erase(trial_id); }
 
  private:
   bool maximize_;

@@ -79,7 +79,9 @@ v1::CreateStudyRequest StudyRequest(const std::string& space, const std::string&
   request.set_study_id("bench");
   request.mutable_config()->set_search_space_json(space);
   request.mutable_config()->mutable_tuner()->set_name(algorithm);
-  request.mutable_config()->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
+  v1::Objective* primary = request.mutable_config()->mutable_objective()->mutable_primary();
+  primary->set_metric("y");
+  primary->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
   request.mutable_config()->set_seed(seed);
   return request;
 }

@@ -45,6 +45,23 @@ bool IsIntegral(const Json& v) {
   return std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15;
 }
 
+// Path of the first parameter (an object with `_type`) inside a JSON value, or "".
+std::string FirstParameterPath(const Json& value, const std::string& path) {
+  if (value.is_object()) {
+    if (value.contains("_type")) return path;
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      std::string found = FirstParameterPath(it.value(), absl::StrCat(path, ".", it.key()));
+      if (!found.empty()) return found;
+    }
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      std::string found = FirstParameterPath(value[i], absl::StrCat(path, "[", i, "]"));
+      if (!found.empty()) return found;
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::string_view ParamTypeName(ParamType type) {
@@ -215,6 +232,13 @@ class Parser {
               /*nested_option=*/true, depth + 1));
           node->literal_options.emplace_back();
         } else {
+          // A constant (NNI passes it through as is) must not hide parameters: without a
+          // _name they would reach the trial unsampled.
+          if (const std::string inner = FirstParameterPath(option, option_path); !inner.empty()) {
+            Issue(option_path,
+                  absl::StrCat("an option holding parameters (", inner,
+                               " has _type) must be a nested search space with a _name"));
+          }
           node->nested_options.push_back(nullptr);
           node->literal_options.push_back(option);
         }
@@ -372,6 +396,9 @@ absl::StatusOr<std::shared_ptr<const SearchSpace>> SearchSpace::Parse(
   std::shared_ptr<SearchSpace> space(new SearchSpace());
   Parser parser(limits, space->dimensions_, space->children_, space->roots_, issues);
   space->root_ = parser.ParseSpace(document, "", "", -1, -1, /*nested_option=*/false, 0);
+  if (issues.empty() && space->dimensions_.empty()) {
+    issues.push_back({"", "the search space defines no parameters (it is empty)"});
+  }
   if (!issues.empty()) return fail();
   if (issues_out != nullptr) issues_out->clear();
   return std::shared_ptr<const SearchSpace>(std::move(space));

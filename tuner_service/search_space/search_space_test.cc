@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -285,10 +286,15 @@ TEST(SearchSpaceTest, RepairResamplesANewBranchAndClearsTheOld) {
   }
 }
 
-TEST(SearchSpaceTest, EmptySpaceRendersEmptyObject) {
-  auto space = MustParse("{}");
-  std::mt19937_64 gen(1);
-  EXPECT_EQ(space->Render(space->SamplePrior(gen)), "{}");
+TEST(SearchSpaceTest, ConstantObjectsInsideOptionsStayAllowed) {
+  // NNI passes constant options through; dict-valued ones such as quant_bits too.
+  auto space = MustParse(R"({"q": {"_type": "choice", "_value": [
+      {"weight": 8, "output": 8}, {"bits": [4, {"mode": "sym"}]}]}})");
+  std::mt19937_64 gen(2);
+  std::set<std::string> rendered;
+  for (int i = 0; i < 100; ++i) rendered.insert(space->Render(space->SamplePrior(gen)));
+  EXPECT_EQ(rendered, (std::set<std::string>{R"({"q":{"weight":8,"output":8}})",
+                                             R"({"q":{"bits":[4,{"mode":"sym"}]}})"}));
 }
 
 struct BadCase {
@@ -340,7 +346,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "level._value[0].sparsity._value", "must exceed lower bound"},
         BadCase{R"({"a": {"_type": "choice", "_value": [{"_name": "x"}, {"_name": "x"}]}})",
                 "a._value[1]._name", "duplicate option name"},
-        BadCase{"[1, 2]", "", "must be a JSON object"}, BadCase{"{\"x\": ", "", "not valid JSON"}));
+        BadCase{"[1, 2]", "", "must be a JSON object"}, BadCase{"{\"x\": ", "", "not valid JSON"},
+        // Parameters inside an option without _name would reach the trial unsampled.
+        BadCase{R"({"algorithm_name": {"_type": "choice", "_value": [{"_name": "l1"},
+                   {"sparsity": {"_type": "uniform", "_value": [0.1, 0.9]}}]}})",
+                "algorithm_name._value[1]",
+                "(algorithm_name._value[1].sparsity has _type) must be a nested search space "
+                "with a _name"},
+        BadCase{R"({"q": {"_type": "choice", "_value": [{"bits": [8, {"_type": "choice",
+                   "_value": [4, 8]}]}]}})",
+                "q._value[0]", "q._value[0].bits[1] has _type"},
+        BadCase{"{}", "", "defines no parameters"},
+        BadCase{R"({"group": {}})", "", "no parameters"}));
 
 TEST(SearchSpaceValidationTest, ReportsEveryIssueNotJustTheFirst) {
   std::vector<ValidationIssue> issues;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autocompress/v1/scheduler.grpc.pb.h"
@@ -67,7 +68,8 @@ TEST(ProtosTest, MessagesOfTheArchitectureExist) {
         "ExperimentState",   "ObjectiveSpec", "TrainingRecipe",  "ExperimentLimits", "ArtifactRef",
         "Experiment",        "Trial",         "ExperimentEvent", "Observation",      "Suggestion",
         "EarlyStopDecision", "WorkerMessage", "WorkerHello",     "Heartbeat",        "TrialEvent",
-        "SchedulerMessage",  "AssignTrial",   "CancelTrial",     "EventAck"}) {
+        "SchedulerMessage",  "AssignTrial",   "CancelTrial",     "EventAck",         "TrialFailure",
+        "WorkerDraining",    "DeviceStatus"}) {
     const std::string full = std::string("autocompress.v1.") + name;
     EXPECT_TRUE(Pool().FindMessageTypeByName(full) != nullptr ||
                 Pool().FindEnumTypeByName(full) != nullptr)
@@ -76,7 +78,7 @@ TEST(ProtosTest, MessagesOfTheArchitectureExist) {
   // WorkerMessage = hello | heartbeat | trial event; SchedulerMessage = assign | cancel |
   // ack (+ accepted, the answer to hello).
   const auto* worker = Pool().FindMessageTypeByName("autocompress.v1.WorkerMessage");
-  for (const char* field : {"hello", "heartbeat", "trial_event"}) {
+  for (const char* field : {"hello", "heartbeat", "trial_event", "draining"}) {
     ASSERT_NE(worker->FindFieldByName(field), nullptr) << field;
     EXPECT_NE(worker->FindFieldByName(field)->containing_oneof(), nullptr) << field;
   }
@@ -87,13 +89,81 @@ TEST(ProtosTest, MessagesOfTheArchitectureExist) {
 }
 
 TEST(ProtosTest, EnumsStartWithUnspecifiedZero) {
-  for (const char* name : {"OptimizeMode", "TrialState", "ExperimentState", "Comparison",
-                           "ArtifactKind", "DatasetFormat", "ObservationKind"}) {
+  for (const char* name :
+       {"OptimizeMode", "TrialState", "ExperimentState", "Comparison", "ArtifactKind",
+        "DatasetFormat", "ObservationKind", "Feasibility", "FailureCode"}) {
     const auto* e = Pool().FindEnumTypeByName(std::string("autocompress.v1.") + name);
     ASSERT_NE(e, nullptr) << name;
     EXPECT_EQ(e->FindValueByNumber(0)->name().find("_UNSPECIFIED"),
               e->FindValueByNumber(0)->name().size() - std::string("_UNSPECIFIED").size())
         << name;
+  }
+}
+
+const google::protobuf::FieldDescriptor* Field(const std::string& message,
+                                               const std::string& field) {
+  const auto* type = Pool().FindMessageTypeByName("autocompress.v1." + message);
+  return type == nullptr ? nullptr : type->FindFieldByName(field);
+}
+
+// The fields the scheduler decides by exist with their types (a message field's type is
+// its message's name, a scalar's its C++ type name).
+TEST(ProtosTest, TheSchedulerDecidesByTypedFields) {
+  using FD = google::protobuf::FieldDescriptor;
+  struct Expected {
+    const char* message;
+    const char* field;
+    const char* type;
+  };
+  for (const Expected& e : std::vector<Expected>{
+           {"StudyConfig", "objective", "autocompress.v1.ObjectiveSpec"},
+           {"Observation", "metrics", "autocompress.v1.Metric"},
+           {"Observation", "feasibility", "autocompress.v1.Feasibility"},
+           {"Observation", "constraint_violation", "double"},
+           {"Observation", "attempt", "int32"},
+           {"SuggestRequest", "request_id", "string"},
+           {"TrialFailure", "code", "autocompress.v1.FailureCode"},
+           {"TrialFailure", "message", "string"},
+           {"TrialFinished", "failure", "autocompress.v1.TrialFailure"},
+           {"Trial", "failure", "autocompress.v1.TrialFailure"},
+           {"Device", "slots", "int32"},
+           {"Device", "free_memory_bytes", "int64"},
+           {"WorkerHello", "cpu_threads", "int32"},
+           {"Heartbeat", "devices", "autocompress.v1.DeviceStatus"},
+           {"DeviceStatus", "free_memory_bytes", "int64"},
+           {"ResourceSpec", "cpu_threads", "int32"},
+           {"TrialSpec", "cpu_threads", "int32"},
+           {"WorkerMessage", "draining", "autocompress.v1.WorkerDraining"},
+           {"WorkerDraining", "handed_back", "autocompress.v1.RunningTrial"},
+           {"Experiment", "running_time", "google.protobuf.Duration"},
+           {"TrialMetricEvent", "final_report", "autocompress.v1.MetricReport"},
+       }) {
+    const FD* field = Field(e.message, e.field);
+    ASSERT_NE(field, nullptr) << e.message << "." << e.field;
+    const std::string type = field->message_type() != nullptr ? field->message_type()->full_name()
+                             : field->enum_type() != nullptr  ? field->enum_type()->full_name()
+                                                              : field->cpp_type_name();
+    EXPECT_EQ(type, e.type) << e.message << "." << e.field;
+  }
+  for (const char* code :
+       {"FAILURE_CODE_INVALID_INPUT", "FAILURE_CODE_OUT_OF_MEMORY", "FAILURE_CODE_TIMEOUT",
+        "FAILURE_CODE_CRASH", "FAILURE_CODE_INFRASTRUCTURE"}) {
+    EXPECT_NE(Pool().FindEnumValueByName(std::string("autocompress.v1.") + code), nullptr) << code;
+  }
+}
+
+// Redundant or free-text fields the review removed stay removed (and their numbers
+// reserved, so they cannot come back with another meaning).
+TEST(ProtosTest, RemovedFieldsStayRemoved) {
+  const std::vector<std::pair<const char*, const char*>> removed = {
+      {"StudyConfig", "mode"},           {"MetricReport", "is_final"}, {"CancelTrial", "state"},
+      {"Experiment", "running_seconds"}, {"TrialFinished", "error"},   {"Trial", "error"},
+      {"WorkerHello", "slots"}};
+  for (const auto& [message, field] : removed) {
+    EXPECT_EQ(Field(message, field), nullptr) << message << "." << field;
+    const auto* type = Pool().FindMessageTypeByName(std::string("autocompress.v1.") + message);
+    ASSERT_NE(type, nullptr) << message;
+    EXPECT_TRUE(type->IsReservedName(field)) << message << "." << field;
   }
 }
 
