@@ -4,8 +4,7 @@
 //
 // Exit codes: 0 success, 2 bad input (one line on stderr says what and where), 1 an
 // internal error.
-#include <torch/script.h>
-#include <torch/torch.h>
+#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,7 +28,9 @@
 #include "absl/strings/str_join.h"
 #include "compression/compression_session.h"
 #include "compression/config_list.h"
-#include "compression/idx_dataset.h"
+#include "worker/training/dataset.h"
+#include "worker/training/fine_tune.h"
+#include "worker/training/recipe.h"
 
 namespace {
 
@@ -41,55 +42,9 @@ constexpr char kUsage[] =
     "                             [--data DIR --data_format idx --batches N --batch_size B\n"
     "                              --lr LR --seed S]\n"
     "  --data: slim, taylorfo, apoz and mean_activation train on it to choose filters;\n"
-    "  quantizers train N batches on it after compressing (quantization-aware training,\n"
-    "  which also calibrates qat's input/output ranges).\n";
-
-// Trains on an IDX training split (train-images/labels-idx*-ubyte[.gz] in a directory)
-// with SGD (momentum 0.9) and cross-entropy: `batches` shuffled batches per epoch, each
-// moved to the model's device.
-class IdxTraining final : public autocompress::compression::TrainingHooks {
- public:
-  IdxTraining(std::unique_ptr<autocompress::compression::IdxDataset> data, int batches,
-              int batch_size, double lr, uint64_t seed, torch::Device device)
-      : data_(std::move(data)),
-        batches_(batches),
-        batch_size_(batch_size),
-        lr_(lr),
-        device_(device) {
-    generator_ = at::make_generator<at::CPUGeneratorImpl>(seed);
-  }
-
-  absl::Status TrainEpoch(torch::jit::Module& model, const std::vector<at::Tensor>& parameters,
-                          const autocompress::compression::StepCallbacks& callbacks) override {
-    if (optimizer_ == nullptr) {
-      optimizer_ = std::make_unique<torch::optim::SGD>(parameters,
-                                                       torch::optim::SGDOptions(lr_).momentum(0.9));
-    }
-    const torch::Tensor order = torch::randperm(data_->size(), generator_);
-    for (int b = 0; b < batches_; ++b) {
-      const int64_t start = (static_cast<int64_t>(b) * batch_size_) % data_->size();
-      const torch::Tensor index =
-          order.slice(0, start, std::min<int64_t>(start + batch_size_, data_->size()));
-      optimizer_->zero_grad();
-      const torch::Tensor images = data_->images().index_select(0, index).to(device_);
-      const torch::Tensor labels = data_->labels().index_select(0, index).to(device_);
-      torch::Tensor out = model.forward({images}).toTensor();
-      torch::nn::functional::cross_entropy(out, labels).backward();
-      if (callbacks.before_step) callbacks.before_step();
-      optimizer_->step();
-      if (callbacks.after_step) callbacks.after_step();
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  std::unique_ptr<autocompress::compression::IdxDataset> data_;
-  int batches_, batch_size_;
-  double lr_;
-  torch::Device device_;
-  at::Generator generator_;
-  std::unique_ptr<torch::optim::SGD> optimizer_;
-};
+    "  quantizers train on it after compressing (quantization-aware training, which also\n"
+    "  calibrates qat's input/output ranges). An epoch is at most N shuffled batches of\n"
+    "  B examples, SGD with momentum 0.9 and cross-entropy.\n";
 
 absl::StatusOr<int> IntFlag(const std::map<std::string, std::string>& flags,
                             const std::string& name, int fallback, int min, int max) {
@@ -100,6 +55,27 @@ absl::StatusOr<int> IntFlag(const std::map<std::string, std::string>& flags,
         absl::StrCat("--", name, "=", flags.at(name), " is not an integer in ", min, "..", max));
   }
   return value;
+}
+
+// SGD with momentum 0.9 and cross-entropy, at most --batches shuffled batches an epoch.
+absl::StatusOr<autocompress::training::Recipe> RecipeFromFlags(
+    const std::map<std::string, std::string>& flags) {
+  autocompress::training::Recipe recipe;
+  recipe.momentum = 0.9;
+  auto batches = IntFlag(flags, "batches", 10, 1, 1000000);
+  if (!batches.ok()) return batches.status();
+  auto batch_size = IntFlag(flags, "batch_size", 32, 1, 65536);
+  if (!batch_size.ok()) return batch_size.status();
+  auto seed = IntFlag(flags, "seed", 1, 0, 2147483647);
+  if (!seed.ok()) return seed.status();
+  if (flags.count("lr") && (!absl::SimpleAtod(flags.at("lr"), &recipe.lr) || !(recipe.lr > 0))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lr=", flags.at("lr"), " is not a positive number"));
+  }
+  recipe.max_batches = *batches;
+  recipe.batch_size = *batch_size;
+  recipe.seed = *seed;
+  return recipe;
 }
 
 // --key=value or --key value; every key must be in `allowed`.
@@ -208,28 +184,18 @@ absl::Status Compress(const std::vector<std::string>& args) {
   options.algorithm = flags->at("algorithm");
   options.config_list_json = flags->at("config_list");
   options.kwargs_json = flags->count("kwargs") ? flags->at("kwargs") : "";
-  std::unique_ptr<IdxTraining> training;
+  std::unique_ptr<autocompress::training::Dataset> data;
+  autocompress::training::Recipe recipe;
+  std::unique_ptr<autocompress::training::DatasetTrainingHooks> training;
   if (flags->count("data")) {
+    auto parsed = RecipeFromFlags(*flags);
+    if (!parsed.ok()) return parsed.status();
+    recipe = *parsed;
     const std::string format = flags->count("data_format") ? flags->at("data_format") : "idx";
-    if (format != "idx") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--data_format=", format, ": only idx is supported"));
-    }
-    auto batches = IntFlag(*flags, "batches", 10, 1, 1000000);
-    if (!batches.ok()) return batches.status();
-    auto batch_size = IntFlag(*flags, "batch_size", 32, 1, 65536);
-    if (!batch_size.ok()) return batch_size.status();
-    auto seed = IntFlag(*flags, "seed", 1, 0, 2147483647);
-    if (!seed.ok()) return seed.status();
-    double lr = 0.01;
-    if (flags->count("lr") && (!absl::SimpleAtod(flags->at("lr"), &lr) || !(lr > 0))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--lr=", flags->at("lr"), " is not a positive number"));
-    }
-    auto data = autocompress::compression::IdxDataset::LoadSplit(flags->at("data"), "train");
-    if (!data.ok()) return data.status();
-    training = std::make_unique<IdxTraining>(std::move(*data), *batches, *batch_size, lr, *seed,
-                                             torch::Device(device));
+    auto loaded = autocompress::training::LoadDataset(format, flags->at("data"), "train");
+    if (!loaded.ok()) return loaded.status();
+    data = std::move(*loaded);
+    training = std::make_unique<autocompress::training::DatasetTrainingHooks>(*data, recipe);
     options.hooks = training.get();
   } else if (autocompress::compression::TrainsBeforePruning(options.algorithm)) {
     return absl::InvalidArgumentError(
@@ -238,21 +204,10 @@ absl::Status Compress(const std::vector<std::string>& args) {
                      "--data_format idx"));
   }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
-  if (autocompress::compression::IsQuantizer(options.algorithm) && training != nullptr) {
-    // Quantization-aware training through the session's fine-tuning contract.
-    autocompress::compression::CompressionSession& s = **session;
-    const bool was_training = s.module().is_training();
-    s.module().train();
-    absl::Status step_status = absl::OkStatus();
-    autocompress::compression::StepCallbacks callbacks;
-    callbacks.before_step = [&] { step_status.Update(s.BeforeOptimizerStep()); };
-    callbacks.after_step = [&] { step_status.Update(s.OnOptimizerStep()); };
-    if (absl::Status t = training->TrainEpoch(s.module(), s.TrainableParameters(), callbacks);
-        !t.ok()) {
-      return t;
-    }
-    if (!step_status.ok()) return step_status;
-    s.module().train(was_training);
+  if (autocompress::compression::IsQuantizer(options.algorithm) && data != nullptr) {
+    // Quantization-aware training: one epoch of at most --batches batches.
+    auto tuned = autocompress::training::FineTune(**session, {data.get()}, recipe, 1);
+    if (!tuned.ok()) return tuned.status();
   }
   if (absl::Status s = WriteAtomically(
           flags->at("output"), [&](const std::string& path) { return (*session)->Save(path); });
@@ -261,11 +216,12 @@ absl::Status Compress(const std::vector<std::string>& args) {
   }
   for (const char* kind : {"report", "calibration"}) {
     if (flags->count(kind) == 0) continue;
-    const std::string text =
+    absl::StatusOr<std::string> text =
         std::string(kind) == "report" ? (*session)->ReportJson() : (*session)->CalibrationJson();
+    if (!text.ok()) return text.status();
     absl::Status s = WriteAtomically(flags->at(kind), [&](const std::string& path) {
       std::ofstream out(path);
-      out << text << "\n";
+      out << *text << "\n";
       out.close();
       return out ? absl::OkStatus()
                  : absl::FailedPreconditionError(

@@ -19,6 +19,9 @@ std::string NormalizedName(absl::string_view name) {
 }
 
 struct Args::Impl {
+  std::string where;       // "tpe args" or "kwargs"
+  std::string key_prefix;  // "tpe args: " or "kwargs."
+  std::string owner_note;  // "" or " for l1"
   std::string owner;
   nlohmann::json object = nlohmann::json::object();
   std::set<std::string> used;
@@ -29,7 +32,7 @@ struct Args::Impl {
     return it == object.end() ? nullptr : &*it;
   }
   absl::Status Bad(absl::string_view key, absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat(owner, " args: ", key, ": ", what));
+    return absl::InvalidArgumentError(absl::StrCat(key_prefix, key, ": ", what));
   }
 };
 
@@ -41,15 +44,31 @@ Args::~Args() = default;
 absl::StatusOr<Args> Args::Parse(absl::string_view json_text, absl::string_view owner) {
   auto impl = std::make_unique<Impl>();
   impl->owner = std::string(owner);
+  impl->where = absl::StrCat(owner, " args");
+  impl->key_prefix = absl::StrCat(owner, " args: ");
+  return Args::ParseImpl(json_text, std::move(impl));
+}
+
+absl::StatusOr<Args> Args::ParseAt(absl::string_view json_text, absl::string_view path,
+                                   absl::string_view owner) {
+  auto impl = std::make_unique<Impl>();
+  impl->owner = std::string(owner);
+  impl->where = std::string(path);
+  impl->key_prefix = absl::StrCat(path, ".");
+  impl->owner_note = absl::StrCat(" for ", owner);
+  return Args::ParseImpl(json_text, std::move(impl));
+}
+
+absl::StatusOr<Args> Args::ParseImpl(absl::string_view json_text, std::unique_ptr<Impl> impl) {
   if (!json_text.empty()) {
     try {
       impl->object = nlohmann::json::parse(json_text.begin(), json_text.end());
     } catch (const nlohmann::json::parse_error& e) {
-      return absl::InvalidArgumentError(absl::StrCat(owner, " args: not valid JSON: ", e.what()));
+      return absl::InvalidArgumentError(absl::StrCat(impl->where, ": not valid JSON: ", e.what()));
     }
     if (impl->object.is_null()) impl->object = nlohmann::json::object();
     if (!impl->object.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(owner, " args: must be a JSON object"));
+      return absl::InvalidArgumentError(absl::StrCat(impl->where, ": must be a JSON object"));
     }
   }
   return Args(std::move(impl));
@@ -107,9 +126,9 @@ absl::Status Args::CheckAllUsed(const std::vector<std::string>& ignored) const {
   }
   if (unknown.empty()) return absl::OkStatus();
   std::vector<std::string> known(impl_->used.begin(), impl_->used.end());
-  return absl::InvalidArgumentError(absl::StrCat(impl_->owner, " args: unknown key(s) ",
-                                                 absl::StrJoin(unknown, ", "),
-                                                 "; known: ", absl::StrJoin(known, ", ")));
+  return absl::InvalidArgumentError(absl::StrCat(
+      impl_->where, ": unknown key(s) ", absl::StrJoin(unknown, ", "), impl_->owner_note,
+      known.empty() ? "; it takes none" : absl::StrCat("; known: ", absl::StrJoin(known, ", "))));
 }
 
 }  // namespace autocompress

@@ -22,6 +22,10 @@ class Args {
   // Parses `json_text` (an object, or empty for none). `owner` names the algorithm in
   // messages ("tpe args: ...").
   static absl::StatusOr<Args> Parse(absl::string_view json_text, absl::string_view owner);
+  // The same, for arguments found at `path` of a larger input: messages read
+  // "kwargs.scale: ..." and "kwargs: unknown key(s) x for l1; known: ...".
+  static absl::StatusOr<Args> ParseAt(absl::string_view json_text, absl::string_view path,
+                                      absl::string_view owner);
   Args(Args&&) noexcept;
   Args& operator=(Args&&) noexcept;
   ~Args();
@@ -41,6 +45,7 @@ class Args {
  private:
   struct Impl;
   explicit Args(std::unique_ptr<Impl> impl);
+  static absl::StatusOr<Args> ParseImpl(absl::string_view json_text, std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -16,6 +16,8 @@
 #include "compression/testing/synthetic_training.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "worker/training/fine_tune.h"
+#include "worker/training/random_dataset.h"
 
 namespace autocompress::compression {
 namespace {
@@ -60,16 +62,14 @@ TEST_P(ArchitectureTest, CompressesFineTunesSavesAndReloads) {
   const absl::Status compressed = session->Compress(options);
   ASSERT_TRUE(compressed.ok()) << compressed;
 
-  // Fine-tune through the contract: BeforeOptimizerStep, step, OnOptimizerStep.
+  // Fine-tune through the session's contract (the training library's FineTune).
   torch::jit::Module& model = session->module();
-  model.train();
-  SyntheticTraining finetune(3);
-  StepCallbacks callbacks;
-  callbacks.before_step = [&] { ASSERT_TRUE(session->BeforeOptimizerStep().ok()); };
-  callbacks.after_step = [&] { ASSERT_TRUE(session->OnOptimizerStep().ok()); };
-  ASSERT_TRUE(finetune.TrainEpoch(model, session->TrainableParameters(), callbacks).ok());
+  const std::unique_ptr<training::Dataset> data = training::testing::RandomImages(24, 100);
+  const auto tuned =
+      training::FineTune(*session, {data.get()}, training::testing::SmallBatches(3, 0.05), 1);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
 
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   ASSERT_FALSE(report["layers"].empty());
   std::map<std::string, torch::jit::Module> modules;
   for (const auto& item : model.named_modules()) modules.emplace(item.name, item.value);
@@ -91,7 +91,7 @@ TEST_P(ArchitectureTest, CompressesFineTunesSavesAndReloads) {
   }
   if (algorithm == "qat") {
     // Output ranges were tracked in every quantized layer, traced models included.
-    nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+    nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson().value());
     for (const auto& [name, entry] : calibration.items()) {
       EXPECT_TRUE(entry.contains("tracked_min_output")) << name;
     }
@@ -130,7 +130,7 @@ std::map<std::string, std::vector<int64_t>> KeptFilters(const std::string& model
   const absl::Status status = session->Compress(
       {"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", R"({"dependency_aware": true})"});
   EXPECT_TRUE(status.ok()) << status;
-  const nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  const nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   for (const auto& layer : report["layers"]) {
     kept[layer["name"].get<std::string>()] =
         layer["kept_filter_indices"].get<std::vector<int64_t>>();

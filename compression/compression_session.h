@@ -4,8 +4,9 @@
 // (OnOptimizerStep), and exports the compressed model with a JSON report.
 //
 // LibTorch stays behind this header (pimpl): callers need no torch includes. Every
-// method returns a status; LibTorch exceptions never escape. Not thread-safe: one
-// session per trial.
+// method that touches tensors returns a status (the accessors module() and layers()
+// return references); LibTorch exceptions never escape. Not thread-safe: one session
+// per trial.
 #ifndef AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_
 #define AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_
 
@@ -61,11 +62,18 @@ class CompressionSession {
   // the first `sparsifying_training_batches` steps or forwards); quantizers (naive, qat,
   // dorefa, bnn) keep a float shadow of each quantized weight and write the quantized
   // value into the model, and qat/bnn hook the selected layers' inputs/outputs.
+  // Transactional: the algorithm builds its masks / quantization state locally and the
+  // session commits it only on success; on failure the session is as before (it takes
+  // another Compress) and the model's parameters, buffers, gradients and train/eval mode
+  // are restored from a copy held during the call (one model's parameters extra, on the
+  // model's device). What the caller's TrainingHooks did outside the model (optimizer
+  // state, data position) is the caller's.
   absl::Status Compress(const CompressOptions& options);
 
   // The tensors an optimizer must update during fine-tuning: the model's parameters,
-  // with each quantized weight replaced by its float shadow.
-  std::vector<at::Tensor> TrainableParameters();
+  // with each quantized weight replaced by its float shadow. FailedPrecondition (also
+  // from the two step calls) when the caller re-bound a quantized layer's weight.
+  absl::StatusOr<std::vector<at::Tensor>> TrainableParameters();
 
   // Call between backward() and the optimizer step. Pruners: zeroes the gradients of
   // masked elements, so momentum and weight decay never see them. Quantizers: passes
@@ -85,11 +93,11 @@ class CompressionSession {
 
   // Per-layer report (sparsity, kept filters, bits, scale, zero point) and model totals
   // as JSON text.
-  std::string ReportJson() const;
+  absl::StatusOr<std::string> ReportJson() const;
 
   // Quantizers' calibration table as JSON: per layer weight_bits, and for qat/naive the
   // weight scale and zero point (NNI's export_model calibration dict). "{}" for pruners.
-  std::string CalibrationJson() const;
+  absl::StatusOr<std::string> CalibrationJson() const;
 
  private:
   struct Impl;

@@ -59,7 +59,7 @@ TEST(CompressionSessionTest, L1PrunesFiltersAndTheSavedModelCarriesTheZeros) {
   ASSERT_TRUE(session->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());
   const std::string path = TempPath("l1.pt");
   ASSERT_TRUE(session->Save(path).ok());
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   ASSERT_EQ(report["layers"].size(), 2u);
   EXPECT_EQ(report["layers"][1]["name"], "conv2");
   EXPECT_EQ(report["layers"][1]["filters_total"], 16);
@@ -83,7 +83,7 @@ TEST(CompressionSessionTest, LevelOnDefaultReachesTheConfiguredSparsity) {
   auto session = Load("small_cnn.pt");
   ASSERT_TRUE(
       session->Compress({"level", R"([{"sparsity": 0.8, "op_types": ["default"]}])", ""}).ok());
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   ASSERT_EQ(report["layers"].size(), 4u);
   for (const auto& layer : report["layers"]) {
     const double expected = std::floor(layer["weight_elements"].get<double>() * 0.8) /
@@ -152,7 +152,7 @@ TEST(CompressionSessionTest, QatTrainsFloatShadowsThroughTheStraightThroughEstim
   model.train();
   // Before quant_start_step the weights stay float.
   EXPECT_GT(std::get<0>(at::_unique(Weight(model, "fc1"))).numel(), 16);
-  std::vector<torch::Tensor> params = session->TrainableParameters();
+  std::vector<torch::Tensor> params = session->TrainableParameters().value();
   ASSERT_EQ(params.size(), model.parameters().size());
   torch::optim::SGD optimizer(params, torch::optim::SGDOptions(0.05).momentum(0.9));
   torch::manual_seed(5);
@@ -179,10 +179,10 @@ TEST(CompressionSessionTest, QatTrainsFloatShadowsThroughTheStraightThroughEstim
   for (const char* layer : {"conv1", "conv2", "fc1", "fc2"}) {
     EXPECT_LE(std::get<0>(at::_unique(Weight(model, layer))).numel(), 16) << layer;
   }
-  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson().value());
   EXPECT_EQ(calibration["fc1"]["weight_bits"], 4);
   EXPECT_EQ(calibration["fc1"]["weight_scale"].size(), 1u);
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   EXPECT_EQ(report["layers"].size(), 4u);
 }
 
@@ -209,7 +209,7 @@ TEST(CompressionSessionTest, SlimPrunesBnChannelsByOneGlobalThreshold) {
   std::vector<double> sorted = all;
   std::sort(sorted.begin(), sorted.end());
   const double t = sorted[12 - 1];
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   ASSERT_EQ(report["layers"].size(), 2u);
   int kept_total = 0;
   for (int layer = 0; layer < 2; ++layer) {
@@ -273,7 +273,7 @@ TEST(CompressionSessionTest, TaylorFoRanksFiltersByTheFirstStepsSquaredWeightGra
   for (int c = 0; c < 16; ++c) {
     if (std::find(order.begin(), order.begin() + 4, c) == order.begin() + 4) expected.push_back(c);
   }
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   EXPECT_EQ(report["layers"][0]["kept_filter_indices"].get<std::vector<int64_t>>(), expected);
 }
 
@@ -320,7 +320,7 @@ TEST(CompressionSessionTest, ApozAndMeanActivationRankFiltersByTheirStatistics) 
       if (std::find(order.begin(), order.begin() + 8, c) == order.begin() + 8)
         expected.push_back(c);
     }
-    nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+    nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
     EXPECT_EQ(report["layers"][0]["kept_filter_indices"].get<std::vector<int64_t>>(), expected)
         << algorithm;
     // The saved model carries no hook.
@@ -350,7 +350,7 @@ TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOn
   // The outputs take at most 2^3 values once quantized.
   model.train();
   torch::manual_seed(9);
-  std::vector<torch::Tensor> params = session->TrainableParameters();
+  std::vector<torch::Tensor> params = session->TrainableParameters().value();
   torch::optim::SGD optimizer(params, torch::optim::SGDOptions(0.01));
   for (int step = 0; step < 3; ++step) {
     optimizer.zero_grad();
@@ -365,7 +365,7 @@ TEST(CompressionSessionTest, QatOutputQuantizationTracksAnEmaRangeAndQuantizesOn
   model.eval();
   torch::Tensor eval_out = model.forward({torch::randn({16, 1, 28, 28})}).toTensor();
   EXPECT_LE(std::get<0>(at::_unique(eval_out)).numel(), 8);
-  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson().value());
   EXPECT_EQ(calibration["fc2"]["output_bits"], 3);
   EXPECT_LT(calibration["fc2"]["tracked_min_output"][0].get<double>(), 0);
   EXPECT_GT(calibration["fc2"]["tracked_max_output"][0].get<double>(), 0);
@@ -386,7 +386,8 @@ TEST(CompressionSessionTest, QatInputQuantizationTracksTheLayersInputRange) {
   torch::jit::Module reference = torch::jit::load(Model("small_cnn.pt"));  // unhooked twin
   model.train();
   reference.train();
-  torch::optim::SGD optimizer(session->TrainableParameters(), torch::optim::SGDOptions(0.01));
+  torch::optim::SGD optimizer(session->TrainableParameters().value(),
+                              torch::optim::SGDOptions(0.01));
   torch::manual_seed(4);
   const torch::Tensor x = torch::randn({16, 1, 28, 28});
   optimizer.zero_grad();
@@ -398,7 +399,7 @@ TEST(CompressionSessionTest, QatInputQuantizationTracksTheLayersInputRange) {
   ASSERT_TRUE(session->BeforeOptimizerStep().ok());
   optimizer.step();
   ASSERT_TRUE(session->OnOptimizerStep().ok());
-  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson().value());
   EXPECT_EQ(calibration["fc2"]["input_bits"], 3);
   EXPECT_EQ(calibration["fc2"]["tracked_min_input"][0].get<double>(), 0);  // relu output
   EXPECT_GT(calibration["fc2"]["tracked_max_input"][0].get<double>(), 0);
@@ -430,7 +431,7 @@ TEST(CompressionSessionTest, QatOutputRangeIsOverwrittenThenEmaUpdated) {
     tracked_min = 0.99 * tracked_min + 0.01 * mins[step];
     tracked_max = 0.99 * tracked_max + 0.01 * maxs[step];
   }
-  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson());
+  nlohmann::json calibration = nlohmann::json::parse(session->CalibrationJson().value());
   EXPECT_NEAR(calibration["fc2"]["tracked_min_output"][0].get<double>(), tracked_min, 1e-4);
   EXPECT_NEAR(calibration["fc2"]["tracked_max_output"][0].get<double>(), tracked_max, 1e-4);
 }
@@ -485,7 +486,7 @@ TEST(CompressionSessionTest, DependencyAwareL1PrunesTheSameChannelsAcrossAResidu
                   ->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])",
                               R"({"dependency_aware": true})"})
                   .ok());
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   std::map<std::string, std::vector<int64_t>> kept;
   for (const auto& layer : report["layers"]) {
     kept[layer["name"].get<std::string>()] =
@@ -519,7 +520,7 @@ TEST(CompressionSessionTest, DependencyAwarePruningKeepsGroupedConvCountsEvenPer
                   ->Compress({"l1", R"([{"sparsity": 0.5, "op_names": ["conv1"]}])",
                               R"({"dependency_aware": true})"})
                   .ok());
-  nlohmann::json report = nlohmann::json::parse(session->ReportJson());
+  nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
   const std::vector<int64_t> kept = report["layers"][0]["kept_filter_indices"];
   // conv1 feeds a groups=2 conv: two channels go in each half, the lower-norm ones.
   std::vector<int64_t> expected;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace autocompress::compression {
@@ -42,44 +43,38 @@ bool Contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
 
+// "a, b and c".
+std::string JoinWithAnd(const std::vector<std::string>& items) {
+  if (items.size() < 2) return absl::StrJoin(items, "");
+  return absl::StrCat(absl::StrJoin(items.begin(), items.end() - 1, ", "), " and ", items.back());
+}
+
+// A quantizer's own limits (the registry's quant_types and weight_bits).
+absl::Status CheckQuantizerRules(const AlgorithmSpec& spec, const LayerConfig& config, int index) {
+  const bool fixed_bits = spec.weight_bits != 0 && config.quant_bits.count("weight") &&
+                          config.quant_bits.at("weight") != spec.weight_bits;
+  for (const std::string& t : config.quant_types) {
+    if (Contains(spec.quant_types, t) && !fixed_bits) continue;
+    if (spec.weight_bits != 0) {
+      return Bad(
+          index, "",
+          absl::StrCat(spec.name, " quantizes weights to ", spec.weight_bits,
+                       " bits only (quant_types [weight], quant_bits ", spec.weight_bits, ")"));
+    }
+    return Bad(index, "quant_types",
+               absl::StrCat(spec.name, " quantizes ", JoinWithAnd(spec.quant_types), " only"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
-
-const std::vector<std::string>& AlgorithmNames() {
-  static const auto* names = new std::vector<std::string>{
-      "level",           "slim",  "l1",  "l2",     "fpgm", "taylorfo", "apoz",
-      "mean_activation", "naive", "qat", "dorefa", "bnn"};
-  return *names;
-}
-
-bool IsQuantizer(absl::string_view algorithm) {
-  const auto family = FamilyOf(algorithm);
-  return family.ok() && *family == AlgorithmFamily::kQuantizer;
-}
-
-bool TrainsBeforePruning(absl::string_view algorithm) {
-  return algorithm == "slim" || algorithm == "taylorfo" || algorithm == "apoz" ||
-         algorithm == "mean_activation";
-}
-
-absl::StatusOr<AlgorithmFamily> FamilyOf(absl::string_view algorithm) {
-  if (algorithm == "level") return AlgorithmFamily::kLevel;
-  if (algorithm == "slim") return AlgorithmFamily::kBatchNorm;
-  if (algorithm == "l1" || algorithm == "l2" || algorithm == "fpgm" || algorithm == "taylorfo" ||
-      algorithm == "apoz" || algorithm == "mean_activation") {
-    return AlgorithmFamily::kFilter;
-  }
-  if (algorithm == "naive" || algorithm == "qat" || algorithm == "dorefa" || algorithm == "bnn") {
-    return AlgorithmFamily::kQuantizer;
-  }
-  return absl::NotFoundError(absl::StrCat("unknown compression algorithm '", algorithm,
-                                          "'; known: ", absl::StrJoin(AlgorithmNames(), ", ")));
-}
 
 absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algorithm,
                                                          absl::string_view json_text) {
-  auto family = FamilyOf(algorithm);
-  if (!family.ok()) return absl::InvalidArgumentError(family.status().message());
-  const bool quantizer = *family == AlgorithmFamily::kQuantizer;
+  auto found = FindAlgorithm(algorithm);
+  if (!found.ok()) return found.status();
+  const AlgorithmSpec& spec = **found;
+  const bool quantizer = spec.family == AlgorithmFamily::kQuantizer;
   Json list;
   try {
     list = Json::parse(json_text.begin(), json_text.end());
@@ -102,14 +97,11 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
         auto types = StringList(value, i, key);
         if (!types.ok()) return types.status();
         config.op_types_given = !types->empty() || value.empty();
-        if (algorithm == "qat") {
-          for (const std::string& t : *types) {
-            if (t != "Conv2d" && t != "Linear" && t != "ReLU" && t != "ReLU6") {
-              return Bad(i, key,
-                         absl::StrCat("qat quantizes Conv2d, Linear, ReLU and ReLU6 "
-                                      "layers, not '",
-                                      t, "'"));
-            }
+        for (const std::string& t : *types) {
+          if (!spec.op_types.empty() && !Contains(spec.op_types, t)) {
+            return Bad(i, key,
+                       absl::StrCat(spec.name, " quantizes ", JoinWithAnd(spec.op_types),
+                                    " layers, not '", t, "'"));
           }
         }
         for (const std::string& t : *types) {
@@ -163,7 +155,7 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
           if (!bits.ok()) return bits.status();
           config.quant_bits["*"] = *bits;
         }
-      } else if ((key == "quant_scheme" || key == "quant_dtype") && algorithm == "qat") {
+      } else if ((key == "quant_scheme" || key == "quant_dtype") && spec.takes_quant_scheme) {
         const std::vector<std::string> allowed =
             key == "quant_scheme"
                 ? std::vector<std::string>{"per_tensor_affine", "per_tensor_symmetric",
@@ -229,18 +221,7 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
         }
         config.quant_scheme = scheme;
         config.quant_dtype = dtype;
-        if (algorithm == "naive" && (config.quant_types != std::vector<std::string>{"weight"} ||
-                                     config.quant_bits.at("weight") != 8)) {
-          return Bad(i, "",
-                     "naive quantizes weights to 8 bits only (quant_types [weight], "
-                     "quant_bits 8)");
-        }
-        if (algorithm == "dorefa" && config.quant_types != std::vector<std::string>{"weight"}) {
-          return Bad(i, "quant_types", "dorefa quantizes weights only");
-        }
-        if (algorithm == "bnn" && Contains(config.quant_types, "input")) {
-          return Bad(i, "quant_types", "bnn quantizes weight and output only");
-        }
+        RETURN_IF_ERROR(CheckQuantizerRules(spec, config, i));
       }
     }
     configs.push_back(std::move(config));
@@ -262,8 +243,9 @@ std::string DescribeLayers(const std::vector<LayerInfo>& layers) {
 absl::StatusOr<std::vector<LayerAssignment>> MatchLayers(absl::string_view algorithm,
                                                          const std::vector<LayerConfig>& configs,
                                                          const std::vector<LayerInfo>& layers) {
-  auto family = FamilyOf(algorithm);
-  if (!family.ok()) return absl::InvalidArgumentError(family.status().message());
+  auto found = FindAlgorithm(algorithm);
+  if (!found.ok()) return found.status();
+  const AlgorithmFamily* family = &(*found)->family;
   const std::string layer_list = absl::StrCat("; the model's layers are: ", DescribeLayers(layers));
   for (int i = 0; i < static_cast<int>(configs.size()); ++i) {
     for (const std::string& name : configs[i].op_names) {

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "compression/algorithm_registry.h"
 
 namespace autocompress::compression {
 
@@ -51,25 +52,6 @@ struct LayerConfig {
   std::map<std::string, std::string> quant_scheme;
   std::map<std::string, std::string> quant_dtype;
 };
-
-// The algorithm families that read config lists differently.
-enum class AlgorithmFamily {
-  kLevel,      // any weighted layer, element-wise
-  kFilter,     // l1, l2, fpgm, taylorfo, apoz, mean_activation: Conv2d filters
-  kBatchNorm,  // slim: BatchNorm2d channels
-  kQuantizer,  // naive, qat, dorefa, bnn
-};
-
-// Family of a registered algorithm name; NotFound for an unknown one.
-absl::StatusOr<AlgorithmFamily> FamilyOf(absl::string_view algorithm);
-
-// All algorithm names: the eight pruners, then the four quantizers.
-const std::vector<std::string>& AlgorithmNames();
-
-// naive, qat, dorefa, bnn.
-bool IsQuantizer(absl::string_view algorithm);
-// slim, taylorfo, apoz, mean_activation: they train (TrainingHooks) to choose filters.
-bool TrainsBeforePruning(absl::string_view algorithm);
 
 // Parses and validates a config list for `algorithm`: required keys, sparsity strictly
 // inside (0, 1), bits in 1..32, known quant types, no unknown keys. Errors name the

@@ -16,9 +16,10 @@ namespace autocompress::compression {
 // says what was being done ("loading model.pt").
 absl::Status StatusFromCurrentException(absl::string_view context);
 
-// Runs `f` (returning absl::Status) and converts any exception it throws.
+// Runs `f` (returning absl::Status or absl::StatusOr<T>) and converts any exception it
+// throws.
 template <typename F>
-absl::Status CatchTorch(absl::string_view context, F&& f) {
+auto CatchTorch(absl::string_view context, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (...) {

@@ -1,15 +1,18 @@
 // `autocompress compress` run as a process on the generated small CNN: for each
 // algorithm the saved model reloads, runs, and has zeros exactly where the report says;
-// bad input is one line on stderr and exit code 2.
+// bad input (flags, config lists, and data: every path that trains) is one line on
+// stderr and exit code 2.
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/testing/subprocess.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -28,6 +31,56 @@ int RunCli(const std::vector<std::string>& args) {
   auto code = (*process)->Wait(absl::Seconds(120));
   EXPECT_TRUE(code.ok());
   return code.ok() ? *code : -1;
+}
+
+struct CliResult {
+  int code = -1;
+  std::vector<std::string> stderr_lines;
+};
+
+// Runs the CLI with its stderr captured (through a shell redirect to a file).
+CliResult RunCliCapturingStderr(const std::vector<std::string>& args) {
+  static int runs = 0;
+  const std::string errors = TempPath("stderr." + std::to_string(runs++));
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" 2>\"$ERRORS\"", "sh",
+                                   RunfilePath("client/autocompress")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  setenv("ERRORS", errors.c_str(), 1);
+  CliResult result;
+  auto process = Subprocess::Start(argv);
+  EXPECT_TRUE(process.ok());
+  if (!process.ok()) return result;
+  auto code = (*process)->Wait(absl::Seconds(120));
+  EXPECT_TRUE(code.ok());
+  result.code = code.ok() ? *code : -1;
+  std::ifstream in(errors);
+  for (std::string line; std::getline(in, line);) result.stderr_lines.push_back(line);
+  return result;
+}
+
+std::string BigEndian(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+// A plain IDX training split in a new directory: `n` seeded random images of size x size
+// (labels 0..9); `truncate` cuts the image file after its header and 100 bytes.
+std::string WriteIdxSplit(const std::string& name, uint32_t n, uint32_t size,
+                          bool truncate = false) {
+  const std::string dir = TempPath(name);
+  std::filesystem::create_directories(dir);
+  std::string images = BigEndian(0x803) + BigEndian(n) + BigEndian(size) + BigEndian(size);
+  std::string labels = BigEndian(0x801) + BigEndian(n);
+  uint32_t state = 12345;
+  for (uint32_t i = 0; i < n * size * size; ++i) {
+    state = state * 1664525u + 1013904223u;
+    images += static_cast<char>(state >> 24);
+  }
+  for (uint32_t i = 0; i < n; ++i) labels += static_cast<char>(i % 10);
+  if (truncate) images.resize(16 + 100);
+  std::ofstream(dir + "/train-images-idx3-ubyte", std::ios::binary) << images;
+  std::ofstream(dir + "/train-labels-idx1-ubyte", std::ios::binary) << labels;
+  return dir;
 }
 
 torch::Tensor Param(torch::jit::Module& model, const std::string& layer, const std::string& what) {
@@ -169,6 +222,50 @@ TEST(QatCliTest, TrainsOnIdxDataAndCalibratesOutputRanges) {
     EXPECT_LE(std::get<0>(at::_unique(wa)).numel(), 256) << layer;
   }
 }
+
+// Every algorithm that trains (the data-driven pruners before pruning, the quantizers
+// after compressing) reports data that does not fit the model, or a broken IDX file, as
+// the user's error: exit 2 and one line naming the data's shape and the rejecting layer,
+// or the file.
+class BadDataCliTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BadDataCliTest, ExitsTwoWithOneLine) {
+  const std::string algorithm = GetParam();
+  const std::string weights = R"([{"quant_types": ["weight"], "quant_bits": 8,
+                                   "op_types": ["Conv2d", "Linear"]}])";
+  const std::map<std::string, std::string> configs = {
+      {"slim", R"([{"sparsity": 0.5, "op_types": ["BatchNorm2d"]}])"},
+      {"bnn", R"([{"quant_types": ["weight"], "quant_bits": 1, "op_types": ["Conv2d"]}])"},
+      {"naive", weights},
+      {"qat", weights},
+      {"dorefa", weights}};
+  const std::string config = configs.count(algorithm)
+                                 ? configs.at(algorithm)
+                                 : R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
+  auto run = [&](const std::string& data) {
+    return RunCliCapturingStderr(
+        {"compress", "--model", RunfilePath("compression/testdata/small_cnn.pt"), "--algorithm",
+         algorithm, "--config_list", config, "--output", TempPath(algorithm + ".bad.pt"), "--data",
+         data, "--batches", "2", "--batch_size", "4"});
+  };
+  const CliResult wide = run(WriteIdxSplit("wide_" + algorithm, 16, 32));
+  EXPECT_EQ(wide.code, 2);
+  ASSERT_EQ(wide.stderr_lines.size(), 1u) << ::testing::PrintToString(wide.stderr_lines);
+  EXPECT_THAT(wide.stderr_lines[0],
+              ::testing::MatchesRegex("autocompress compress: .*/train-images-idx3-ubyte: images "
+                                      "of shape \\[1, 32, 32\\] do not fit the model: fc1 "
+                                      "\\(Linear\\) expects 400 inputs, got 576"));
+  const CliResult truncated = run(WriteIdxSplit("truncated_" + algorithm, 16, 28, true));
+  EXPECT_EQ(truncated.code, 2);
+  ASSERT_EQ(truncated.stderr_lines.size(), 1u) << ::testing::PrintToString(truncated.stderr_lines);
+  EXPECT_THAT(truncated.stderr_lines[0],
+              ::testing::HasSubstr("train-images-idx3-ubyte: expected 16 images of 28x28"));
+  EXPECT_FALSE(std::filesystem::exists(TempPath(algorithm + ".bad.pt")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, BadDataCliTest,
+                         ::testing::Values("slim", "taylorfo", "apoz", "mean_activation", "naive",
+                                           "qat", "dorefa", "bnn"));
 
 TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   const std::string model = RunfilePath("compression/testdata/small_cnn.pt");

@@ -82,10 +82,17 @@ fi
 echo "torch $TORCH_VERSION at $TORCH (cxx11 abi $ABI), $STD; nvcc: $NVCC; arch sm_$ARCH" >&2
 KERNEL_SOURCES=(compression/kernels/prune_kernels.cc compression/kernels/quant_kernels.cc)
 SESSION_SOURCES=(compression/compression_session.cc compression/config_list.cc
+  compression/algorithm_registry.cc compression/compressors.cc compression/pruner.cc
+  compression/one_shot_pruners.cc compression/data_driven_pruners.cc compression/quantizers.cc
   compression/dependency.cc compression/graph_hooks.cc compression/pruning.cc
-  compression/quantization.cc compression/torch_status.cc)
+  compression/quantization.cc compression/torch_status.cc common/args.cc)
+# The training library (worker/training) the session check fine-tunes with.
+TRAINING_SOURCES=(worker/training/batcher.cc worker/training/dataset.cc
+  worker/training/fine_tune.cc worker/training/idx_dataset.cc worker/training/random_dataset.cc
+  worker/training/recipe.cc worker/training/trainer.cc)
 CUDA_SOURCES=(compression/cuda/cuda_dispatch.cc)
-SOURCES=("${KERNEL_SOURCES[@]}" "${SESSION_SOURCES[@]}" compression/cuda/gpu_session_check.cc)
+SOURCES=("${KERNEL_SOURCES[@]}" "${SESSION_SOURCES[@]}" "${TRAINING_SOURCES[@]}"
+  compression/cuda/gpu_session_check.cc)
 [ "$CPU_DRY_RUN" = 1 ] || SOURCES+=("${CUDA_SOURCES[@]}" compression/cuda/gpu_check.cc)
 CXXFLAGS=(-std="$STD" -O2 -fopenmp -D_GLIBCXX_USE_CXX11_ABI="$ABI" "${DEFINES[@]}"
   -Wall -Wno-unused-parameter -Wno-sign-compare "${INCLUDES[@]}")
@@ -123,12 +130,15 @@ fi
 
 library=()
 for src in "${KERNEL_SOURCES[@]}" "${SESSION_SOURCES[@]}"; do library+=("$(object "$src")"); done
+training=()
+for src in "${TRAINING_SOURCES[@]}"; do training+=("$(object "$src")"); done
 "$PY" compression/testdata/make_models.py "$OUT/models" >/dev/null
 
 if [ "$CPU_DRY_RUN" = 1 ]; then
-  g++ -fopenmp "${library[@]}" "$(object compression/cuda/gpu_session_check.cc)" \
+  g++ -fopenmp "${library[@]}" "${training[@]}" \
+    "$(object compression/cuda/gpu_session_check.cc)" \
     -L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 \
-    -Wl,--as-needed "${ABSL_LIBS[@]}" -o "$OUT/gpu_session_check"
+    -Wl,--as-needed "${ABSL_LIBS[@]}" -lz -o "$OUT/gpu_session_check"
   "$OUT/gpu_session_check" "$OUT/models" cpu
   exit
 fi
@@ -141,8 +151,8 @@ TORCH_LIBS=(-L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib" -Wl,--no-as-needed -ltorch -l
 library+=("$(object compression/cuda/cuda_dispatch.cc)" "$OUT/kernels.o")
 g++ -fopenmp "${library[@]}" "$(object compression/cuda/gpu_check.cc)" "${TORCH_LIBS[@]}" \
   -o "$OUT/gpu_check"
-g++ -fopenmp "${library[@]}" "$(object compression/cuda/gpu_session_check.cc)" \
-  "${TORCH_LIBS[@]}" "${ABSL_LIBS[@]}" -o "$OUT/gpu_session_check"
+g++ -fopenmp "${library[@]}" "${training[@]}" "$(object compression/cuda/gpu_session_check.cc)" \
+  "${TORCH_LIBS[@]}" "${ABSL_LIBS[@]}" -lz -o "$OUT/gpu_session_check"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 status=0
 "$OUT/gpu_check" || status=1

@@ -1,7 +1,8 @@
 // gpu-session-check: the whole compression session on a CUDA device beside the CPU.
 // For each test model (make_models.py) and algorithm, compresses a CPU session and a
 // `device` session alike, fine-tunes both on the same batches through the session's
-// contract, saves the device model and reloads it on the CPU. Checks:
+// contract (the training library's FineTune), saves the device model and reloads it on
+// the CPU. Checks:
 //   one-shot pruners (level, l1, l2, fpgm, dependency-aware l1): the same filters and
 //     sparsity on both devices;
 //   weight quantizers: the same quantized weights (at most one quantization step apart
@@ -25,46 +26,29 @@
 
 #include "compression/compression_session.h"
 #include "compression/config_list.h"
-#include "compression/training_hooks.h"
 #include "nlohmann/json.hpp"
+#include "worker/training/fine_tune.h"
+#include "worker/training/random_dataset.h"
 
 namespace {
 
 using autocompress::compression::CompressionSession;
 using autocompress::compression::CompressOptions;
 using autocompress::compression::IsQuantizer;
-using autocompress::compression::StepCallbacks;
-using autocompress::compression::TrainingHooks;
 using autocompress::compression::TrainsBeforePruning;
+using autocompress::training::Dataset;
+using autocompress::training::DatasetTrainingHooks;
+using autocompress::training::FineTune;
+using autocompress::training::testing::RandomImages;
+using autocompress::training::testing::SmallBatches;
 using Json = nlohmann::json;
 
-// SGD on seeded random batches made on the CPU and moved to the model's device, so two
-// sessions on different devices see the same data.
-class Batches final : public TrainingHooks {
- public:
-  Batches(torch::Device device, int batches) : device_(device), batches_(batches) {}
-
-  absl::Status TrainEpoch(torch::jit::Module& model, const std::vector<at::Tensor>& parameters,
-                          const StepCallbacks& callbacks) override {
-    torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(0.01).momentum(0.9));
-    torch::manual_seed(42);
-    for (int b = 0; b < batches_; ++b) {
-      optimizer.zero_grad();
-      const torch::Tensor input = torch::randn({8, 1, 28, 28}).to(device_);
-      const torch::Tensor labels = torch::randint(0, 10, {8}).to(device_);
-      torch::Tensor out = model.forward({input}).toTensor();
-      torch::nn::functional::cross_entropy(out, labels).backward();
-      if (callbacks.before_step) callbacks.before_step();
-      optimizer.step();
-      if (callbacks.after_step) callbacks.after_step();
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  torch::Device device_;
-  int batches_;
-};
+// Seeded random batches made on the CPU and moved to the model's device (the training
+// library's batcher), so two sessions on different devices see the same data.
+const Dataset& TrainingData() {
+  static const Dataset* data = RandomImages(32, 42).release();
+  return *data;
+}
 
 struct Algorithm {
   std::string name;
@@ -122,7 +106,7 @@ std::unique_ptr<CompressionSession> Compressed(const std::string& model, const s
     outcome.problems.push_back(device + " load: " + std::string(session.status().message()));
     return nullptr;
   }
-  Batches training(torch::Device(device), 4);
+  DatasetTrainingHooks training(TrainingData(), SmallBatches(4, 0.01, 0.9));
   CompressOptions options{a.name, a.config, a.kwargs};
   if (TrainsBeforePruning(a.name)) options.hooks = &training;
   const auto start = std::chrono::steady_clock::now();
@@ -136,25 +120,6 @@ std::unique_ptr<CompressionSession> Compressed(const std::string& model, const s
   return std::move(*session);
 }
 
-absl::Status FineTune(CompressionSession& session, const std::string& device) {
-  session.module().train();
-  Batches training(torch::Device(device), 3);
-  StepCallbacks callbacks;
-  absl::Status failed = absl::OkStatus();
-  callbacks.before_step = [&] {
-    if (absl::Status s = session.BeforeOptimizerStep(); !s.ok()) failed = s;
-  };
-  callbacks.after_step = [&] {
-    if (absl::Status s = session.OnOptimizerStep(); !s.ok()) failed = s;
-  };
-  if (absl::Status s =
-          training.TrainEpoch(session.module(), session.TrainableParameters(), callbacks);
-      !s.ok()) {
-    return s;
-  }
-  return failed;
-}
-
 Outcome Run(const std::string& model, const std::string& device, const Algorithm& a,
             const std::string& out_dir) {
   Outcome outcome;
@@ -163,8 +128,8 @@ Outcome Run(const std::string& model, const std::string& device, const Algorithm
       Compressed(model, device, a, outcome, outcome.device_ms);
   if (cpu == nullptr || dev == nullptr) return outcome;
 
-  const Json cpu_report = Json::parse(cpu->ReportJson());
-  const Json dev_report = Json::parse(dev->ReportJson());
+  const Json cpu_report = Json::parse(cpu->ReportJson().value());
+  const Json dev_report = Json::parse(dev->ReportJson().value());
   if (OneShot(a.name)) {
     for (size_t i = 0; i < cpu_report["layers"].size(); ++i) {
       const Json& c = cpu_report["layers"][i];
@@ -192,11 +157,12 @@ Outcome Run(const std::string& model, const std::string& device, const Algorithm
     }
   }
 
-  if (absl::Status s = FineTune(*dev, device); !s.ok()) {
-    outcome.problems.push_back("fine-tuning on " + device + ": " + std::string(s.message()));
+  if (auto tuned = FineTune(*dev, {&TrainingData()}, SmallBatches(3, 0.01, 0.9), 1); !tuned.ok()) {
+    outcome.problems.push_back("fine-tuning on " + device + ": " +
+                               std::string(tuned.status().message()));
     return outcome;
   }
-  const Json tuned = Json::parse(dev->ReportJson());
+  const Json tuned = Json::parse(dev->ReportJson().value());
   const auto weights = Weights(dev->module());
   for (const Json& layer : tuned["layers"]) {
     if (!layer.contains("kept_filter_indices")) continue;

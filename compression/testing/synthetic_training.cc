@@ -3,6 +3,9 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "worker/training/fine_tune.h"
+#include "worker/training/random_dataset.h"
+
 namespace autocompress::compression::testing {
 
 SyntheticTraining::SyntheticTraining(int batches) : batches_(batches) {}
@@ -11,23 +14,23 @@ SyntheticTraining::~SyntheticTraining() = default;
 absl::Status SyntheticTraining::TrainEpoch(torch::jit::Module& model,
                                            const std::vector<at::Tensor>& parameters,
                                            const StepCallbacks& callbacks) {
-  if (optimizer_ == nullptr) {
-    optimizer_ = std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(0.05));
+  if (batches_ == 0) return absl::OkStatus();
+  if (training_ == nullptr) {
+    data_ = training::testing::RandomImages(8 * batches_, 100);
+    training::TrainingObserver observer;
+    observer.before_forward = [this](torch::jit::Module& m, const at::Tensor& x) {
+      if (before_forward_) before_forward_(m, x);
+    };
+    observer.after_optimizer_step = [this](torch::jit::Module& m) {
+      if (on_step_) on_step_(m);
+    };
+    observer.after_epoch = [this](torch::jit::Module& m) {
+      if (on_epoch_end_) on_epoch_end_(m);
+    };
+    training_ = std::make_unique<training::DatasetTrainingHooks>(
+        *data_, training::testing::SmallBatches(batches_, 0.05), observer);
   }
-  torch::manual_seed(100 + epochs_++);
-  for (int b = 0; b < batches_; ++b) {
-    optimizer_->zero_grad();
-    torch::Tensor input = torch::randn({8, 1, 28, 28});
-    if (before_forward_) before_forward_(model, input);
-    torch::Tensor out = model.forward({input}).toTensor();
-    torch::nn::functional::cross_entropy(out, torch::randint(0, 10, {8})).backward();
-    if (callbacks.before_step) callbacks.before_step();
-    optimizer_->step();
-    if (on_step_) on_step_(model);
-    if (callbacks.after_step) callbacks.after_step();
-  }
-  if (on_epoch_end_) on_epoch_end_(model);
-  return absl::OkStatus();
+  return training_->TrainEpoch(model, parameters, callbacks);
 }
 
 }  // namespace autocompress::compression::testing

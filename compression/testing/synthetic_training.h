@@ -1,7 +1,9 @@
-// SyntheticTraining: a TrainingHooks for tests. Each epoch runs `batches` SGD steps
-// (lr 0.05) on seeded random Fashion-MNIST-shaped batches ([8, 1, 28, 28], 10 classes),
-// calls the pruner's callbacks around every step, and lets a test observe the model
-// before each forward, after each step and at the end of the epoch.
+// SyntheticTraining: a TrainingHooks for tests on the training library
+// (worker/training): each epoch runs `batches` SGD steps (lr 0.05) on seeded random
+// Fashion-MNIST-shaped batches of 8 (10 classes; the same examples every epoch, in a new
+// order), calls the pruner's callbacks around every step, and lets a test observe the
+// model before each forward, after each step and at the end of the epoch. 0 batches
+// takes no step at all.
 #ifndef AUTOCOMPRESS_COMPRESSION_TESTING_SYNTHETIC_TRAINING_H_
 #define AUTOCOMPRESS_COMPRESSION_TESTING_SYNTHETIC_TRAINING_H_
 
@@ -11,9 +13,10 @@
 
 #include "compression/training_hooks.h"
 
-namespace torch::optim {
-class SGD;
-}
+namespace autocompress::training {
+class Dataset;
+class DatasetTrainingHooks;
+}  // namespace autocompress::training
 
 namespace autocompress::compression::testing {
 
@@ -31,8 +34,8 @@ class SyntheticTraining final : public TrainingHooks {
 
  private:
   int batches_;
-  int epochs_ = 0;
-  std::unique_ptr<torch::optim::SGD> optimizer_;  // made on the first epoch
+  std::unique_ptr<training::Dataset> data_;
+  std::unique_ptr<training::DatasetTrainingHooks> training_;  // made on the first epoch
 };
 
 }  // namespace autocompress::compression::testing

@@ -1,4 +1,4 @@
-#include "compression/idx_dataset.h"
+#include "worker/training/idx_dataset.h"
 
 #include <torch/torch.h>
 #include <zlib.h>
@@ -7,8 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "compression/torch_status.h"
 
-namespace autocompress::compression {
+namespace autocompress::training {
 namespace {
 
 // The whole file, decompressed if gzipped (gzread reads plain files too).
@@ -38,19 +39,8 @@ std::string WithGz(const std::string& path) {
 
 }  // namespace
 
-struct IdxDataset::Impl {
-  torch::Tensor images;
-  torch::Tensor labels;
-};
-
-IdxDataset::IdxDataset(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-IdxDataset::~IdxDataset() = default;
-int64_t IdxDataset::size() const { return impl_->labels.size(0); }
-const at::Tensor& IdxDataset::images() const { return impl_->images; }
-const at::Tensor& IdxDataset::labels() const { return impl_->labels; }
-
-absl::StatusOr<std::unique_ptr<IdxDataset>> IdxDataset::Load(const std::string& images_path,
-                                                             const std::string& labels_path) {
+absl::StatusOr<std::unique_ptr<Dataset>> LoadIdx(const std::string& images_path,
+                                                 const std::string& labels_path) {
   auto images = ReadAll(images_path);
   if (!images.ok()) return images.status();
   auto labels = ReadAll(labels_path);
@@ -75,18 +65,25 @@ absl::StatusOr<std::unique_ptr<IdxDataset>> IdxDataset::Load(const std::string& 
     return absl::InvalidArgumentError(
         absl::StrCat(labels_path, ": ", label_count, " labels for ", n, " images"));
   }
-  auto impl = std::make_unique<Impl>();
-  impl->images = torch::from_blob(images->data() + 16, {n, 1, rows, cols}, torch::kUInt8)
-                     .to(torch::kFloat)
-                     .div_(255);
-  impl->labels = torch::from_blob(labels->data() + 8, {n}, torch::kUInt8).to(torch::kLong);
-  return std::unique_ptr<IdxDataset>(new IdxDataset(std::move(impl)));
+  // from_blob borrows the buffers; the conversions copy out of them.
+  absl::StatusOr<std::unique_ptr<Dataset>> dataset;
+  const absl::Status converted = compression::CatchTorch(images_path, [&] {
+    dataset = Dataset::FromTensors(
+        images_path,
+        torch::from_blob(images->data() + 16, {n, 1, rows, cols}, torch::kUInt8)
+            .to(torch::kFloat)
+            .div_(255),
+        torch::from_blob(labels->data() + 8, {n}, torch::kUInt8).to(torch::kLong));
+    return absl::OkStatus();
+  });
+  if (!converted.ok()) return converted;
+  return dataset;
 }
 
-absl::StatusOr<std::unique_ptr<IdxDataset>> IdxDataset::LoadSplit(const std::string& directory,
-                                                                  const std::string& prefix) {
-  return Load(WithGz(absl::StrCat(directory, "/", prefix, "-images-idx3-ubyte")),
-              WithGz(absl::StrCat(directory, "/", prefix, "-labels-idx1-ubyte")));
+absl::StatusOr<std::unique_ptr<Dataset>> LoadIdxSplit(const std::string& directory,
+                                                      const std::string& prefix) {
+  return LoadIdx(WithGz(absl::StrCat(directory, "/", prefix, "-images-idx3-ubyte")),
+                 WithGz(absl::StrCat(directory, "/", prefix, "-labels-idx1-ubyte")));
 }
 
-}  // namespace autocompress::compression
+}  // namespace autocompress::training

@@ -1,0 +1,118 @@
+#include "worker/training/dataset.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "common/testing/runfiles.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/training/idx_dataset.h"
+
+namespace autocompress::training {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string TinyIdx() {
+  return autocompress::testing::RunfilePath("compression/testdata/tiny_idx");
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+std::string BigEndian(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+// A plain (not gzipped) IDX split of `n` images of rows x cols, image i all of value i
+// and labelled i % 10; `image_bytes` < 0 writes every pixel, else only that many.
+std::string WritePlainSplit(const std::string& name, uint32_t n, uint32_t rows, uint32_t cols,
+                            int64_t image_bytes = -1) {
+  const std::string dir = autocompress::testing::TempPath(name);
+  std::filesystem::create_directories(dir);
+  std::string images = BigEndian(0x803) + BigEndian(n) + BigEndian(rows) + BigEndian(cols);
+  std::string labels = BigEndian(0x801) + BigEndian(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    images += std::string(rows * cols, static_cast<char>(i));
+    labels += static_cast<char>(i % 10);
+  }
+  if (image_bytes >= 0) images.resize(image_bytes);
+  WriteBytes(dir + "/train-images-idx3-ubyte", images);
+  WriteBytes(dir + "/train-labels-idx1-ubyte", labels);
+  return dir;
+}
+
+TEST(IdxDatasetTest, ReadsTheGzippedSplit) {
+  auto data = LoadIdxSplit(TinyIdx(), "train");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->size(), 256);
+  EXPECT_EQ((*data)->inputs().sizes(), (std::vector<int64_t>{256, 1, 28, 28}));
+  EXPECT_EQ((*data)->example_shape(), (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_LE((*data)->inputs().max().item<float>(), 1.0f);
+  EXPECT_GE((*data)->labels().min().item<int64_t>(), 0);
+  EXPECT_LE((*data)->labels().max().item<int64_t>(), 9);
+  // The generator brightens row band 2k+4 for label k: the data carries its labels.
+  for (int i = 0; i < 8; ++i) {
+    const int64_t k = (*data)->labels()[i].item<int64_t>();
+    EXPECT_NEAR((*data)->inputs()[i][0][2 * k + 4][0].item<float>(), 250.0f / 255, 1e-6);
+  }
+}
+
+TEST(IdxDatasetTest, ReadsAPlainSplitThroughTheFormatTable) {
+  const std::string dir = WritePlainSplit("plain", 12, 4, 3);
+  auto data = LoadDataset("idx", dir, "train");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->inputs().sizes(), (std::vector<int64_t>{12, 1, 4, 3}));
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_FLOAT_EQ((*data)->inputs()[i].max().item<float>(), i / 255.0f);
+    EXPECT_EQ((*data)->labels()[i].item<int64_t>(), i % 10);
+  }
+  EXPECT_EQ(DatasetFormats(), (std::vector<std::string>{"idx"}));
+}
+
+TEST(IdxDatasetTest, BadFilesAreErrorsNamingTheFile) {
+  EXPECT_EQ(LoadIdxSplit("/nonexistent", "train").status().code(), absl::StatusCode::kNotFound);
+  const std::string bogus = autocompress::testing::TempPath("bogus");
+  WriteBytes(bogus, "definitely not idx");
+  auto bad = LoadIdx(bogus, bogus);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(bogus + ": not an IDX image file"));
+
+  const std::string truncated = WritePlainSplit("truncated", 5, 28, 28, 16 + 100);
+  auto short_images = LoadIdxSplit(truncated, "train");
+  EXPECT_EQ(short_images.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(short_images.status().message()),
+              HasSubstr("train-images-idx3-ubyte: expected 5 images of 28x28"));
+
+  const std::string empty = WritePlainSplit("empty", 0, 28, 28);
+  auto no_examples = LoadIdxSplit(empty, "train");
+  EXPECT_EQ(no_examples.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_examples.status().message()), HasSubstr("no examples"));
+
+  auto format = LoadDataset("csv", empty, "train");
+  EXPECT_EQ(format.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(format.status().message()), HasSubstr("known formats: idx"));
+}
+
+TEST(DatasetTest, FromTensorsChecksShapesAndTypes) {
+  auto ok = Dataset::FromTensors("d", torch::zeros({3, 2}, torch::kDouble),
+                                 torch::tensor({0, 1, 2}, torch::kInt));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)->inputs().scalar_type(), torch::kFloat);
+  EXPECT_EQ((*ok)->labels().scalar_type(), torch::kLong);
+  auto counts = Dataset::FromTensors("d", torch::zeros({3, 2}), torch::zeros({2}, torch::kLong));
+  EXPECT_THAT(std::string(counts.status().message()), HasSubstr("d: 3 inputs but 2 labels"));
+  auto float_labels = Dataset::FromTensors("d", torch::zeros({3, 2}), torch::zeros({3}));
+  EXPECT_THAT(std::string(float_labels.status().message()), HasSubstr("vector of integers"));
+  auto flat = Dataset::FromTensors("d", torch::zeros({3}), torch::zeros({3}, torch::kLong));
+  EXPECT_EQ(flat.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace autocompress::training

@@ -1,0 +1,88 @@
+// Fine-tuning a CompressionSession's model on a Dataset, and the TrainingHooks the
+// data-driven pruners (slim, taylorfo, apoz, mean_activation) train through.
+//
+// FineTune is the one implementation of the session's fine-tuning contract
+// (compression/README.md): forward, backward, session.BeforeOptimizerStep(), the
+// optimizer step over session.TrainableParameters(), session.OnOptimizerStep(), so
+// pruned weights stay exactly zero and quantized weights stay on their grid. After each
+// epoch it evaluates the validation data (when given) and reports the epoch to the
+// caller, who may stop training (an assessor's early stop). Not thread-safe: one
+// FineTune per session at a time.
+#ifndef AUTOCOMPRESS_WORKER_TRAINING_FINE_TUNE_H_
+#define AUTOCOMPRESS_WORKER_TRAINING_FINE_TUNE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "compression/compression_session.h"
+#include "compression/training_hooks.h"
+#include "worker/training/dataset.h"
+#include "worker/training/recipe.h"
+#include "worker/training/trainer.h"
+
+namespace autocompress::training {
+
+struct TrainingData {
+  const Dataset* train = nullptr;  // required
+  // Evaluated after every epoch when set (EpochMetrics::validation).
+  const Dataset* validation = nullptr;
+};
+
+struct EpochMetrics {
+  int64_t epoch = 0;  // 0-based
+  EpochStats train;
+  std::optional<Evaluation> validation;
+};
+
+enum class EpochDecision { kContinue, kStop };
+
+struct FineTuneCallbacks {
+  // After every epoch (e.g. to stream the intermediate metric); kStop ends training
+  // there. Empty: always continue.
+  std::function<EpochDecision(const EpochMetrics&)> on_epoch_end;
+  TrainingObserver observer;
+};
+
+struct FineTuneResult {
+  std::vector<EpochMetrics> epochs;  // one per epoch run
+  bool stopped_early = false;        // on_epoch_end said kStop before the last epoch
+};
+
+// Fine-tunes `session`'s model for `epochs` epochs (>= 0) of `recipe` on data.train, in
+// train mode (the model's mode is restored afterwards, also on failure). Errors:
+// InvalidArgument for a bad recipe, a missing training set, or data that does not fit
+// the model (naming the data's shape and the rejecting layer); the session's own errors
+// as it returns them.
+absl::StatusOr<FineTuneResult> FineTune(compression::CompressionSession& session,
+                                        const TrainingData& data, const Recipe& recipe, int epochs,
+                                        const FineTuneCallbacks& callbacks = {});
+
+// TrainingHooks over a Dataset: each TrainEpoch runs one epoch of `recipe` (its
+// max_batches steps at most) with the pruner's callbacks around every step. The
+// optimizer is made on the first epoch and kept while the model and parameter count
+// stay the same, so slim's several epochs share momentum. `data` must outlive it.
+class DatasetTrainingHooks final : public compression::TrainingHooks {
+ public:
+  DatasetTrainingHooks(const Dataset& data, Recipe recipe, TrainingObserver observer = {});
+  ~DatasetTrainingHooks() override;
+
+  absl::Status TrainEpoch(torch::jit::Module& model, const std::vector<at::Tensor>& parameters,
+                          const compression::StepCallbacks& callbacks) override;
+
+ private:
+  const Dataset& data_;
+  Recipe recipe_;
+  TrainingObserver observer_;
+  int64_t epochs_ = 0;
+  const torch::jit::Module* trained_model_ = nullptr;
+  size_t trained_parameters_ = 0;
+  std::unique_ptr<EpochTrainer> trainer_;
+};
+
+}  // namespace autocompress::training
+
+#endif  // AUTOCOMPRESS_WORKER_TRAINING_FINE_TUNE_H_
