@@ -12,7 +12,7 @@ Imports and includes are relative to //protos, e.g.
 def _strip(src):
     return src[:-len(".proto")]
 
-def ac_proto_library(name, srcs, deps = [], services = True, testonly = False, visibility = ["//visibility:public"]):
+def ac_proto_library(name, srcs, deps = [], services = True, testonly = False, visibility = ["//:project"]):
     pkg = native.package_name()
     if not pkg.startswith("protos"):
         fail("ac_proto_library belongs under //protos")
