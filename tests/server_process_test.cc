@@ -47,13 +47,10 @@ class ServerProcessTest : public ::testing::TestWithParam<Binary> {};
 
 TEST_P(ServerProcessTest, ServesHealthAndMetricsThenStopsOnSigterm) {
   const Binary& binary = GetParam();
-  auto process = Subprocess::Start(Argv(binary, {}));
+  auto process = testing::StartReadyServer(Argv(binary, {}));
   ASSERT_TRUE(process.ok()) << process.status();
-  auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
-  ASSERT_TRUE(ready.ok()) << ready.status();
-  EXPECT_THAT(*ready, HasSubstr("service=" + binary.service));
-  auto ports = testing::ParseReadyLine(*ready);
-  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_THAT(process->ready_line, HasSubstr("service=" + binary.service));
+  const testing::ReadyPorts* ports = &process->ports;
 
   EXPECT_EQ(testing::CheckHealth(ports->grpc, "").status,
             grpc::health::v1::HealthCheckResponse::SERVING);
@@ -72,33 +69,28 @@ TEST_P(ServerProcessTest, ServesHealthAndMetricsThenStopsOnSigterm) {
               HasSubstr(absl::StrCat("autocompress_", binary.service, "_rpc_duration_seconds")));
 
   const absl::Time signalled = absl::Now();
-  (*process)->Signal(SIGTERM);
-  auto exit_code = (*process)->Wait(absl::Seconds(5));
+  process->process->Signal(SIGTERM);
+  auto exit_code = process->process->Wait(absl::Seconds(5));
   ASSERT_TRUE(exit_code.ok()) << "still running 5 s after SIGTERM";
   EXPECT_EQ(*exit_code, 0);
   EXPECT_LT(absl::Now() - signalled, absl::Seconds(5));
 }
 
 TEST_P(ServerProcessTest, StopsCleanlyOnSigint) {
-  auto process = Subprocess::Start(Argv(GetParam(), {}));
-  ASSERT_TRUE(process.ok());
-  ASSERT_TRUE((*process)->ReadLineStartingWith("READY ", absl::Seconds(30)).ok());
-  (*process)->Signal(SIGINT);
-  auto exit_code = (*process)->Wait(absl::Seconds(5));
+  auto process = testing::StartReadyServer(Argv(GetParam(), {}));
+  ASSERT_TRUE(process.ok()) << process.status();
+  process->process->Signal(SIGINT);
+  auto exit_code = process->process->Wait(absl::Seconds(5));
   ASSERT_TRUE(exit_code.ok());
   EXPECT_EQ(*exit_code, 0);
 }
 
 TEST_P(ServerProcessTest, TakenPortIsAnErrorNotACrash) {
-  auto first = Subprocess::Start(Argv(GetParam(), {}));
-  ASSERT_TRUE(first.ok());
-  auto ready = (*first)->ReadLineStartingWith("READY ", absl::Seconds(30));
-  ASSERT_TRUE(ready.ok());
-  auto ports = testing::ParseReadyLine(*ready);
-  ASSERT_TRUE(ports.ok());
+  auto first = testing::StartReadyServer(Argv(GetParam(), {}));
+  ASSERT_TRUE(first.ok()) << first.status();
 
   std::vector<std::string> argv = Argv(GetParam(), {});
-  argv[2] = absl::StrCat("--port=", ports->grpc);
+  argv[2] = absl::StrCat("--port=", first->ports.grpc);
   auto second = Subprocess::Start(argv);
   ASSERT_TRUE(second.ok());
   auto exit_code = (*second)->Wait(absl::Seconds(30));
@@ -116,35 +108,29 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(TunerProcessTest, HealthGraceAnswersNotServingBeforeTheListenerCloses) {
   Binary tuner{"tuner", "tuner_service/tuner_server", "autocompress.v1.TunerService"};
-  auto process = Subprocess::Start(Argv(tuner, {"--health_grace=3s"}));
-  ASSERT_TRUE(process.ok());
-  auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
-  ASSERT_TRUE(ready.ok());
-  auto ports = testing::ParseReadyLine(*ready);
-  ASSERT_TRUE(ports.ok());
+  auto process = testing::StartReadyServer(Argv(tuner, {"--health_grace=3s"}));
+  ASSERT_TRUE(process.ok()) << process.status();
+  const testing::ReadyPorts* ports = &process->ports;
   ASSERT_EQ(testing::CheckHealth(ports->grpc, tuner.grpc_service).status,
             grpc::health::v1::HealthCheckResponse::SERVING);
 
-  (*process)->Signal(SIGTERM);
+  process->process->Signal(SIGTERM);
   auto status = grpc::health::v1::HealthCheckResponse::SERVING;
   for (int i = 0; i < 200 && status == grpc::health::v1::HealthCheckResponse::SERVING; ++i) {
     absl::SleepFor(absl::Milliseconds(10));
     status = testing::CheckHealth(ports->grpc, tuner.grpc_service).status;
   }
   EXPECT_EQ(status, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  auto exit_code = (*process)->Wait(absl::Seconds(10));
+  auto exit_code = process->process->Wait(absl::Seconds(10));
   ASSERT_TRUE(exit_code.ok());
   EXPECT_EQ(*exit_code, 0);
 }
 
 TEST(TunerProcessTest, MaxStudiesFlagLimitsStudies) {
   Binary tuner{"tuner", "tuner_service/tuner_server", "autocompress.v1.TunerService"};
-  auto process = Subprocess::Start(Argv(tuner, {"--max_studies=1"}));
-  ASSERT_TRUE(process.ok());
-  auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
-  ASSERT_TRUE(ready.ok());
-  auto ports = testing::ParseReadyLine(*ready);
-  ASSERT_TRUE(ports.ok());
+  auto process = testing::StartReadyServer(Argv(tuner, {"--max_studies=1"}));
+  ASSERT_TRUE(process.ok()) << process.status();
+  const testing::ReadyPorts* ports = &process->ports;
   auto stub = autocompress::v1::TunerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", ports->grpc), grpc::InsecureChannelCredentials()));
   auto create = [&](const std::string& id) {
@@ -167,12 +153,9 @@ TEST(TunerProcessTest, MaxStudiesFlagLimitsStudies) {
 
 TEST(SchedulerProcessTest, UnimplementedRpcsAreCountedByCode) {
   Binary scheduler{"scheduler", "scheduler_service/scheduler_server", ""};
-  auto process = Subprocess::Start(Argv(scheduler, {}));
-  ASSERT_TRUE(process.ok());
-  auto ready = (*process)->ReadLineStartingWith("READY ", absl::Seconds(30));
-  ASSERT_TRUE(ready.ok());
-  auto ports = testing::ParseReadyLine(*ready);
-  ASSERT_TRUE(ports.ok());
+  auto process = testing::StartReadyServer(Argv(scheduler, {}));
+  ASSERT_TRUE(process.ok()) << process.status();
+  const testing::ReadyPorts* ports = &process->ports;
 
   auto stub = autocompress::v1::ExperimentService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", ports->grpc), grpc::InsecureChannelCredentials()));

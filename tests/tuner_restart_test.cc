@@ -31,23 +31,15 @@ struct Tuner {
 
 Tuner StartTuner() {
   Tuner tuner;
-  auto process = Subprocess::Start({RunfilePath("tuner_service/tuner_server"), "--host=127.0.0.1",
-                                    "--port=0", "--metrics_port=0"});
-  if (!process.ok()) {
-    ADD_FAILURE() << process.status();
+  auto server = testing::StartReadyServer({RunfilePath("tuner_service/tuner_server"),
+                                           "--host=127.0.0.1", "--port=0", "--metrics_port=0"});
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status();
     return tuner;
   }
-  tuner.process = std::move(*process);
-  auto ready = tuner.process->ReadLineStartingWith("READY ", absl::Seconds(30));
-  absl::StatusOr<testing::ReadyPorts> ports =
-      ready.ok() ? testing::ParseReadyLine(*ready)
-                 : absl::StatusOr<testing::ReadyPorts>(ready.status());
-  if (!ports.ok()) {
-    ADD_FAILURE() << ports.status();
-    return tuner;
-  }
+  tuner.process = std::move(server->process);
   tuner.stub = v1::TunerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", ports->grpc), grpc::InsecureChannelCredentials()));
+      absl::StrCat("127.0.0.1:", server->ports.grpc), grpc::InsecureChannelCredentials()));
   return tuner;
 }
 

@@ -113,4 +113,19 @@ absl::StatusOr<ReadyPorts> ParseReadyLine(const std::string& line) {
   return ports;
 }
 
+absl::StatusOr<ReadyServer> StartReadyServer(const std::vector<std::string>& argv,
+                                             absl::Duration timeout) {
+  ReadyServer server;
+  auto process = Subprocess::Start(argv);
+  if (!process.ok()) return process.status();
+  server.process = std::move(*process);
+  auto ready = server.process->ReadLineStartingWith("READY ", timeout);
+  if (!ready.ok()) return ready.status();
+  server.ready_line = *ready;
+  auto ports = ParseReadyLine(*ready);
+  if (!ports.ok()) return ports.status();
+  server.ports = *ports;
+  return server;
+}
+
 }  // namespace autocompress::testing

@@ -56,6 +56,16 @@ struct ReadyPorts {
 };
 absl::StatusOr<ReadyPorts> ParseReadyLine(const std::string& line);
 
+// A server binary started as a child process that has announced its ports.
+struct ReadyServer {
+  std::unique_ptr<Subprocess> process;
+  ReadyPorts ports;
+  std::string ready_line;
+};
+// Starts `argv` and waits up to `timeout` for its READY line.
+absl::StatusOr<ReadyServer> StartReadyServer(const std::vector<std::string>& argv,
+                                             absl::Duration timeout = absl::Seconds(30));
+
 }  // namespace autocompress::testing
 
 #endif  // AUTOCOMPRESS_COMMON_TESTING_SUBPROCESS_H_
