@@ -48,7 +48,8 @@ absl::StatusOr<Batcher> Batcher::Create(const Dataset& data, BatchOptions option
 }
 
 int64_t Batcher::batches_per_epoch() const {
-  const int64_t all = (data_->size() + options_.batch_size - 1) / options_.batch_size;
+  // Data sets are never empty (Dataset::FromTensors); this form cannot overflow.
+  const int64_t all = (data_->size() - 1) / options_.batch_size + 1;
   return options_.max_batches == 0 ? all : std::min(all, options_.max_batches);
 }
 

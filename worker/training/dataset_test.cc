@@ -95,6 +95,23 @@ TEST(IdxDatasetTest, BadFilesAreErrorsNamingTheFile) {
   EXPECT_EQ(no_examples.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(no_examples.status().message()), HasSubstr("no examples"));
 
+  // A header whose dimensions multiply past 2^64 (2^21 x 2^21 x 2^22) over a 16-byte file,
+  // and a file with more pixels than its header says: both refused, nothing inflated.
+  const std::string huge = autocompress::testing::TempPath("huge-images");
+  WriteBytes(huge,
+             std::string("\x00\x00\x08\x03\x00\x20\x00\x00\x00\x20\x00\x00\x00\x40\x00\x00", 16));
+  auto overflow = LoadIdx(huge, huge);
+  EXPECT_EQ(overflow.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(overflow.status().message()), HasSubstr("describe more than"));
+  const std::string longer = autocompress::testing::TempPath("longer-images");
+  WriteBytes(longer,
+             std::string("\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x02", 16) +
+                 std::string(64, '\x07'));
+  auto too_long = LoadIdx(longer, longer);
+  EXPECT_EQ(too_long.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(too_long.status().message()),
+              HasSubstr("expected 1 images of 2x2 but the file has more than 20 bytes"));
+
   auto format = LoadDataset("csv", empty, "train");
   EXPECT_EQ(format.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(format.status().message()), HasSubstr("known formats: idx"));

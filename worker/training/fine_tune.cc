@@ -3,6 +3,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -76,10 +78,15 @@ DatasetTrainingHooks::~DatasetTrainingHooks() = default;
 absl::Status DatasetTrainingHooks::TrainEpoch(torch::jit::Module& model,
                                               const std::vector<at::Tensor>& parameters,
                                               const compression::StepCallbacks& callbacks) {
-  if (trainer_ == nullptr || trained_model_ != &model || trained_parameters_ != parameters.size()) {
+  const bool same_parameters =
+      trainer_ != nullptr && trained_parameters_.size() == parameters.size() &&
+      std::equal(parameters.begin(), parameters.end(), trained_parameters_.begin(),
+                 [](const at::Tensor& a, const at::Tensor& b) { return a.is_same(b); });
+  if (!same_parameters) {
+    trainer_.reset();
     ASSIGN_OR_RETURN(trainer_, EpochTrainer::Create(model, parameters, data_, recipe_));
-    trained_model_ = &model;
-    trained_parameters_ = parameters.size();
+    trained_parameters_ = parameters;
+    epochs_ = 0;
   }
   StepHooks hooks;
   hooks.before_step = [&] {

@@ -63,8 +63,11 @@ absl::StatusOr<FineTuneResult> FineTune(compression::CompressionSession& session
 
 // TrainingHooks over a Dataset: each TrainEpoch runs one epoch of `recipe` (its
 // max_batches steps at most) with the pruner's callbacks around every step. The
-// optimizer is made on the first epoch and kept while the model and parameter count
-// stay the same, so slim's several epochs share momentum. `data` must outlive it.
+// optimizer is made on the first epoch and kept while the parameters are the same
+// tensors, so slim's several epochs share momentum; other tensors (a new session) get a
+// fresh optimizer and epoch count. A Compress retried on the same session after a
+// failure keeps the optimizer's momentum: use a new hooks object to start afresh. `data` must
+// outlive it.
 class DatasetTrainingHooks final : public compression::TrainingHooks {
  public:
   DatasetTrainingHooks(const Dataset& data, Recipe recipe, TrainingObserver observer = {});
@@ -78,8 +81,9 @@ class DatasetTrainingHooks final : public compression::TrainingHooks {
   Recipe recipe_;
   TrainingObserver observer_;
   int64_t epochs_ = 0;
-  const torch::jit::Module* trained_model_ = nullptr;
-  size_t trained_parameters_ = 0;
+  // The tensors the trainer's optimizer updates, held so that their identity (not an
+  // address a freed model could hand to a new one) decides when to make a new trainer.
+  std::vector<at::Tensor> trained_parameters_;
   std::unique_ptr<EpochTrainer> trainer_;
 };
 

@@ -3,37 +3,104 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "compression/torch_status.h"
 
 namespace autocompress::training {
 namespace {
 
-// The whole file, decompressed if gzipped (gzread reads plain files too).
-absl::StatusOr<std::vector<uint8_t>> ReadAll(const std::string& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::vector<uint8_t> data;
-  uint8_t buffer[1 << 16];
-  int n;
-  while ((n = gzread(file, buffer, sizeof(buffer))) > 0)
-    data.insert(data.end(), buffer, buffer + n);
-  const bool failed = n < 0;
-  gzclose(file);
-  if (failed) return absl::InvalidArgumentError(absl::StrCat(path, ": corrupt gzip data"));
-  return data;
+// Largest payload accepted (images or labels), far above any IDX data set; it bounds
+// what a corrupt header or a gzip bomb can make us allocate.
+constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 34;  // 16 GiB
+
+uint32_t BigEndian(const uint8_t* d) {
+  return (uint32_t{d[0]} << 24) | (uint32_t{d[1]} << 16) | (uint32_t{d[2]} << 8) | d[3];
 }
 
-uint32_t BigEndian(const std::vector<uint8_t>& d, size_t at) {
-  return (uint32_t{d[at]} << 24) | (uint32_t{d[at + 1]} << 16) | (uint32_t{d[at + 2]} << 8) |
-         d[at + 3];
+// One IDX file (gzipped or plain: gzread reads both): its header's dimensions and the
+// payload, read only as far as the header says, so nothing unbounded is inflated.
+struct IdxFile {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> payload;
+};
+
+absl::StatusOr<IdxFile> ReadIdx(const std::string& path, uint32_t magic, int rank,
+                                const char* what) {
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  struct Closer {
+    gzFile f;
+    ~Closer() { gzclose(f); }
+  } closer{file};
+  const auto read = [&](uint8_t* into, uint64_t bytes) -> int64_t {
+    uint64_t done = 0;
+    while (done < bytes) {
+      const unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(bytes - done, 1 << 20));
+      const int n = gzread(file, into + done, chunk);
+      if (n < 0) return -1;
+      if (n == 0) break;
+      done += static_cast<uint64_t>(n);
+    }
+    return static_cast<int64_t>(done);
+  };
+  const int header_bytes = 4 + 4 * rank;
+  uint8_t header[16];
+  const int64_t got_header = read(header, header_bytes);
+  if (got_header < 0) return absl::InvalidArgumentError(absl::StrCat(path, ": corrupt gzip data"));
+  if (got_header < header_bytes || BigEndian(header) != magic) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not an IDX ", what, " file (magic 0x", absl::Hex(magic), ")"));
+  }
+  IdxFile idx;
+  uint64_t payload_bytes = 1;
+  for (int d = 0; d < rank; ++d) {
+    const uint32_t dim = BigEndian(header + 4 + 4 * d);
+    idx.dims.push_back(dim);
+    // Each factor is < 2^32 and the product stays <= kMaxPayloadBytes, so no overflow.
+    if (dim == 0 || payload_bytes > kMaxPayloadBytes / dim) {
+      payload_bytes = dim == 0 ? 0 : kMaxPayloadBytes + 1;
+      break;
+    }
+    payload_bytes *= dim;
+  }
+  if (payload_bytes == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": no examples (header dimensions ", absl::StrJoin(idx.dims, "x"), ")"));
+  }
+  if (payload_bytes > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": header dimensions ", absl::StrJoin(idx.dims, "x"),
+                     " describe more than ", kMaxPayloadBytes, " bytes of ", what, "s"));
+  }
+  idx.payload.resize(payload_bytes);
+  const int64_t got = read(idx.payload.data(), payload_bytes);
+  uint8_t extra;
+  const int64_t more = got == static_cast<int64_t>(payload_bytes) ? read(&extra, 1) : 0;
+  if (got < 0 || more < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": corrupt gzip data"));
+  }
+  if (got != static_cast<int64_t>(payload_bytes) || more != 0) {
+    const std::string shape =
+        rank == 3 ? absl::StrCat(idx.dims[0], " images of ", idx.dims[1], "x", idx.dims[2])
+                  : absl::StrCat(idx.dims[0], " labels");
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": expected ", shape, " but the file has ",
+                     more != 0 ? absl::StrCat("more than ", header_bytes + payload_bytes)
+                               : absl::StrCat(header_bytes + got),
+                     " bytes"));
+  }
+  return idx;
 }
 
 std::string WithGz(const std::string& path) {
-  if (std::filesystem::exists(path)) return path;
+  std::error_code error;  // a path we cannot stat is reported when it is opened
+  if (std::filesystem::exists(path, error)) return path;
   return path + ".gz";
 }
 
@@ -41,39 +108,24 @@ std::string WithGz(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Dataset>> LoadIdx(const std::string& images_path,
                                                  const std::string& labels_path) {
-  auto images = ReadAll(images_path);
+  auto images = ReadIdx(images_path, 0x803, 3, "image");
   if (!images.ok()) return images.status();
-  auto labels = ReadAll(labels_path);
+  auto labels = ReadIdx(labels_path, 0x801, 1, "label");
   if (!labels.ok()) return labels.status();
-  if (images->size() < 16 || BigEndian(*images, 0) != 0x803) {
+  const int64_t n = images->dims[0], rows = images->dims[1], cols = images->dims[2];
+  if (labels->dims[0] != n) {
     return absl::InvalidArgumentError(
-        absl::StrCat(images_path, ": not an IDX image file (magic 0x803)"));
-  }
-  if (labels->size() < 8 || BigEndian(*labels, 0) != 0x801) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(labels_path, ": not an IDX label file (magic 0x801)"));
-  }
-  const int64_t n = BigEndian(*images, 4), rows = BigEndian(*images, 8),
-                cols = BigEndian(*images, 12);
-  if (static_cast<int64_t>(images->size()) != 16 + n * rows * cols) {
-    return absl::InvalidArgumentError(absl::StrCat(images_path, ": expected ", n, " images of ",
-                                                   rows, "x", cols, " but the file has ",
-                                                   images->size(), " bytes"));
-  }
-  const int64_t label_count = BigEndian(*labels, 4);
-  if (label_count != n || static_cast<int64_t>(labels->size()) != 8 + n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(labels_path, ": ", label_count, " labels for ", n, " images"));
+        absl::StrCat(labels_path, ": ", labels->dims[0], " labels for ", n, " images"));
   }
   // from_blob borrows the buffers; the conversions copy out of them.
   absl::StatusOr<std::unique_ptr<Dataset>> dataset;
   const absl::Status converted = compression::CatchTorch(images_path, [&] {
     dataset = Dataset::FromTensors(
         images_path,
-        torch::from_blob(images->data() + 16, {n, 1, rows, cols}, torch::kUInt8)
+        torch::from_blob(images->payload.data(), {n, 1, rows, cols}, torch::kUInt8)
             .to(torch::kFloat)
             .div_(255),
-        torch::from_blob(labels->data() + 8, {n}, torch::kUInt8).to(torch::kLong));
+        torch::from_blob(labels->payload.data(), {n}, torch::kUInt8).to(torch::kLong));
     return absl::OkStatus();
   });
   if (!converted.ok()) return converted;

@@ -3,8 +3,10 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <optional>
 #include <regex>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -62,8 +64,9 @@ std::string LayersWithWeight(torch::jit::Module& model, const std::vector<int64_
   return names.empty() ? "a layer" : absl::StrJoin(names, " or ");
 }
 
-// What rejected the batch, from LibTorch's message for Linear and Conv shape errors.
-std::string Rejection(torch::jit::Module& model, const std::string& message) {
+// What rejected the batch, from LibTorch's message for Linear and Conv shape errors;
+// nullopt when the message is no such shape error.
+std::optional<std::string> Rejection(torch::jit::Module& model, const std::string& message) {
   static const std::regex kLinear(
       R"(mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\))");
   static const std::regex kConv(
@@ -79,7 +82,7 @@ std::string Rejection(torch::jit::Module& model, const std::string& message) {
     return absl::StrCat(LayersWithWeight(model, Integers(m[1])), " expects ", m[2].str(),
                         " input channels, got ", m[3].str());
   }
-  return message;
+  return std::nullopt;
 }
 
 // The forward's output; a batch the model rejects is the data's error, not the model's.
@@ -92,8 +95,19 @@ absl::StatusOr<torch::Tensor> Forward(torch::jit::Module& model, const Dataset& 
     // and the data are both the user's, so only running out of memory is not their error.
     const absl::Status status = StatusFromCurrentException("forward");
     if (status.code() == absl::StatusCode::kResourceExhausted) return status;
-    return absl::InvalidArgumentError(absl::StrCat(
-        DataText(data), " do not fit the model: ", Rejection(model, LastLine(status.message()))));
+    const std::string last = LastLine(status.message());
+    if (std::optional<std::string> rejection = Rejection(model, last)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(DataText(data), " do not fit the model: ", *rejection));
+    }
+    // A device fault is not the user's input: it must stay retryable.
+    for (const char* device_fault :
+         {"CUDA error", "cuDNN error", "CUBLAS_STATUS", "illegal memory"}) {
+      if (absl::StrContains(last, device_fault)) {
+        return absl::InternalError(absl::StrCat("forward on ", DataText(data), ": ", last));
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat("forward on ", DataText(data), ": ", last));
   }
 }
 
