@@ -5,7 +5,10 @@
 // can start one on port 0 without a subprocess.
 //
 // A derived class builds its services, hands them to Start in its BuildAndStart, and
-// overrides Shutdown when it has background work to stop before the services drain.
+// overrides Shutdown when it has background work to stop before the services drain. The
+// base destructor runs after the derived members are gone: a derived class whose
+// services or loops use its own members must call Shutdown() and Wait() first thing in
+// its own destructor.
 //
 // Thread-safety: Shutdown and Wait may be called from any thread; port() and
 // InProcessChannel() after a successful Start.

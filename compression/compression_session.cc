@@ -52,9 +52,11 @@ struct QuantizationState {
 // it fails (data-driven pruners train; every algorithm writes masked or quantized values).
 class ModelSnapshot {
  public:
-  explicit ModelSnapshot(torch::jit::Module& model) : model_(model) {
+  explicit ModelSnapshot(torch::jit::Module& model) {
     torch::NoGradGuard no_grad;
-    training_ = model.is_training();
+    // Each module's own flag: a caller may keep a frozen BatchNorm in eval mode inside a
+    // model in train mode, and Module::train would overwrite that recursively.
+    for (const torch::jit::Module& m : model.modules()) modes_.push_back({m, m.is_training()});
     for (const auto& p : model.named_parameters()) {
       params_.push_back(
           {p.value, p.value.detach().clone(),
@@ -72,15 +74,14 @@ class ModelSnapshot {
       s.tensor.mutable_grad() = s.grad;
     }
     for (Saved& s : buffers_) s.tensor.copy_(s.value);
-    model_.train(training_);
+    for (auto& [module, training] : modes_) module._ivalue()->setAttr("training", training);
   }
 
  private:
   struct Saved {
     torch::Tensor tensor, value, grad;
   };
-  torch::jit::Module& model_;
-  bool training_ = false;
+  std::vector<std::pair<torch::jit::Module, bool>> modes_;
   std::vector<Saved> params_, buffers_;
 };
 

@@ -88,7 +88,8 @@ class CompressionSession {
 
   // Saves the model as TorchScript with the same module names, masks folded in and
   // quantized weights fake-quantized. Input/output quantization hooks are removed first
-  // (the saved model needs nothing of this library), so call it after training.
+  // (the saved model needs nothing of this library), and stay removed even when writing
+  // the file then fails: Save ends activation quantization, so call it after training.
   absl::Status Save(const std::string& path);
 
   // Per-layer report (sparsity, kept filters, bits, scale, zero point) and model totals

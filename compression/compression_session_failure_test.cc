@@ -95,6 +95,8 @@ TEST(CompressionSessionFailureTest, TrainingThatFailsRestoresTheWeightsAndTheSes
     SCOPED_TRACE(algorithm);
     auto session = Load("small_cnn.pt");
     session->module().train();
+    // A frozen BatchNorm inside a model in train mode keeps its own mode.
+    session->module().attr("bn1").toModule().eval();
     const auto before = Snapshot(session->module());
     DyingTraining dies(3);
     const std::string config = std::string(algorithm) == "slim" ? kBnHalf : kConvHalf;
@@ -105,6 +107,7 @@ TEST(CompressionSessionFailureTest, TrainingThatFailsRestoresTheWeightsAndTheSes
     // Parameters and buffers (batch-norm running statistics) are as before the call.
     ExpectSameTensors(before, Snapshot(session->module()), algorithm);
     EXPECT_TRUE(session->module().is_training());
+    EXPECT_FALSE(session->module().attr("bn1").toModule().is_training());
     const nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
     EXPECT_EQ(report["algorithm"], "");
     EXPECT_TRUE(report["layers"].empty());
@@ -176,10 +179,11 @@ TEST(CompressionSessionFailureTest, AWeightWithoutDataIsAStatusFromTheReportAndS
   EXPECT_NO_THROW(report = session->ReportJson());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(report.status().message()), ::testing::HasSubstr("writing the report"));
-  absl::Status save = absl::OkStatus();
-  EXPECT_NO_THROW(save = session->Save(::testing::TempDir() + "/meta.pt"));
-  EXPECT_NO_THROW(save = session->Save("/nonexistent/dir/broken.pt"));
-  EXPECT_FALSE(save.ok());
+  // Whether LibTorch can serialize a meta tensor is its business; it must not throw.
+  EXPECT_NO_THROW(session->Save(::testing::TempDir() + "/meta.pt").IgnoreError());
+  absl::Status unwritable = absl::OkStatus();
+  EXPECT_NO_THROW(unwritable = session->Save("/nonexistent/dir/broken.pt"));
+  EXPECT_FALSE(unwritable.ok());
   // Masks still refer to the original tensors: the optimizer-step calls keep working.
   EXPECT_TRUE(session->BeforeOptimizerStep().ok());
   EXPECT_TRUE(session->OnOptimizerStep().ok());
