@@ -106,7 +106,9 @@ absl::StatusOr<v1::SuggestResponse> Study::Suggest(int count, absl::string_view 
     return it->second.response;
   }
   ASSIGN_OR_RETURN(v1::SuggestResponse response, SuggestNew(count));
-  Remember(std::string(request_id), count, response);
+  // An answer that minted nothing (deferred until results arrive, or exhausted) is not
+  // remembered: a retry may then get what became available since, and poisons nothing.
+  if (response.suggestions_size() > 0) Remember(std::string(request_id), count, response);
   return response;
 }
 
@@ -276,6 +278,7 @@ absl::StatusOr<v1::ReportResponse> Study::Report(const v1::ReportRequest& reques
     decision->set_parameter_id(id);
     decision->set_stop(state.stop);
     decision->set_reason(state.stop_reason);
+    decision->set_attempt(state.attempt);
   }
   return response;
 }

@@ -332,8 +332,16 @@ TEST(StudyTest, NewerAttemptReplacesTheCurveAndOlderAttemptsAreIgnored) {
   // Attempt 2's step 0 is no duplicate of attempt 1's: its curve replaces the old one
   // (judged alone, 0.1 is below the median 0.6).
   EXPECT_TRUE(stop({attempt(Obs(3, v1::OBSERVATION_KIND_INTERMEDIATE, 0.1, 0), 2)}));
-  // A late report of attempt 1 is ignored: it neither joins nor replaces the curve.
-  EXPECT_TRUE(stop({attempt(Obs(3, v1::OBSERVATION_KIND_INTERMEDIATE, 0.95, 1), 1)}));
+  // A late report of attempt 1 is ignored: it neither joins nor replaces the curve, and
+  // the verdict it gets back names the attempt it judges (2), not the late one.
+  {
+    auto late =
+        study->Report(Report({attempt(Obs(3, v1::OBSERVATION_KIND_INTERMEDIATE, 0.95, 1), 1)}));
+    ASSERT_TRUE(late.ok()) << late.status();
+    ASSERT_EQ(late->decisions_size(), 1);
+    EXPECT_TRUE(late->decisions(0).stop());
+    EXPECT_EQ(late->decisions(0).attempt(), 2);
+  }
   // The same observation of attempt 2 again is a duplicate and gets the same verdict.
   EXPECT_TRUE(stop({attempt(Obs(3, v1::OBSERVATION_KIND_INTERMEDIATE, 0.1, 0), 2)}));
   // Attempt 3 starts afresh, with a fresh verdict.
@@ -379,6 +387,19 @@ TEST(StudyTest, SuggestWithARequestIdIsIdempotent) {
   EXPECT_EQ(study->suggested(), before);         // still remembered
   ASSERT_TRUE(study->Suggest(2, "req-1").ok());  // a new call now: new count, new ids
   EXPECT_EQ(study->suggested(), before + 2);
+}
+
+TEST(StudyTest, ADeferredSuggestIsNotRememberedUnderItsRequestId) {
+  auto study = std::move(*Study::Create(
+      Request(kSmall, "evolution", v1::OPTIMIZE_MODE_MAXIMIZE, R"({"population_size": 2})")));
+  ASSERT_EQ(study->Suggest(2, "gen-0")->suggestions_size(), 2);
+  // The whole first generation is pending: evolution waits for a result.
+  ASSERT_EQ(study->Suggest(1, "next")->suggestions_size(), 0);
+  ASSERT_TRUE(study->Report(Report({Obs(1, v1::OBSERVATION_KIND_FINAL, 0.5)})).ok());
+  // The same key asked again after the result gets a suggestion, not the remembered "none".
+  auto retry = study->Suggest(1, "next");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->suggestions_size(), 1);
 }
 
 }  // namespace
