@@ -97,11 +97,17 @@ TEST(StudyTest, ReportIsIdempotentAndValidatedAsAWhole) {
   EXPECT_FALSE(study->Suggest(1001).ok());
 }
 
-TEST(StudyTest, MedianStopDecidesOnIntermediateResults) {
+// A random-search study judged by medianstop, parameter ids 1..3 handed out.
+std::unique_ptr<Study> MedianStopStudyWithThreeSuggestions() {
   v1::CreateStudyRequest request = Request(kSmall, "random");
   request.mutable_config()->mutable_assessor()->set_name("medianstop");
   auto study = std::move(*Study::Create(request));
-  ASSERT_TRUE(study->Suggest(3).ok());
+  EXPECT_EQ(study->Suggest(3)->suggestions_size(), 3);
+  return study;
+}
+
+TEST(StudyTest, MedianStopDecidesOnIntermediateResults) {
+  auto study = MedianStopStudyWithThreeSuggestions();
   // Two completed curves: 0.8 and 0.6 at step 0; running averages are what count.
   ASSERT_TRUE(study
                   ->Report(Report({Obs(1, v1::OBSERVATION_KIND_INTERMEDIATE, 0.8, 0),
@@ -305,10 +311,7 @@ TEST(StudyTest, InfeasibleResultsTeachTpeToLeaveTheBestValuedRegion) {
 }
 
 TEST(StudyTest, NewerAttemptReplacesTheCurveAndOlderAttemptsAreIgnored) {
-  v1::CreateStudyRequest request = Request(kSmall, "random");
-  request.mutable_config()->mutable_assessor()->set_name("medianstop");
-  auto study = std::move(*Study::Create(request));
-  ASSERT_TRUE(study->Suggest(3).ok());
+  auto study = MedianStopStudyWithThreeSuggestions();
   ASSERT_TRUE(study
                   ->Report(Report({Obs(1, v1::OBSERVATION_KIND_INTERMEDIATE, 0.8, 0),
                                    Obs(1, v1::OBSERVATION_KIND_INTERMEDIATE, 0.8, 1),
