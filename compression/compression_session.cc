@@ -93,6 +93,7 @@ std::vector<double> ToVector(const torch::Tensor& t) {
 absl::StatusOr<torch::Device> ParseDevice(const std::string& device) {
   try {
     torch::Device parsed(device);
+    if (!parsed.is_cpu() && !parsed.is_cuda()) throw std::invalid_argument(device);
     if (parsed.is_cuda() && !torch::cuda::is_available()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "device ", device, " requested but CUDA is not available to this LibTorch build"));

@@ -193,6 +193,14 @@ TEST(CompressionSessionFailureTest, LoadAndCompressReportEveryProblemAsAStatus) 
   absl::StatusOr<std::unique_ptr<CompressionSession>> directory;
   EXPECT_NO_THROW(directory = CompressionSession::Load(::testing::TempDir(), "cpu"));
   EXPECT_FALSE(directory.ok());
+  // Devices other than the CPU and CUDA are refused up front, as the message says.
+  for (const char* device : {"meta", "xla", "mps"}) {
+    absl::StatusOr<std::unique_ptr<CompressionSession>> other;
+    EXPECT_NO_THROW(
+        other = CompressionSession::Load(
+            autocompress::testing::RunfilePath("compression/testdata/small_cnn.pt"), device));
+    EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument) << device;
+  }
   auto session = Load("small_cnn.pt");
   absl::Status status = absl::OkStatus();
   EXPECT_NO_THROW(status = session->Compress({"l1", kConvHalf, R"({"bogus": 1, "x": 2})"}));
