@@ -12,6 +12,7 @@
 #include "compression/algorithm_registry.h"
 #include "compression/compressors.h"
 #include "compression/graph_hooks.h"
+#include "compression/module_modes.h"
 #include "compression/pruner.h"
 #include "compression/quantizers.h"
 #include "compression/torch_status.h"
@@ -52,11 +53,8 @@ struct QuantizationState {
 // it fails (data-driven pruners train; every algorithm writes masked or quantized values).
 class ModelSnapshot {
  public:
-  explicit ModelSnapshot(torch::jit::Module& model) {
+  explicit ModelSnapshot(torch::jit::Module& model) : modes_(model) {
     torch::NoGradGuard no_grad;
-    // Each module's own flag: a caller may keep a frozen BatchNorm in eval mode inside a
-    // model in train mode, and Module::train would overwrite that recursively.
-    for (const torch::jit::Module& m : model.modules()) modes_.push_back({m, m.is_training()});
     for (const auto& p : model.named_parameters()) {
       params_.push_back(
           {p.value, p.value.detach().clone(),
@@ -74,14 +72,14 @@ class ModelSnapshot {
       s.tensor.mutable_grad() = s.grad;
     }
     for (Saved& s : buffers_) s.tensor.copy_(s.value);
-    for (auto& [module, training] : modes_) module._ivalue()->setAttr("training", training);
+    modes_.Restore();
   }
 
  private:
   struct Saved {
     torch::Tensor tensor, value, grad;
   };
-  std::vector<std::pair<torch::jit::Module, bool>> modes_;
+  ModuleModes modes_;
   std::vector<Saved> params_, buffers_;
 };
 

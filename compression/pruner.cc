@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "compression/dependency.h"
+#include "compression/module_modes.h"
 #include "compression/pruning.h"
 
 namespace autocompress::compression {
@@ -118,14 +119,11 @@ absl::Status TrainEpochs(const CompressionTarget& target, int epochs,
   torch::jit::Module& model = *target.model;
   std::vector<torch::Tensor> parameters;
   for (const torch::Tensor& p : model.parameters()) parameters.push_back(p);
-  const bool was_training = model.is_training();
-  model.train();
-  absl::Status status = absl::OkStatus();
-  for (int epoch = 0; epoch < epochs && status.ok(); ++epoch) {
-    status = target.hooks->TrainEpoch(model, parameters, callbacks);
+  ModeScope train_mode(model, /*training=*/true);
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    RETURN_IF_ERROR(target.hooks->TrainEpoch(model, parameters, callbacks));
   }
-  model.train(was_training);
-  return status;
+  return absl::OkStatus();
 }
 
 }  // namespace autocompress::compression

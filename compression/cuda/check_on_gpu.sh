@@ -85,7 +85,8 @@ SESSION_SOURCES=(compression/compression_session.cc compression/config_list.cc
   compression/algorithm_registry.cc compression/compressors.cc compression/pruner.cc
   compression/one_shot_pruners.cc compression/data_driven_pruners.cc compression/quantizers.cc
   compression/dependency.cc compression/graph_hooks.cc compression/pruning.cc
-  compression/quantization.cc compression/torch_status.cc common/args.cc)
+  compression/quantization.cc compression/torch_status.cc compression/module_modes.cc
+  common/args.cc)
 # The training library (worker/training) the session check fine-tunes with.
 TRAINING_SOURCES=(worker/training/batcher.cc worker/training/dataset.cc
   worker/training/fine_tune.cc worker/training/idx_dataset.cc worker/training/random_dataset.cc

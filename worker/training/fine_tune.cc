@@ -7,23 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "compression/module_modes.h"
 
 namespace autocompress::training {
 namespace {
-
-// Train mode for a scope; the previous mode comes back on every path out.
-class TrainModeScope {
- public:
-  explicit TrainModeScope(torch::jit::Module& model)
-      : model_(model), was_training_(model.is_training()) {
-    model_.train();
-  }
-  ~TrainModeScope() { model_.train(was_training_); }
-
- private:
-  torch::jit::Module& model_;
-  bool was_training_;
-};
 
 absl::StatusOr<EpochMetrics> FineTuneEpoch(EpochTrainer& trainer, torch::jit::Module& model,
                                            int64_t epoch, const StepHooks& hooks,
@@ -55,7 +42,7 @@ absl::StatusOr<FineTuneResult> FineTune(compression::CompressionSession& session
   StepHooks hooks;
   hooks.before_step = [&] { return session.BeforeOptimizerStep(); };
   hooks.after_step = [&] { return session.OnOptimizerStep(); };
-  TrainModeScope train_mode(model);
+  compression::ModeScope train_mode(model, /*training=*/true);
   FineTuneResult result;
   for (int epoch = 0; epoch < epochs; ++epoch) {
     ASSIGN_OR_RETURN(EpochMetrics metrics,

@@ -49,6 +49,21 @@ Recipe Sgd() {
 // tiny_idx is learnable (label k brightens row band k): three epochs of SGD with
 // momentum on a half-pruned small CNN lower the loss, and pruned filters stay exactly
 // zero before every forward and at the end.
+// A BatchNorm the caller froze in eval mode inside a model in train mode keeps its mode
+// through fine-tuning and evaluation (Module::train would reset it to the root's).
+TEST(FineTuneTest, EachModuleKeepsItsOwnModeThroughFineTuneAndEvaluate) {
+  auto session = SmallCnn();
+  ASSERT_TRUE(session->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());
+  auto data = TinyIdx();
+  session->module().train();
+  session->module().attr("bn1").toModule().eval();
+  ASSERT_TRUE(FineTune(*session, {data.get(), data.get()}, Sgd(), 1).ok());
+  ASSERT_TRUE(Evaluate(session->module(), *data, Sgd()).ok());
+  EXPECT_TRUE(session->module().is_training());
+  EXPECT_TRUE(session->module().attr("conv1").toModule().is_training());
+  EXPECT_FALSE(session->module().attr("bn1").toModule().is_training());
+}
+
 TEST(FineTuneTest, ReducesTheLossAndKeepsPrunedWeightsAtZero) {
   auto session = SmallCnn();
   ASSERT_TRUE(session->Compress({"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])", ""}).ok());

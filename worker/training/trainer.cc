@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
+#include "compression/module_modes.h"
 #include "compression/torch_status.h"
 
 namespace autocompress::training {
@@ -212,8 +213,7 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
   ASSIGN_OR_RETURN(Batcher batcher, MakeBatcher(model, data, recipe, /*training=*/false));
   Evaluation result;
   double loss_sum = 0;
-  const bool was_training = model.is_training();
-  model.eval();
+  const compression::ModeScope eval_mode(model, /*training=*/false);
   const absl::Status status = CatchTorch(absl::StrCat(data.name(), ": evaluating"), [&] {
     torch::NoGradGuard no_grad;
     return batcher.ForEach(
@@ -226,7 +226,6 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
           return absl::OkStatus();
         });
   });
-  model.train(was_training);
   RETURN_IF_ERROR(status);
   result.accuracy = static_cast<double>(result.correct) / result.examples;
   result.mean_loss = loss_sum / result.examples;
