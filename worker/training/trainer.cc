@@ -125,6 +125,20 @@ absl::StatusOr<torch::Tensor> BatchLoss(const std::string& criterion, const Data
   }
 }
 
+// Sums per-batch values where they are computed and reads the total once: on CUDA an
+// item() per batch would make every step wait for the device.
+class DeviceSum {
+ public:
+  void Add(const torch::Tensor& value) {
+    const torch::Tensor v = value.detach().to(torch::kDouble);
+    sum_ = sum_.defined() ? sum_ + v : v;
+  }
+  double Read() const { return sum_.defined() ? sum_.item<double>() : 0; }
+
+ private:
+  torch::Tensor sum_;
+};
+
 absl::Status Call(const std::function<absl::Status()>& hook) {
   return hook ? hook() : absl::OkStatus();
 }
@@ -181,7 +195,7 @@ absl::StatusOr<std::unique_ptr<EpochTrainer>> EpochTrainer::Create(
 absl::StatusOr<EpochStats> EpochTrainer::RunEpoch(int64_t epoch, const StepHooks& hooks,
                                                   const TrainingObserver& observer) {
   EpochStats stats;
-  double loss_sum = 0;
+  DeviceSum loss_sum;
   torch::jit::Module& model = *model_;
   RETURN_IF_ERROR(CatchTorch(absl::StrCat(data_->name(), ": training epoch ", epoch), [&] {
     return batcher_.ForEach(
@@ -198,12 +212,15 @@ absl::StatusOr<EpochStats> EpochTrainer::RunEpoch(int64_t epoch, const StepHooks
           RETURN_IF_ERROR(Call(hooks.after_step));
           ++stats.batches;
           stats.examples += labels.size(0);
-          loss_sum += loss.item<double>() * labels.size(0);
+          loss_sum.Add(loss * labels.size(0));
           return absl::OkStatus();
         });
   }));
+  RETURN_IF_ERROR(CatchTorch(absl::StrCat(data_->name(), ": training epoch ", epoch), [&] {
+    stats.mean_loss = stats.examples > 0 ? loss_sum.Read() / stats.examples : 0;
+    return absl::OkStatus();
+  }));
   if (observer.after_epoch) observer.after_epoch(model);
-  stats.mean_loss = stats.examples > 0 ? loss_sum / stats.examples : 0;
   return stats;
 }
 
@@ -212,7 +229,7 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
   RETURN_IF_ERROR(ValidateRecipe(recipe));
   ASSIGN_OR_RETURN(Batcher batcher, MakeBatcher(model, data, recipe, /*training=*/false));
   Evaluation result;
-  double loss_sum = 0;
+  DeviceSum loss_sum, correct;
   const compression::ModeScope eval_mode(model, /*training=*/false);
   const absl::Status status = CatchTorch(absl::StrCat(data.name(), ": evaluating"), [&] {
     torch::NoGradGuard no_grad;
@@ -221,14 +238,18 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
           ASSIGN_OR_RETURN(torch::Tensor outputs, Forward(model, data, inputs));
           ASSIGN_OR_RETURN(torch::Tensor loss, BatchLoss(recipe.criterion, data, outputs, labels));
           result.examples += labels.size(0);
-          result.correct += outputs.argmax(1).eq(labels).sum().item<int64_t>();
-          loss_sum += loss.item<double>() * labels.size(0);
+          correct.Add(outputs.argmax(1).eq(labels).sum());
+          loss_sum.Add(loss * labels.size(0));
           return absl::OkStatus();
         });
   });
   RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(CatchTorch(absl::StrCat(data.name(), ": evaluating"), [&] {
+    result.correct = static_cast<int64_t>(correct.Read());
+    result.mean_loss = loss_sum.Read() / result.examples;
+    return absl::OkStatus();
+  }));
   result.accuracy = static_cast<double>(result.correct) / result.examples;
-  result.mean_loss = loss_sum / result.examples;
   return result;
 }
 
