@@ -43,11 +43,11 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
   std::unique_ptr<SchedulerServer> server(new SchedulerServer());
   std::vector<HostedService> services;
   services.push_back({std::make_unique<v1::ExperimentService::Service>(),
-                      "autocompress.v1.ExperimentService"});
+                      v1::ExperimentService::service_full_name()});
   services.push_back(
-      {std::make_unique<v1::ArtifactService::Service>(), "autocompress.v1.ArtifactService"});
+      {std::make_unique<v1::ArtifactService::Service>(), v1::ArtifactService::service_full_name()});
   services.push_back(
-      {std::make_unique<v1::WorkerGateway::Service>(), "autocompress.v1.WorkerGateway"});
+      {std::make_unique<v1::WorkerGateway::Service>(), v1::WorkerGateway::service_full_name()});
   RETURN_IF_ERROR(server->Start(options.server, registry, std::move(services)));
   return server;
 }

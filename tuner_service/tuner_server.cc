@@ -17,7 +17,7 @@ absl::StatusOr<std::unique_ptr<TunerServer>> TunerServer::BuildAndStart(
   std::unique_ptr<TunerServer> server(new TunerServer());
   std::vector<HostedService> services;
   services.push_back({std::make_unique<TunerServiceImpl>(registry, options.tuner),
-                      "autocompress.v1.TunerService"});
+                      v1::TunerService::service_full_name()});
   RETURN_IF_ERROR(server->Start(options.server, registry, std::move(services)));
   return server;
 }
