@@ -21,7 +21,8 @@ absl::Status Server::Start(const ServerOptions& options, prometheus::Registry& r
   ServerOptions with_metrics = options;
   with_metrics.rpc_metrics = rpc_metrics_.get();
   auto runner = std::make_unique<ServerRunner>(with_metrics);
-  for (HostedService& hosted : services_) runner->AddService(hosted.service.get(), hosted.full_name);
+  for (HostedService& hosted : services_)
+    runner->AddService(hosted.service.get(), hosted.full_name);
   if (absl::Status status = runner->Start(); !status.ok()) {
     return absl::Status(status.code(), absl::StrCat(name_, ": ", status.message()));
   }

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   autocompress::scheduler::SchedulerServer::Options options;
   options.server = flags.server;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  return autocompress::RunServerProcess(
-      flags.metrics, autocompress::scheduler::SchedulerServer::BuildAndStart(
-                         options, *autocompress::ProcessRegistry()));
+  return autocompress::RunServerProcess(flags.metrics,
+                                        autocompress::scheduler::SchedulerServer::BuildAndStart(
+                                            options, *autocompress::ProcessRegistry()));
 }

@@ -1,8 +1,8 @@
 #include "tuner_service/assessors/assessor.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
 #include "common/args.h"
+#include "common/status_macros.h"
 #include "tuner_service/assessors/curve_fitting_assessor.h"
 #include "tuner_service/assessors/median_stop_assessor.h"
 
