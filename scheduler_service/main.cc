@@ -1,18 +1,45 @@
 // scheduler_server: hosts ExperimentService, ArtifactService and WorkerGateway and owns
 // the durable store under --data_dir. Only maps flags to SchedulerServer::Options; see
 // scheduler_server.h.
+#include <cstdint>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/server_flags.h"
 #include "common/server_process.h"
+#include "glog/logging.h"
 #include "scheduler_service/scheduler_server.h"
 
-ABSL_FLAG(std::string, data_dir, autocompress::scheduler::SchedulerServer::Options().data_dir,
+namespace {
+using autocompress::scheduler::SchedulerServer;
+using autocompress::scheduler::SqliteTrialStore;
+const SchedulerServer::Options kDefaults;
+}  // namespace
+
+ABSL_FLAG(std::string, data_dir, kDefaults.data_dir,
           "Directory of the scheduler's SQLite store and artifacts; created if missing.");
+ABSL_FLAG(std::string, tuner_address, kDefaults.tuner_address, "TunerService address host:port.");
+ABSL_FLAG(absl::Duration, lease_timeout, kDefaults.scheduler.lease_timeout,
+          "A trial attempt whose worker shows no sign of it for this long is re-queued.");
+ABSL_FLAG(absl::Duration, heartbeat_interval, kDefaults.scheduler.heartbeat_interval,
+          "How often workers are told to send heartbeats.");
+ABSL_FLAG(std::string, placement_policy, kDefaults.scheduler.placement_policy,
+          "How trials are placed on worker slots.");
+ABSL_FLAG(std::string, sqlite_synchronous, "full",
+          "SQLite durability: \"full\" (fsync per commit, survives power loss) or \"normal\" "
+          "(survives a process crash; the last commits may be lost on power loss).");
+
+ABSL_FLAG(int64_t, max_model_bytes, kDefaults.artifacts.max_model_bytes,
+          "Largest model artifact accepted by Upload, in bytes.");
+ABSL_FLAG(int64_t, max_dataset_bytes, kDefaults.artifacts.max_dataset_bytes,
+          "Largest dataset artifact accepted by Upload, in bytes.");
+ABSL_FLAG(int64_t, max_result_bytes, kDefaults.artifacts.max_result_bytes,
+          "Largest trial result artifact accepted by Upload, in bytes.");
 
 int main(int argc, char** argv) {
   autocompress::BlockShutdownSignals();
@@ -21,10 +48,32 @@ int main(int argc, char** argv) {
 
   const autocompress::ServerFlags flags =
       autocompress::ServerFlagsWithDefaults(/*default_port=*/7400, /*default_metrics_port=*/9400);
-  autocompress::scheduler::SchedulerServer::Options options;
+  SchedulerServer::Options options;
   options.server = flags.server;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  return autocompress::RunServerProcess(flags.metrics,
-                                        autocompress::scheduler::SchedulerServer::BuildAndStart(
-                                            options, *autocompress::ProcessRegistry()));
+  options.tuner_address = absl::GetFlag(FLAGS_tuner_address);
+  options.scheduler.lease_timeout = absl::GetFlag(FLAGS_lease_timeout);
+  options.scheduler.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  options.scheduler.placement_policy = absl::GetFlag(FLAGS_placement_policy);
+  options.artifacts.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
+  options.artifacts.max_dataset_bytes = absl::GetFlag(FLAGS_max_dataset_bytes);
+  options.artifacts.max_result_bytes = absl::GetFlag(FLAGS_max_result_bytes);
+  const std::string synchronous = absl::GetFlag(FLAGS_sqlite_synchronous);
+  if (synchronous == "full") {
+    options.store.synchronous = SqliteTrialStore::Synchronous::kFull;
+  } else if (synchronous == "normal") {
+    options.store.synchronous = SqliteTrialStore::Synchronous::kNormal;
+  } else {
+    LOG(ERROR) << "--sqlite_synchronous: expected \"full\" or \"normal\", got \"" << synchronous
+               << "\"";
+    return 2;
+  }
+  if (options.scheduler.lease_timeout <= options.scheduler.heartbeat_interval) {
+    LOG(ERROR) << "--lease_timeout (" << options.scheduler.lease_timeout
+               << ") must exceed --heartbeat_interval (" << options.scheduler.heartbeat_interval
+               << ")";
+    return 2;
+  }
+  return autocompress::RunServerProcess(
+      flags.metrics, SchedulerServer::BuildAndStart(options, *autocompress::ProcessRegistry()));
 }

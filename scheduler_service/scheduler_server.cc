@@ -10,7 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "autocompress/v1/worker.grpc.pb.h"
+#include "common/channel.h"
 #include "common/status_macros.h"
+#include "scheduler_service/artifact_service_impl.h"
+#include "scheduler_service/experiment_service_impl.h"
+#include "scheduler_service/worker_gateway_impl.h"
 
 namespace autocompress::scheduler {
 namespace {
@@ -41,15 +45,39 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
     const Options& options, prometheus::Registry& registry) {
   RETURN_IF_ERROR(PrepareDataDir(options.data_dir));
   std::unique_ptr<SchedulerServer> server(new SchedulerServer());
+  const std::filesystem::path dir(options.data_dir);
+  ASSIGN_OR_RETURN(server->store_,
+                   SqliteTrialStore::Open((dir / "scheduler.db").string(), options.store));
+  ASSIGN_OR_RETURN(server->artifacts_,
+                   ArtifactStore::Open((dir / "artifacts").string(), options.artifacts));
+  server->tuner_channel_ = CreateChannel(options.tuner_address);
+  server->tuner_ = std::make_unique<TunerClient>(server->tuner_channel_, options.tuner_timeout);
+  ArtifactStore* artifacts = server->artifacts_.get();
+  ASSIGN_OR_RETURN(
+      server->scheduler_,
+      Scheduler::Open(
+          options.scheduler, server->store_.get(), server->tuner_.get(),
+          [artifacts](const v1::ArtifactRef& ref) { return artifacts->Stat(ref.sha256()).ok(); },
+          registry));
   std::vector<HostedService> services;
-  services.push_back({std::make_unique<v1::ExperimentService::Service>(),
+  services.push_back({std::make_unique<ExperimentServiceImpl>(server->scheduler_.get()),
                       v1::ExperimentService::service_full_name()});
-  services.push_back(
-      {std::make_unique<v1::ArtifactService::Service>(), v1::ArtifactService::service_full_name()});
-  services.push_back(
-      {std::make_unique<v1::WorkerGateway::Service>(), v1::WorkerGateway::service_full_name()});
+  services.push_back({std::make_unique<ArtifactServiceImpl>(server->artifacts_.get()),
+                      v1::ArtifactService::service_full_name()});
+  services.push_back({std::make_unique<WorkerGatewayImpl>(server->scheduler_.get()),
+                      v1::WorkerGateway::service_full_name()});
   RETURN_IF_ERROR(server->Start(options.server, registry, std::move(services)));
   return server;
+}
+
+SchedulerServer::~SchedulerServer() {
+  Shutdown();
+  Wait();
+}
+
+void SchedulerServer::Shutdown() {
+  if (scheduler_ != nullptr) scheduler_->Shutdown();
+  Server::Shutdown();
 }
 
 }  // namespace autocompress::scheduler

@@ -1,8 +1,7 @@
 // SchedulerServer: the scheduler's services assembled as one gRPC server:
 // ExperimentService and ArtifactService for clients, WorkerGateway for workers, over the
-// durable store under `data_dir`. Until the scheduler issue lands the services answer
-// UNIMPLEMENTED; the data directory is checked, and health, metrics and graceful
-// shutdown already work. scheduler_server's main.cc maps flags to Options; the embedded
+// SQLite store and the artifact store under `data_dir`, with the tuner at
+// `tuner_address`. scheduler_server's main.cc maps flags to Options; the embedded
 // `autocompress run` and tests build it directly.
 #ifndef AUTOCOMPRESS_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_
 #define AUTOCOMPRESS_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_
@@ -13,6 +12,13 @@
 #include "absl/status/statusor.h"
 #include "common/server.h"
 #include "common/server_runner.h"
+#include "scheduler_service/artifacts/artifact_store.h"
+#include "scheduler_service/scheduler.h"
+#include "scheduler_service/store/sqlite_trial_store.h"
+
+namespace grpc {
+class Channel;
+}
 
 namespace autocompress::scheduler {
 
@@ -20,18 +26,43 @@ class SchedulerServer final : public Server {
  public:
   struct Options {
     ServerOptions server;
-    // Directory of the SQLite store and the artifacts; created if missing, must be
-    // writable.
+    // Directory of the SQLite store (scheduler.db) and the artifacts (artifacts/);
+    // created if missing, must be writable.
     std::string data_dir = "./autocompress-data";
+    // The tuner service, "host:port".
+    std::string tuner_address = "127.0.0.1:7300";
+    // Deadline of each tuner call.
+    absl::Duration tuner_timeout = absl::Seconds(10);
+    // Leases, ticks, placement policy, clock.
+    Scheduler::Options scheduler;
+    // SQLite durability (sqlite_trial_store.h).
+    SqliteTrialStore::Options store;
+    // Artifact size limits.
+    ArtifactStore::Options artifacts;
   };
 
-  // Prepares the data directory and starts listening. FailedPrecondition for a data
-  // directory that cannot be created or written, Unavailable for a port in use.
+  // Prepares the data directory, opens the stores (recovering every experiment) and
+  // starts listening. FailedPrecondition for a data directory that cannot be created or
+  // written, Unavailable for a port in use, the store's error for a bad database.
   static absl::StatusOr<std::unique_ptr<SchedulerServer>> BuildAndStart(
       const Options& options, prometheus::Registry& registry);
+  ~SchedulerServer() override;
+
+  // Stops the experiment managers and closes worker sessions, then the server.
+  void Shutdown() override;
+
+  // The experiment manager (embedders and tests).
+  Scheduler& scheduler() { return *scheduler_; }
+  ArtifactStore& artifacts() { return *artifacts_; }
 
  private:
   SchedulerServer() : Server("scheduler") {}
+
+  std::unique_ptr<SqliteTrialStore> store_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::shared_ptr<grpc::Channel> tuner_channel_;
+  std::unique_ptr<TunerClient> tuner_;
+  std::unique_ptr<Scheduler> scheduler_;
 };
 
 }  // namespace autocompress::scheduler

@@ -151,7 +151,7 @@ TEST(TunerProcessTest, MaxStudiesFlagLimitsStudies) {
   EXPECT_EQ(create("b").error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
-TEST(SchedulerProcessTest, UnimplementedRpcsAreCountedByCode) {
+TEST(SchedulerProcessTest, RpcsAreCountedByCode) {
   Binary scheduler{"scheduler", "scheduler_service/scheduler_server", ""};
   auto process = testing::StartReadyServer(Argv(scheduler, {}));
   ASSERT_TRUE(process.ok()) << process.status();
@@ -161,12 +161,14 @@ TEST(SchedulerProcessTest, UnimplementedRpcsAreCountedByCode) {
       absl::StrCat("127.0.0.1:", ports->grpc), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   autocompress::v1::GetExperimentResponse response;
-  EXPECT_EQ(stub->GetExperiment(&context, {}, &response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  autocompress::v1::GetExperimentRequest request;
+  request.set_experiment_id("nope");
+  EXPECT_EQ(stub->GetExperiment(&context, request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   auto metrics = HttpGet("127.0.0.1", ports->metrics, "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("method=\"ExperimentService/GetExperiment\""));
-  EXPECT_THAT(metrics->body, HasSubstr("code=\"UNIMPLEMENTED\""));
+  EXPECT_THAT(metrics->body, HasSubstr("code=\"NOT_FOUND\""));
 }
 
 TEST(SchedulerProcessTest, UnusableDataDirIsAClearStartupError) {

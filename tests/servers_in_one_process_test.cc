@@ -80,8 +80,10 @@ TEST(ServersInOneProcessTest, TunerSchedulerAndWorkerServeSideBySide) {
   auto experiments = v1::ExperimentService::NewStub((*scheduler)->InProcessChannel());
   grpc::ClientContext get_context;
   v1::GetExperimentResponse got;
-  EXPECT_EQ(experiments->GetExperiment(&get_context, {}, &got).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  v1::GetExperimentRequest get;
+  get.set_experiment_id("nope");
+  EXPECT_EQ(experiments->GetExperiment(&get_context, get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 
   // One registry, one prefix per server.
   const std::string metrics = Serialize(registry);

@@ -1,0 +1,527 @@
+// The scheduler in process, against fake workers that answer when the test says so and
+// a real tuner: limits, concurrency, early stop, retries by failure code, fencing of
+// stale attempts, re-attach on reconnect, draining, fair sharing, resume with raised
+// limits, watch from the middle, restarts of the scheduler and of the tuner.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "autocompress/v1/scheduler.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_worker.h"
+#include "tests/fakes/scheduler_harness.h"
+
+namespace autocompress {
+namespace {
+
+using testing::FakeWorker;
+using ::testing::HasSubstr;
+using testing::SchedulerHarness;
+
+FakeWorker::Options Slots(const std::string& id, int slots) {
+  FakeWorker::Options options;
+  options.worker_id = id;
+  options.cpu_slots = slots;
+  return options;
+}
+
+std::vector<v1::Metric> Accuracy(double value) { return {FakeWorker::MetricOf("accuracy", value)}; }
+
+// Runs one assigned attempt to success and waits for its final ack.
+void Succeed(FakeWorker& worker, const v1::TrialSpec& trial, double accuracy) {
+  worker.Started(trial);
+  const int64_t last = worker.Succeeded(trial, Accuracy(accuracy));
+  ASSERT_TRUE(worker.WaitForAck(trial, last));
+}
+
+TEST(SchedulerTest, RunsUpToTheTrialLimitWithinConcurrencyAndEndsDone) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 8));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(/*concurrency=*/3, /*max_trials=*/7));
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  int done = 0;
+  std::vector<v1::TrialSpec> in_flight;
+  while (done < 7) {
+    // Never more than `concurrency` attempts handed out at once.
+    while (auto trial = worker->WaitForAssignment(absl::Milliseconds(300))) {
+      in_flight.push_back(*trial);
+      ASSERT_LE(in_flight.size(), 3u);
+    }
+    ASSERT_FALSE(in_flight.empty()) << "no assignment after " << done << " trials";
+    Succeed(*worker, in_flight.front(), 0.5 + 0.01 * done);
+    in_flight.erase(in_flight.begin());
+    ++done;
+  }
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.state(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().succeeded(), 7);
+  EXPECT_EQ(worker->assignments_received(), 7);
+  const std::vector<v1::Trial> trials = harness.Trials(experiment->id());
+  ASSERT_EQ(trials.size(), 7u);
+  // The best trial is the one with the highest accuracy (the last one).
+  EXPECT_EQ(end.best_trial_id(), trials.back().id());
+}
+
+TEST(SchedulerTest, CreateListsEveryProblemAndIsIdempotentByRequestId) {
+  SchedulerHarness harness;
+  v1::ExperimentSpec bad = harness.Spec(1, 1);
+  bad.mutable_limits()->set_trial_concurrency(0);
+  bad.set_search_space_json(R"({"lr": {"_type": "uniform", "_value": [0.5, 0.1]}})");
+  bad.mutable_model()->set_sha256(std::string(64, 'a'));
+  auto refused = harness.Create(bad);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("spec.limits.trial_concurrency"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("spec.model"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("spec.search_space_json"));
+
+  const v1::ExperimentSpec good = harness.Spec(1, 1);
+  auto first = harness.Create(good, "request-1");
+  auto again = harness.Create(good, "request-1");
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->id(), again->id());
+  auto other = harness.Create(good, "request-2");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->id(), first->id());
+}
+
+TEST(SchedulerTest, AssessorStopsAWeakTrialAndItsWorkerIsCanceled) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 3);
+  spec.mutable_assessor()->set_name("medianstop");
+  spec.mutable_assessor()->set_args_json(R"({"start_step": 1})");
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+
+  auto strong = worker->WaitForAssignment();
+  ASSERT_TRUE(strong.has_value());
+  worker->Started(*strong);
+  worker->Intermediate(*strong, 0, Accuracy(0.9));
+  worker->Intermediate(*strong, 1, Accuracy(0.9));
+  Succeed(*worker, *strong, 0.9);
+
+  auto weak = worker->WaitForAssignment();
+  ASSERT_TRUE(weak.has_value());
+  worker->Started(*weak);
+  worker->Intermediate(*weak, 0, Accuracy(0.1));
+  worker->Intermediate(*weak, 1, Accuracy(0.1));
+  auto cancel = worker->WaitForCancel();
+  ASSERT_TRUE(cancel.has_value());
+  EXPECT_EQ(cancel->trial_id(), weak->trial_id());
+  EXPECT_THAT(cancel->reason(), HasSubstr("assessor"));
+  worker->Finished(*weak, v1::TRIAL_STATE_CANCELED, v1::FAILURE_CODE_STOPPED, "canceled");
+
+  ASSERT_TRUE(harness.WaitUntil(experiment->id(), [](const v1::Experiment& e) {
+    return e.trial_counts().early_stopped() == 1;
+  }));
+  grpc::ClientContext context;
+  v1::GetTrialRequest request;
+  request.set_trial_id(weak->trial_id());
+  v1::GetTrialResponse response;
+  ASSERT_TRUE(harness.experiments().GetTrial(&context, request, &response).ok());
+  EXPECT_EQ(response.trial().state(), v1::TRIAL_STATE_EARLY_STOPPED);
+  EXPECT_EQ(response.trial().failure().code(), v1::FAILURE_CODE_STOPPED);
+  // The reports that arrived before the stop are kept (a later one may come too late).
+  EXPECT_GE(response.trial().intermediate_size(), 1);
+}
+
+TEST(SchedulerTest, RetriesFollowTheFailureCode) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 2));  // max_retries 2
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+
+  // A crash is retried up to max_retries, then the trial FAILS with every attempt.
+  auto first = worker->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto trial = attempt == 1 ? first : worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << "attempt " << attempt;
+    EXPECT_EQ(trial->trial_id(), first->trial_id());
+    EXPECT_EQ(trial->attempt(), attempt);
+    worker->Started(*trial);
+    ASSERT_TRUE(worker->WaitForAck(
+        *trial, worker->Finished(*trial, v1::TRIAL_STATE_FAILED, v1::FAILURE_CODE_CRASH,
+                                 absl::StrCat("killed by signal 11 in attempt ", attempt))));
+  }
+  // Invalid input is never retried.
+  auto second = worker->WaitForAssignment();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE(second->trial_id(), first->trial_id());
+  EXPECT_EQ(second->attempt(), 1);
+  worker->Started(*second);
+  ASSERT_TRUE(worker->WaitForAck(
+      *second, worker->Finished(*second, v1::TRIAL_STATE_FAILED, v1::FAILURE_CODE_INVALID_INPUT,
+                                "config_list[0].sparsity: 1.5 outside (0, 1)")));
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().failed(), 2);
+  EXPECT_FALSE(worker->WaitForAssignment(absl::Milliseconds(200)).has_value());
+
+  const std::vector<v1::Trial> trials = harness.Trials(experiment->id());
+  ASSERT_EQ(trials.size(), 2u);
+  ASSERT_EQ(trials[0].attempts_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(trials[0].attempts(i).failure().code(), v1::FAILURE_CODE_CRASH);
+    EXPECT_THAT(trials[0].attempts(i).failure().message(),
+                HasSubstr(absl::StrCat("attempt ", i + 1)));
+  }
+  EXPECT_THAT(trials[0].failure().message(), HasSubstr("gave up after 3 attempts"));
+  EXPECT_EQ(trials[1].attempts_size(), 1);
+  EXPECT_EQ(trials[1].failure().code(), v1::FAILURE_CODE_INVALID_INPUT);
+}
+
+TEST(SchedulerTest, LostWorkerLeaseRequeuesAndStaleAttemptEventsAreFenced) {
+  SchedulerHarness harness;
+  auto lost = harness.Worker(Slots("lost", 1));
+  ASSERT_TRUE(lost->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 1));
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  auto first = lost->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(lost->WaitForAck(*first, lost->Started(*first)));
+  lost->Disconnect();
+
+  auto healthy = harness.Worker(Slots("healthy", 1));
+  ASSERT_TRUE(healthy->Connect().ok());
+  // Within the lease timeout nothing moves; past it the trial goes to attempt 2.
+  EXPECT_FALSE(healthy->WaitForAssignment(absl::Milliseconds(200)).has_value());
+  harness.clock().Advance(absl::Seconds(11));
+  auto second = healthy->WaitForAssignment();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->trial_id(), first->trial_id());
+  EXPECT_EQ(second->attempt(), 2);
+
+  // The lost worker comes back still running attempt 1: it is told to stop, and its
+  // result is acknowledged but not counted.
+  ASSERT_TRUE(lost->Connect().ok());
+  EXPECT_TRUE(lost->accepted().reattached().empty());
+  auto cancel = lost->WaitForCancel();
+  ASSERT_TRUE(cancel.has_value());
+  EXPECT_EQ(cancel->attempt(), 1);
+  ASSERT_TRUE(lost->WaitForAck(*first, lost->Succeeded(*first, Accuracy(0.99))));
+  ASSERT_TRUE(harness.Get(experiment->id()).ok());
+  EXPECT_EQ(harness.Get(experiment->id())->trial_counts().succeeded(), 0);
+
+  Succeed(*healthy, *second, 0.7);
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  const std::vector<v1::Trial> trials = harness.Trials(experiment->id());
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].attempt(), 2);
+  EXPECT_DOUBLE_EQ(trials[0].final_report().metrics(0).value(), 0.7);
+  EXPECT_EQ(trials[0].attempts(0).failure().code(), v1::FAILURE_CODE_INFRASTRUCTURE);
+  EXPECT_TRUE(trials[0].attempts(0).counted_as_retry());
+}
+
+TEST(SchedulerTest, ReconnectingWorkerReattachesAndDuplicateEventsCountOnce) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 1));
+  ASSERT_TRUE(experiment.ok());
+  auto trial = worker->WaitForAssignment();
+  ASSERT_TRUE(trial.has_value());
+  worker->Started(*trial);
+  worker->Intermediate(*trial, 0, Accuracy(0.3));
+  ASSERT_TRUE(worker->WaitForAck(*trial, 2));
+  worker->Disconnect();
+  // Sent while cut off: re-sent after the reconnect.
+  worker->Intermediate(*trial, 1, Accuracy(0.4));
+  ASSERT_TRUE(worker->Connect().ok());
+  ASSERT_EQ(worker->accepted().reattached_size(), 1);
+  EXPECT_EQ(worker->accepted().reattached(0).trial_id(), trial->trial_id());
+  ASSERT_TRUE(worker->WaitForAck(*trial, 3));
+  Succeed(*worker, *trial, 0.5);
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  const std::vector<v1::Trial> trials = harness.Trials(experiment->id());
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].attempt(), 1);
+  ASSERT_EQ(trials[0].intermediate_size(), 2);
+  EXPECT_EQ(trials[0].intermediate(1).step(), 1);
+}
+
+TEST(SchedulerTest, DrainingWorkerHandsBackWithoutBurningRetries) {
+  SchedulerHarness harness;
+  auto draining = harness.Worker(Slots("draining", 1));
+  ASSERT_TRUE(draining->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 1);
+  spec.mutable_limits()->set_max_retries(1);
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok());
+  auto first = draining->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  draining->Started(*first);
+  draining->Drain({*first}, "SIGTERM");
+  auto other = harness.Worker(Slots("other", 1));
+  ASSERT_TRUE(other->Connect().ok());
+  auto second = other->WaitForAssignment();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->attempt(), 2);
+  EXPECT_FALSE(draining->WaitForAssignment(absl::Milliseconds(100)).has_value());
+  // The retry budget is intact: one crash is still retried.
+  other->Started(*second);
+  other->Finished(*second, v1::TRIAL_STATE_FAILED, v1::FAILURE_CODE_CRASH, "segfault");
+  auto third = other->WaitForAssignment();
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->attempt(), 3);
+  Succeed(*other, *third, 0.8);
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  const v1::Trial trial = harness.Trials(experiment->id())[0];
+  ASSERT_EQ(trial.attempts_size(), 3);
+  EXPECT_FALSE(trial.attempts(0).counted_as_retry());
+  EXPECT_THAT(trial.attempts(0).failure().message(), HasSubstr("draining"));
+  EXPECT_TRUE(trial.attempts(1).counted_as_retry());
+  EXPECT_EQ(trial.state(), v1::TRIAL_STATE_SUCCEEDED);
+}
+
+TEST(SchedulerTest, TwoExperimentsShareSlotsInTurn) {
+  SchedulerHarness harness;
+  auto big = harness.Create(harness.Spec(/*concurrency=*/20, /*max_trials=*/1000));
+  ASSERT_TRUE(big.ok());
+  // The first experiment's trials wait (no worker yet); a second arrives later.
+  ASSERT_TRUE(harness.WaitUntil(
+      big->id(), [](const v1::Experiment& e) { return e.trial_counts().waiting() == 20; }));
+  auto small = harness.Create(harness.Spec(/*concurrency=*/2, /*max_trials=*/4));
+  ASSERT_TRUE(small.ok());
+  ASSERT_TRUE(harness.WaitUntil(
+      small->id(), [](const v1::Experiment& e) { return e.trial_counts().waiting() == 2; }));
+  auto worker = harness.Worker(Slots("w1", 2));
+  ASSERT_TRUE(worker->Connect().ok());
+  std::map<std::string, int> by_experiment;
+  for (int i = 0; i < 6; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << i;
+    ++by_experiment[trial->experiment_id()];
+    Succeed(*worker, *trial, 0.5);
+  }
+  // Slots alternate: the later experiment got its share instead of waiting for 1000.
+  EXPECT_EQ(by_experiment[small->id()], 3);
+  EXPECT_EQ(by_experiment[big->id()], 3);
+}
+
+TEST(SchedulerTest, StopCancelsAndResumeWithRaisedLimitsContinues) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 2));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(2, 2));
+  ASSERT_TRUE(experiment.ok());
+  auto a = worker->WaitForAssignment();
+  auto b = worker->WaitForAssignment();
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  Succeed(*worker, *a, 0.6);
+  worker->Started(*b);
+
+  grpc::ClientContext stop_context;
+  v1::StopExperimentRequest stop;
+  stop.set_experiment_id(experiment->id());
+  v1::StopExperimentResponse stopped;
+  ASSERT_TRUE(harness.experiments().StopExperiment(&stop_context, stop, &stopped).ok());
+  EXPECT_EQ(stopped.experiment().state(), v1::EXPERIMENT_STATE_STOPPED);
+  auto cancel = worker->WaitForCancel();
+  ASSERT_TRUE(cancel.has_value());
+  EXPECT_EQ(cancel->trial_id(), b->trial_id());
+  worker->Finished(*b, v1::TRIAL_STATE_CANCELED, v1::FAILURE_CODE_STOPPED, "canceled");
+
+  grpc::ClientContext resume_context;
+  v1::ResumeExperimentRequest resume;
+  resume.set_experiment_id(experiment->id());
+  resume.mutable_limits()->set_max_trial_number(4);
+  resume.mutable_update_mask()->add_paths("max_trial_number");
+  v1::ResumeExperimentResponse resumed;
+  ASSERT_TRUE(harness.experiments().ResumeExperiment(&resume_context, resume, &resumed).ok());
+  EXPECT_EQ(resumed.experiment().state(), v1::EXPERIMENT_STATE_RUNNING);
+  EXPECT_EQ(resumed.experiment().spec().limits().max_trial_number(), 4);
+  for (int i = 0; i < 2; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << i;
+    Succeed(*worker, *trial, 0.7);
+  }
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().succeeded(), 3);
+  EXPECT_EQ(end.trial_counts().canceled(), 1);
+}
+
+TEST(SchedulerTest, UpdateChecksTheVersionAndTheLimits) {
+  SchedulerHarness harness;
+  auto experiment = harness.Create(harness.Spec(1, 5));
+  ASSERT_TRUE(experiment.ok());
+  auto update = [&](int64_t version, int concurrency) {
+    grpc::ClientContext context;
+    v1::UpdateExperimentRequest request;
+    request.set_experiment_id(experiment->id());
+    request.set_expected_version(version);
+    request.mutable_limits()->set_trial_concurrency(concurrency);
+    request.mutable_update_mask()->add_paths("trial_concurrency");
+    v1::UpdateExperimentResponse response;
+    grpc::Status status = harness.experiments().UpdateExperiment(&context, request, &response);
+    return std::make_pair(status, response.experiment());
+  };
+  const int64_t version = harness.Get(experiment->id())->version();
+  EXPECT_EQ(update(version + 7, 2).first.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(update(version, 0).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto [status, updated] = update(version, 3);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(updated.spec().limits().trial_concurrency(), 3);
+  EXPECT_GT(updated.version(), version);
+}
+
+// Reads a watch stream until `count` events arrived.
+std::vector<v1::ExperimentEvent> Watch(SchedulerHarness& harness, const std::string& id,
+                                       int64_t after, size_t count) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::WatchExperimentRequest request;
+  request.set_experiment_id(id);
+  request.set_after_sequence(after);
+  request.set_follow_resumes(true);
+  auto reader = harness.experiments().WatchExperiment(&context, request);
+  std::vector<v1::ExperimentEvent> events;
+  v1::ExperimentEvent event;
+  while (events.size() < count && reader->Read(&event)) events.push_back(event);
+  context.TryCancel();
+  reader->Finish();
+  return events;
+}
+
+TEST(SchedulerTest, WatchFromTheMiddleMissesNothingAcrossARestart) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 2));
+  ASSERT_TRUE(experiment.ok());
+  auto first = worker->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(worker->WaitForAck(*first, worker->Started(*first)));
+  ASSERT_TRUE(harness.server().scheduler().Flush().ok());
+
+  // From 0: the current state first (experiment, then its trial), one sequence.
+  std::vector<v1::ExperimentEvent> opening = Watch(harness, experiment->id(), 0, 2);
+  ASSERT_EQ(opening.size(), 2u);
+  EXPECT_TRUE(opening[0].has_experiment());
+  EXPECT_TRUE(opening[1].has_trial());
+  EXPECT_EQ(opening[1].trial().state(), v1::TRIAL_STATE_RUNNING);
+  const int64_t seen = opening[0].sequence();
+
+  worker->Intermediate(*first, 0, Accuracy(0.4));
+  Succeed(*worker, *first, 0.5);
+  ASSERT_TRUE(harness.server().scheduler().Flush().ok());
+  worker->Disconnect();
+  harness.StopScheduler();
+  harness.StartScheduler();
+
+  // Everything after `seen`, in order, without gaps, though the scheduler restarted.
+  std::vector<v1::ExperimentEvent> later = Watch(harness, experiment->id(), seen, 3);
+  ASSERT_GE(later.size(), 3u);
+  for (size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i].sequence(), seen + 1 + i);
+  EXPECT_TRUE(later[0].has_metric() && later[0].metric().has_intermediate());
+  bool final_seen = false;
+  for (const auto& e : later) final_seen |= e.has_metric() && e.metric().has_final_report();
+  EXPECT_TRUE(final_seen);
+}
+
+TEST(SchedulerTest, RestartKeepsEveryResultAndReattachesRunningTrials) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 2));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(2, 4));
+  ASSERT_TRUE(experiment.ok());
+  auto a = worker->WaitForAssignment();
+  auto b = worker->WaitForAssignment();
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  Succeed(*worker, *a, 0.6);
+  ASSERT_TRUE(worker->WaitForAck(*b, worker->Started(*b)));
+
+  harness.StopScheduler();
+  harness.StartScheduler();
+  ASSERT_TRUE(worker->Connect().ok());
+  ASSERT_EQ(worker->accepted().reattached_size(), 1);
+  EXPECT_EQ(worker->accepted().reattached(0).trial_id(), b->trial_id());
+  Succeed(*worker, *b, 0.65);
+  for (int i = 0; i < 2; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value());
+    Succeed(*worker, *trial, 0.7);
+  }
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().succeeded(), 4);
+  std::set<int64_t> parameter_ids;
+  for (const v1::Trial& trial : harness.Trials(experiment->id())) {
+    EXPECT_EQ(trial.attempt(), 1) << trial.id();
+    parameter_ids.insert(trial.parameter_id());
+  }
+  EXPECT_EQ(parameter_ids.size(), 4u);  // the rebuilt study did not hand out a repeat
+}
+
+TEST(SchedulerTest, TunerRestartAndOutageOnlyDelayTheExperiment) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 3));
+  ASSERT_TRUE(experiment.ok());
+  auto first = worker->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  harness.StopTuner();
+  Succeed(*worker, *first, 0.6);
+  // No tuner: nothing new, and the experiment keeps RUNNING.
+  EXPECT_FALSE(worker->WaitForAssignment(absl::Milliseconds(500)).has_value());
+  EXPECT_EQ(harness.Get(experiment->id())->state(), v1::EXPERIMENT_STATE_RUNNING);
+  // A fresh tuner knows no study: the scheduler re-creates it and carries on.
+  harness.StartTuner();
+  for (int i = 0; i < 2; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << i;
+    Succeed(*worker, *trial, 0.7);
+  }
+  EXPECT_EQ(harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE).state(),
+            v1::EXPERIMENT_STATE_DONE);
+}
+
+TEST(SchedulerTest, TrialPastItsDurationIsStoppedAndExperimentPastItsBudgetEnds) {
+  SchedulerHarness harness;
+  // Leases outlive the clock jumps below.
+  harness.scheduler_options().scheduler.lease_timeout = absl::Hours(1);
+  harness.StopScheduler();
+  harness.StartScheduler();
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 0);
+  spec.mutable_limits()->mutable_max_trial_duration()->set_seconds(60);
+  spec.mutable_limits()->mutable_max_experiment_duration()->set_seconds(600);
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  auto trial = worker->WaitForAssignment();
+  ASSERT_TRUE(trial.has_value());
+  EXPECT_EQ(trial->max_duration().seconds(), 60);
+  ASSERT_TRUE(worker->WaitForAck(*trial, worker->Started(*trial)));
+  harness.clock().Advance(absl::Seconds(66));
+  // Keep the lease alive while the scheduler judges the duration.
+  worker->Heartbeat();
+  auto cancel = worker->WaitForCancel();
+  ASSERT_TRUE(cancel.has_value());
+  EXPECT_THAT(cancel->reason(), HasSubstr("max_trial_duration"));
+  worker->Finished(*trial, v1::TRIAL_STATE_CANCELED, v1::FAILURE_CODE_STOPPED, "canceled");
+  auto next = worker->WaitForAssignment();
+  ASSERT_TRUE(next.has_value());
+  harness.clock().Advance(absl::Seconds(600));
+  worker->Heartbeat();
+  Succeed(*worker, *next, 0.5);
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.state(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().early_stopped(), 1);
+  EXPECT_EQ(end.trial_counts().succeeded(), 1);
+  EXPECT_FALSE(worker->WaitForAssignment(absl::Milliseconds(200)).has_value());
+}
+
+}  // namespace
+}  // namespace autocompress
