@@ -230,6 +230,8 @@ class Scheduler {
   absl::flat_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   int64_t next_session_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool dispatch_needed_ ABSL_GUARDED_BY(mu_) = false;
+  // A lease ended since the slot gauges were last computed.
+  bool slots_dirty_ ABSL_GUARDED_BY(mu_) = false;
   // Manager threads by experiment id (joined at shutdown or before a restart).
   absl::flat_hash_map<std::string, std::thread> managers_ ABSL_GUARDED_BY(mu_);
   std::thread ticker_;

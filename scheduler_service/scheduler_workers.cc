@@ -223,6 +223,7 @@ absl::Status Scheduler::HandleWorkerMessage(WorkerSession& session,
       return absl::InvalidArgumentError("worker message: empty or of an unknown kind");
   }
   Dispatch();
+  if (slots_dirty_) UpdateSlotGauges();
   return absl::OkStatus();
 }
 
@@ -575,7 +576,10 @@ void Scheduler::SendCancel(const std::string& trial_id, int32_t attempt,
 }
 
 void Scheduler::ReleaseLease(const std::string& trial_id, int32_t attempt) {
-  if (leases_.erase(LeaseKey(trial_id, attempt)) > 0) dispatch_needed_ = true;
+  if (leases_.erase(LeaseKey(trial_id, attempt)) > 0) {
+    dispatch_needed_ = true;
+    slots_dirty_ = true;
+  }
 }
 
 // ---- Placement ----------------------------------------------------------------------
@@ -689,6 +693,7 @@ void Scheduler::Dispatch() {
 }
 
 void Scheduler::UpdateSlotGauges() {
+  slots_dirty_ = false;
   int busy[2] = {0, 0}, total[2] = {0, 0};
   absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> used;
   for (const auto& [key, lease] : leases_) {
@@ -727,6 +732,7 @@ void Scheduler::Tick() {
     }
   }
   Dispatch();
+  if (slots_dirty_) UpdateSlotGauges();
 }
 
 void Scheduler::ExpireLeases(absl::Time now) {

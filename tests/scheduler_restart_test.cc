@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "common/sha256.h"
+#include "common/testing/http_get.h"
 #include "common/testing/runfiles.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
@@ -180,6 +181,20 @@ TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwice
     }
   }
   EXPECT_EQ(end.trial_counts().succeeded(), kTrials);
+
+  // The restarted scheduler's /metrics, as Prometheus scrapes it.
+  auto metrics = testing::HttpGet("127.0.0.1", restarted->ports.metrics, "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  for (const char* line : {"autocompress_scheduler_experiments{state=\"DONE\"} 1",
+                           "autocompress_scheduler_workers_connected 2",
+                           "autocompress_scheduler_slots{kind=\"cpu\",use=\"free\"} 4",
+                           "autocompress_scheduler_store_commit_latency_seconds_count",
+                           "autocompress_scheduler_dispatch_latency_seconds_count",
+                           "autocompress_scheduler_metric_messages_total",
+                           "autocompress_scheduler_worker_messages_total{kind=\"heartbeat\"}",
+                           "autocompress_scheduler_rpc_requests_total"}) {
+    EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
+  }
   for (auto& worker : workers) worker->Signal(SIGTERM);
   restarted->process->Signal(SIGTERM);
   tuner->process->Signal(SIGTERM);

@@ -523,5 +523,161 @@ TEST(SchedulerTest, TrialPastItsDurationIsStoppedAndExperimentPastItsBudgetEnds)
   EXPECT_FALSE(worker->WaitForAssignment(absl::Milliseconds(200)).has_value());
 }
 
+TEST(SchedulerTest, ListExperimentsPagesNewestFirstAndFiltersByLabel) {
+  SchedulerHarness harness;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    v1::ExperimentSpec spec = harness.Spec(1, 1);
+    (*spec.mutable_labels())["team"] = i % 2 == 0 ? "vision" : "speech";
+    auto experiment = harness.Create(spec);
+    ASSERT_TRUE(experiment.ok());
+    ids.push_back(experiment->id());
+  }
+  std::vector<std::string> listed;
+  std::string token;
+  do {
+    grpc::ClientContext context;
+    v1::ListExperimentsRequest request;
+    request.set_page_size(2);
+    request.set_page_token(token);
+    (*request.mutable_labels())["team"] = "vision";
+    v1::ListExperimentsResponse response;
+    ASSERT_TRUE(harness.experiments().ListExperiments(&context, request, &response).ok());
+    EXPECT_LE(response.experiments_size(), 2);
+    for (const v1::Experiment& e : response.experiments()) listed.push_back(e.id());
+    token = response.next_page_token();
+  } while (!token.empty());
+  EXPECT_EQ(listed, (std::vector<std::string>{ids[4], ids[2], ids[0]}));
+
+  grpc::ClientContext context;
+  v1::ListExperimentsRequest bad;
+  bad.set_page_token("not-a-token");
+  v1::ListExperimentsResponse response;
+  EXPECT_EQ(harness.experiments().ListExperiments(&context, bad, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(SchedulerTest, ListTrialsOrdersByAnyFinalMetric) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 3));
+  ASSERT_TRUE(experiment.ok());
+  const double accuracy[] = {0.7, 0.9, 0.8};
+  const double latency[] = {3, 1, 2};
+  for (int i = 0; i < 3; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value());
+    worker->Started(*trial);
+    ASSERT_TRUE(worker->WaitForAck(
+        *trial, worker->Succeeded(*trial, {FakeWorker::MetricOf("accuracy", accuracy[i]),
+                                           FakeWorker::MetricOf("latency_ms", latency[i])})));
+  }
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  auto order = [&](const std::string& order_by) {
+    grpc::ClientContext context;
+    v1::ListTrialsRequest request;
+    request.set_experiment_id(experiment->id());
+    request.set_order_by(order_by);
+    v1::ListTrialsResponse response;
+    grpc::Status status = harness.experiments().ListTrials(&context, request, &response);
+    std::vector<int64_t> sequences;
+    for (const v1::Trial& t : response.trials()) sequences.push_back(t.sequence());
+    return std::make_pair(status.error_code(), sequences);
+  };
+  EXPECT_EQ(order("objective").second, (std::vector<int64_t>{1, 2, 0}));
+  EXPECT_EQ(order("latency_ms asc").second, (std::vector<int64_t>{1, 2, 0}));
+  EXPECT_EQ(order("latency_ms").second, (std::vector<int64_t>{0, 2, 1}));
+  EXPECT_EQ(order("").second, (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(order("latency_ms sideways").first, grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(SchedulerTest, OutOfMemoryIsRetriedOnlyOnAGpuWithMoreFreeMemory) {
+  SchedulerHarness harness;
+  auto gpu_worker = [&](const std::string& id, int64_t free_memory) {
+    FakeWorker::Options options;
+    options.worker_id = id;
+    v1::Device device;
+    device.set_name("cuda:0");
+    device.set_slots(1);
+    device.set_memory_bytes(80);
+    device.set_free_memory_bytes(free_memory);
+    options.devices.push_back(device);
+    return harness.Worker(options);
+  };
+  auto small = gpu_worker("small", 40);
+  ASSERT_TRUE(small->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 2);
+  spec.mutable_trial_resources()->set_gpus(1);
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  auto first = small->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->devices(0), "cuda:0");
+  // Nowhere with more memory: the OOM ends the trial.
+  small->Started(*first);
+  ASSERT_TRUE(small->WaitForAck(
+      *first, small->Finished(*first, v1::TRIAL_STATE_FAILED, v1::FAILURE_CODE_OUT_OF_MEMORY,
+                              "CUDA out of memory")));
+  auto second = small->WaitForAssignment();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE(second->trial_id(), first->trial_id());
+  // A bigger GPU arrives: the next OOM goes there, never back to the small one.
+  auto big = gpu_worker("big", 70);
+  ASSERT_TRUE(big->Connect().ok());
+  small->Started(*second);
+  small->Finished(*second, v1::TRIAL_STATE_FAILED, v1::FAILURE_CODE_OUT_OF_MEMORY,
+                  "CUDA out of memory");
+  auto retried = big->WaitForAssignment();
+  ASSERT_TRUE(retried.has_value());
+  EXPECT_EQ(retried->trial_id(), second->trial_id());
+  EXPECT_EQ(retried->attempt(), 2);
+  EXPECT_FALSE(small->WaitForAssignment(absl::Milliseconds(100)).has_value());
+  Succeed(*big, *retried, 0.8);
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().failed(), 1);
+  EXPECT_EQ(end.trial_counts().succeeded(), 1);
+  const std::vector<v1::Trial> trials = harness.Trials(experiment->id());
+  EXPECT_THAT(trials[0].failure().message(), HasSubstr("more free memory"));
+}
+
+TEST(SchedulerTest, ExhaustedSearchSpaceEndsTheExperiment) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 4));
+  ASSERT_TRUE(worker->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(4, 0);
+  spec.set_search_space_json(R"({"bits": {"_type": "choice", "_value": [2, 4, 8]}})");
+  spec.mutable_tuner()->set_name("grid_search");
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  for (int i = 0; i < 3; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << i;
+    Succeed(*worker, *trial, 0.5);
+  }
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.state(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().succeeded(), 3);
+}
+
+TEST(SchedulerTest, FinalReportWithoutTheObjectiveMetricFailsAsInvalidInput) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 1));
+  ASSERT_TRUE(experiment.ok());
+  auto trial = worker->WaitForAssignment();
+  ASSERT_TRUE(trial.has_value());
+  worker->Started(*trial);
+  ASSERT_TRUE(
+      worker->WaitForAck(*trial, worker->Succeeded(*trial, {FakeWorker::MetricOf("loss", 0.3)})));
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  const v1::Trial stored = harness.Trials(experiment->id())[0];
+  EXPECT_EQ(stored.state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(stored.failure().code(), v1::FAILURE_CODE_INVALID_INPUT);
+  EXPECT_THAT(stored.failure().message(), HasSubstr("no metric 'accuracy'"));
+  EXPECT_THAT(stored.failure().message(), HasSubstr("loss"));
+}
+
 }  // namespace
 }  // namespace autocompress
