@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "scheduler_service/artifact_service_impl.h"
 #include "scheduler_service/experiment_service_impl.h"
+#include "scheduler_service/grpc_tuner_client.h"
 #include "scheduler_service/worker_gateway_impl.h"
 
 namespace autocompress::scheduler {
@@ -51,7 +52,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
   ASSIGN_OR_RETURN(server->artifacts_,
                    ArtifactStore::Open((dir / "artifacts").string(), options.artifacts));
   server->tuner_channel_ = CreateChannel(options.tuner_address);
-  server->tuner_ = std::make_unique<TunerClient>(server->tuner_channel_, options.tuner_timeout);
+  server->tuner_ = std::make_unique<GrpcTunerClient>(server->tuner_channel_, options.tuner_timeout);
   ArtifactStore* artifacts = server->artifacts_.get();
   ASSIGN_OR_RETURN(
       server->scheduler_,

@@ -13,6 +13,7 @@
 #include "common/server.h"
 #include "common/server_runner.h"
 #include "scheduler_service/artifacts/artifact_store.h"
+#include "scheduler_service/grpc_tuner_client.h"
 #include "scheduler_service/scheduler.h"
 #include "scheduler_service/store/sqlite_trial_store.h"
 
@@ -61,7 +62,7 @@ class SchedulerServer final : public Server {
   std::unique_ptr<SqliteTrialStore> store_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::shared_ptr<grpc::Channel> tuner_channel_;
-  std::unique_ptr<TunerClient> tuner_;
+  std::unique_ptr<GrpcTunerClient> tuner_;
   std::unique_ptr<Scheduler> scheduler_;
 };
 

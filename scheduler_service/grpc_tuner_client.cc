@@ -1,4 +1,4 @@
-#include "scheduler_service/tuner_client.h"
+#include "scheduler_service/grpc_tuner_client.h"
 
 #include <chrono>
 #include <utility>
@@ -21,32 +21,33 @@ absl::StatusOr<Response> Call(v1::TunerService::Stub* stub, Method method, const
 
 }  // namespace
 
-TunerClient::TunerClient(std::shared_ptr<grpc::Channel> channel, absl::Duration call_timeout)
+GrpcTunerClient::GrpcTunerClient(std::shared_ptr<grpc::Channel> channel,
+                                 absl::Duration call_timeout)
     : stub_(v1::TunerService::NewStub(std::move(channel))), call_timeout_(call_timeout) {}
 
-absl::StatusOr<v1::ValidateSearchSpaceResponse> TunerClient::ValidateSearchSpace(
+absl::StatusOr<v1::ValidateSearchSpaceResponse> GrpcTunerClient::ValidateSearchSpace(
     const v1::ValidateSearchSpaceRequest& request) {
   return Call<v1::ValidateSearchSpaceRequest, v1::ValidateSearchSpaceResponse>(
       stub_.get(), &v1::TunerService::Stub::ValidateSearchSpace, request, call_timeout_);
 }
 
-absl::StatusOr<v1::CreateStudyResponse> TunerClient::CreateStudy(
+absl::StatusOr<v1::CreateStudyResponse> GrpcTunerClient::CreateStudy(
     const v1::CreateStudyRequest& request) {
   return Call<v1::CreateStudyRequest, v1::CreateStudyResponse>(
       stub_.get(), &v1::TunerService::Stub::CreateStudy, request, call_timeout_);
 }
 
-absl::StatusOr<v1::SuggestResponse> TunerClient::Suggest(const v1::SuggestRequest& request) {
+absl::StatusOr<v1::SuggestResponse> GrpcTunerClient::Suggest(const v1::SuggestRequest& request) {
   return Call<v1::SuggestRequest, v1::SuggestResponse>(
       stub_.get(), &v1::TunerService::Stub::Suggest, request, call_timeout_);
 }
 
-absl::StatusOr<v1::ReportResponse> TunerClient::Report(const v1::ReportRequest& request) {
+absl::StatusOr<v1::ReportResponse> GrpcTunerClient::Report(const v1::ReportRequest& request) {
   return Call<v1::ReportRequest, v1::ReportResponse>(stub_.get(), &v1::TunerService::Stub::Report,
                                                      request, call_timeout_);
 }
 
-absl::StatusOr<v1::DeleteStudyResponse> TunerClient::DeleteStudy(
+absl::StatusOr<v1::DeleteStudyResponse> GrpcTunerClient::DeleteStudy(
     const v1::DeleteStudyRequest& request) {
   return Call<v1::DeleteStudyRequest, v1::DeleteStudyResponse>(
       stub_.get(), &v1::TunerService::Stub::DeleteStudy, request, call_timeout_);
