@@ -304,9 +304,9 @@ void Scheduler::HandleTrialEvent(WorkerRecord& worker, WorkerSession& session,
       SetTrialState(trial, v1::TRIAL_STATE_RUNNING);
       *trial.trial.mutable_start_time() = ToProtoTime(changes.now());
       changes.Trial(trial);
-    } else {
-      changes.TrialRow(trial);
     }
+    // No trial row for a plain report: its metric row is keyed by (trial, attempt, step),
+    // so if a crash loses the acked sequence, the re-sent report replaces itself.
     const v1::MetricReport& report = event.intermediate();
     auto same_step =
         std::find_if(trial.intermediate.begin(), trial.intermediate.end(),

@@ -1,0 +1,381 @@
+// ./dev bench scheduler: no-op trials through fake workers on loopback, measured from
+// outside the scheduler process, beside Optuna 3.1 with SQLite storage doing the same
+// transitions in the same run.
+//
+// tuner_server and scheduler_server run as child processes (the scheduler alone, so its
+// CPU time and peak RSS are its own); the fake workers (tests/fakes/fake_worker.h, auto
+// mode) run in this process. Phase 1 runs --trials trials of --epochs intermediate
+// reports each through --workers workers; phase 2 measures the sustained metric rate
+// with few trials of many epochs. Every event is acknowledged only after its durable
+// commit, so the event->ack latency the workers see is the commit latency per
+// transition (network and queueing included).
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "autocompress/v1/scheduler.grpc.pb.h"
+#include "common/channel.h"
+#include "common/sha256.h"
+#include "common/testing/http_get.h"
+#include "common/testing/subprocess.h"
+#include "nlohmann/json.hpp"
+#include "tests/fakes/fake_worker.h"
+
+ABSL_FLAG(int, trials, 10000, "Trials in the throughput phase.");
+ABSL_FLAG(int, workers, 50, "Fake workers (in this process).");
+ABSL_FLAG(int, slots, 2, "Slots per fake worker.");
+ABSL_FLAG(int, epochs, 5, "Intermediate reports per trial in the throughput phase.");
+ABSL_FLAG(int, paced_trials, 1000, "Trials in the latency phase (reports paced, not flooded).");
+ABSL_FLAG(int, paced_epoch_ms, 100, "Milliseconds between a trial's reports there.");
+ABSL_FLAG(int, sustained_trials, 100, "Trials in the sustained-metrics phase.");
+ABSL_FLAG(int, sustained_epochs, 200, "Intermediate reports per trial there.");
+ABSL_FLAG(std::string, sqlite_synchronous, "full", "The scheduler's --sqlite_synchronous.");
+ABSL_FLAG(std::string, scheduler_server, "scheduler_service/scheduler_server", "Binary.");
+ABSL_FLAG(std::string, tuner_server, "tuner_service/tuner_server", "Binary.");
+ABSL_FLAG(std::string, optuna_script, "scheduler_service/bench/optuna_bench.py",
+          "Optuna baseline; empty = skip it.");
+ABSL_FLAG(int, optuna_transitions, 10000, "Transitions Optuna does (ask, reports, tell).");
+ABSL_FLAG(std::string, python, "/usr/bin/python3", "Interpreter with python3-optuna.");
+
+namespace autocompress {
+namespace {
+
+using testing::FakeWorker;
+
+struct ProcessStats {
+  double cpu_seconds = 0;
+  double peak_rss_mib = 0;
+};
+
+ProcessStats StatsOf(pid_t pid) {
+  ProcessStats stats;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the ")" that ends the command name: state is field 3; utime 14, stime 15.
+  std::istringstream fields(content.substr(content.rfind(')') + 2));
+  std::vector<std::string> values;
+  std::string value;
+  while (fields >> value) values.push_back(value);
+  if (values.size() > 12) {
+    stats.cpu_seconds =
+        (std::stod(values[11]) + std::stod(values[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) stats.peak_rss_mib = std::stod(line.substr(6)) / 1024.0;
+  }
+  return stats;
+}
+
+double Percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[std::min(values.size() - 1, static_cast<size_t>(q * values.size()))];
+}
+
+// A Prometheus histogram's cumulative buckets: (upper bound, count).
+using Histogram = std::vector<std::pair<double, double>>;
+
+Histogram Buckets(const std::string& text, const std::string& name) {
+  Histogram buckets;
+  std::istringstream lines(text);
+  std::string line;
+  const std::string prefix = name + "_bucket{le=\"";
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const size_t quote = line.find('"', prefix.size());
+    const std::string bound = line.substr(prefix.size(), quote - prefix.size());
+    const double count = std::stod(line.substr(line.rfind(' ') + 1));
+    buckets.push_back({bound == "+Inf" ? 1e9 : std::stod(bound), count});
+  }
+  return buckets;
+}
+
+Histogram Minus(Histogram after, const Histogram& before) {
+  for (size_t i = 0; i < after.size() && i < before.size(); ++i)
+    after[i].second -= before[i].second;
+  return after;
+}
+
+// Quantile `q`, interpolated within its bucket.
+double Quantile(const Histogram& buckets, double q) {
+  if (buckets.empty() || buckets.back().second <= 0) return 0;
+  const double target = q * buckets.back().second;
+  double lower = 0, below = 0;
+  for (const auto& [upper, count] : buckets) {
+    if (count >= target) {
+      const double in_bucket = count - below;
+      return in_bucket <= 0 ? upper : lower + (upper - lower) * (target - below) / in_bucket;
+    }
+    lower = upper;
+    below = count;
+  }
+  return buckets.back().first;
+}
+
+std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return context;
+}
+
+v1::ArtifactRef Upload(v1::ArtifactService::Stub& stub, const std::string& content,
+                       v1::ArtifactKind kind) {
+  auto context = Context();
+  v1::UploadResponse response;
+  auto writer = stub.Upload(context.get(), &response);
+  v1::UploadRequest header;
+  header.mutable_header()->set_kind(kind);
+  header.mutable_header()->set_sha256(Sha256Hex(content));
+  header.mutable_header()->set_size_bytes(static_cast<int64_t>(content.size()));
+  writer->Write(header);
+  v1::UploadRequest chunk;
+  chunk.set_chunk(content);
+  writer->Write(chunk);
+  writer->WritesDone();
+  if (!writer->Finish().ok()) {
+    std::fprintf(stderr, "upload failed\n");
+    std::exit(1);
+  }
+  return response.artifact();
+}
+
+v1::ExperimentSpec Spec(v1::ArtifactService::Stub& artifacts, int trials, int concurrency) {
+  v1::ExperimentSpec spec;
+  spec.set_name("scheduler-bench");
+  spec.set_search_space_json(R"({"lr": {"_type": "uniform", "_value": [0.001, 0.1]}})");
+  spec.mutable_tuner()->set_name("random");
+  spec.mutable_objective()->mutable_primary()->set_metric("accuracy");
+  spec.mutable_objective()->mutable_primary()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
+  spec.mutable_limits()->set_trial_concurrency(concurrency);
+  spec.mutable_limits()->set_max_trial_number(trials);
+  *spec.mutable_model() = Upload(artifacts, "bench model", v1::ARTIFACT_KIND_MODEL);
+  v1::DatasetSpec* dataset = spec.mutable_recipe()->mutable_dataset();
+  dataset->set_format(v1::DATASET_FORMAT_IDX);
+  *dataset->mutable_train() = Upload(artifacts, "bench train", v1::ARTIFACT_KIND_DATASET);
+  *dataset->mutable_eval() = Upload(artifacts, "bench eval", v1::ARTIFACT_KIND_DATASET);
+  dataset->set_batch_size(32);
+  spec.mutable_recipe()->mutable_optimizer()->set_name("sgd");
+  spec.mutable_recipe()->mutable_optimizer()->set_learning_rate(0.01);
+  spec.mutable_recipe()->set_criterion("cross_entropy");
+  spec.mutable_recipe()->set_evaluator("top1_accuracy");
+  return spec;
+}
+
+struct PhaseResult {
+  int trials = 0;
+  int64_t metric_messages = 0;
+  double seconds = 0;
+  double cpu_seconds = 0;
+  std::vector<double> ack_ms;
+};
+
+// Runs one experiment to DONE through `workers` and checks every trial succeeded.
+PhaseResult RunPhase(v1::ExperimentService::Stub& experiments, v1::ArtifactService::Stub& artifacts,
+                     pid_t scheduler_pid, const std::string& address, int trials, int epochs,
+                     absl::Duration epoch_time = absl::ZeroDuration()) {
+  const int workers = absl::GetFlag(FLAGS_workers), slots = absl::GetFlag(FLAGS_slots);
+  std::vector<std::unique_ptr<FakeWorker>> fleet;
+  for (int w = 0; w < workers; ++w) {
+    FakeWorker::Options options;
+    options.worker_id = absl::StrCat("bench-", epochs, "-", w);
+    options.cpu_slots = slots;
+    options.auto_run = true;
+    options.auto_heartbeat = true;
+    options.epochs = epochs;
+    options.epoch_time = epoch_time;
+    fleet.push_back(std::make_unique<FakeWorker>(CreateChannel(address), options));
+    if (!fleet.back()->Connect().ok()) {
+      std::fprintf(stderr, "worker %d could not connect\n", w);
+      std::exit(1);
+    }
+  }
+  const v1::ExperimentSpec spec = Spec(artifacts, trials, workers * slots);
+  const double cpu_before = StatsOf(scheduler_pid).cpu_seconds;
+  const absl::Time start = absl::Now();
+  v1::CreateExperimentRequest create;
+  *create.mutable_spec() = spec;
+  v1::CreateExperimentResponse created;
+  if (!experiments.CreateExperiment(Context().get(), create, &created).ok()) {
+    std::fprintf(stderr, "CreateExperiment failed\n");
+    std::exit(1);
+  }
+  const std::string id = created.experiment().id();
+  v1::Experiment experiment;
+  for (;;) {
+    v1::GetExperimentRequest get;
+    get.set_experiment_id(id);
+    v1::GetExperimentResponse got;
+    if (experiments.GetExperiment(Context().get(), get, &got).ok()) {
+      experiment = got.experiment();
+      if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  PhaseResult result;
+  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  result.cpu_seconds = StatsOf(scheduler_pid).cpu_seconds - cpu_before;
+  result.trials = trials;
+  result.metric_messages = static_cast<int64_t>(trials) * epochs;
+  for (auto& worker : fleet) {
+    std::vector<double> ms = worker->TakeAckLatenciesMs();
+    result.ack_ms.insert(result.ack_ms.end(), ms.begin(), ms.end());
+  }
+  if (experiment.state() != v1::EXPERIMENT_STATE_DONE ||
+      experiment.trial_counts().succeeded() != trials) {
+    std::fprintf(stderr, "experiment ended wrong: %s\n", experiment.DebugString().c_str());
+    std::exit(1);
+  }
+  return result;
+}
+
+nlohmann::json RunOptuna() {
+  const std::string script = absl::GetFlag(FLAGS_optuna_script);
+  if (script.empty()) return nullptr;
+  const std::string command = absl::StrCat(
+      absl::GetFlag(FLAGS_python), " ", script, " --transitions ",
+      absl::GetFlag(FLAGS_optuna_transitions), " --epochs ", absl::GetFlag(FLAGS_epochs));
+  std::fprintf(stderr, "running Optuna: %s\n", command.c_str());
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return nullptr;
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  if (pclose(pipe) != 0) {
+    std::fprintf(stderr, "Optuna run failed (is python3-optuna installed?)\n");
+    return nullptr;
+  }
+  return nlohmann::json::parse(output, nullptr, false);
+}
+
+int Main() {
+  char dir_template[] = "/tmp/scheduler-bench-XXXXXX";
+  const std::string data_dir = mkdtemp(dir_template);
+  auto tuner = testing::StartReadyServer(
+      {absl::GetFlag(FLAGS_tuner_server), "--host=127.0.0.1", "--port=0", "--metrics_port=0"});
+  if (!tuner.ok()) {
+    std::fprintf(stderr, "tuner: %s\n", std::string(tuner.status().message()).c_str());
+    return 1;
+  }
+  auto scheduler = testing::StartReadyServer(
+      {absl::GetFlag(FLAGS_scheduler_server), "--host=127.0.0.1", "--port=0", "--metrics_port=0",
+       absl::StrCat("--data_dir=", data_dir),
+       absl::StrCat("--tuner_address=127.0.0.1:", tuner->ports.grpc),
+       absl::StrCat("--sqlite_synchronous=", absl::GetFlag(FLAGS_sqlite_synchronous))});
+  if (!scheduler.ok()) {
+    std::fprintf(stderr, "scheduler: %s\n", std::string(scheduler.status().message()).c_str());
+    return 1;
+  }
+  const pid_t pid = scheduler->process->pid();
+  const std::string address = absl::StrCat("127.0.0.1:", scheduler->ports.grpc);
+  auto channel = CreateChannel(address);
+  auto experiments = v1::ExperimentService::NewStub(channel);
+  auto artifacts = v1::ArtifactService::NewStub(channel);
+
+  const int trials = absl::GetFlag(FLAGS_trials), epochs = absl::GetFlag(FLAGS_epochs);
+  std::fprintf(stderr, "phase 1: %d trials x %d reports, %d workers x %d slots\n", trials, epochs,
+               absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_slots));
+  const PhaseResult main = RunPhase(*experiments, *artifacts, pid, address, trials, epochs);
+  // Commit latency at a realistic load: reports paced, as real epochs are, so what is
+  // measured is the commit, not the backlog of a deliberate flood.
+  const int paced_trials = absl::GetFlag(FLAGS_paced_trials);
+  const int paced_ms = absl::GetFlag(FLAGS_paced_epoch_ms);
+  std::fprintf(stderr, "latency phase: %d trials x %d reports, %d ms apart\n", paced_trials, epochs,
+               paced_ms);
+  const char* histogram = "autocompress_scheduler_store_commit_latency_seconds";
+  auto scrape = [&] {
+    auto metrics = testing::HttpGet("127.0.0.1", scheduler->ports.metrics, "/metrics");
+    return metrics.ok() ? Buckets(metrics->body, histogram) : Histogram();
+  };
+  const Histogram before = scrape();
+  const PhaseResult paced = RunPhase(*experiments, *artifacts, pid, address, paced_trials, epochs,
+                                     absl::Milliseconds(paced_ms));
+  const Histogram during = Minus(scrape(), before);
+  const double commit_p50 = 1000 * Quantile(during, 0.5);
+  const double commit_p99 = 1000 * Quantile(during, 0.99);
+  const double paced_ack_p50 = Percentile(paced.ack_ms, 0.5);
+  const double paced_ack_p99 = Percentile(paced.ack_ms, 0.99);
+  // Worker events: started, the reports, finished; plus the assignment.
+  const double paced_rate = (paced.metric_messages + 3.0 * paced.trials) / paced.seconds;
+  std::fprintf(stderr, "phase 2: %d trials x %d reports\n", absl::GetFlag(FLAGS_sustained_trials),
+               absl::GetFlag(FLAGS_sustained_epochs));
+  const PhaseResult sustained =
+      RunPhase(*experiments, *artifacts, pid, address, absl::GetFlag(FLAGS_sustained_trials),
+               absl::GetFlag(FLAGS_sustained_epochs));
+  const ProcessStats stats = StatsOf(pid);
+  scheduler->process->Signal(SIGTERM);
+  tuner->process->Signal(SIGTERM);
+  (void)scheduler->process->Wait(absl::Seconds(10));
+  (void)tuner->process->Wait(absl::Seconds(10));
+  const nlohmann::json optuna = RunOptuna();
+  const bool have_optuna = optuna.is_object();
+
+  const double trials_per_s = main.trials / main.seconds;
+  const double cpu_ms_per_trial = 1000 * main.cpu_seconds / main.trials;
+  const double metric_rate = main.metric_messages / main.seconds;
+  const double sustained_rate = sustained.metric_messages / sustained.seconds;
+  const double p50 = Percentile(main.ack_ms, 0.5), p99 = Percentile(main.ack_ms, 0.99);
+  const double optuna_ms = have_optuna ? optuna["ms_per_trial"].get<double>() : 0;
+  const double ours_ms_per_trial = 1000 * main.seconds / main.trials;
+  auto verdict = [](bool ok) { return ok ? "yes" : "NO"; };
+
+  std::printf(
+      "\n## Scheduler: %d no-op trials x %d reports, %d fake workers x %d slots, "
+      "SQLite synchronous=%s\n\n",
+      trials, epochs, absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_slots),
+      absl::GetFlag(FLAGS_sqlite_synchronous).c_str());
+  std::printf("| measure | AutoCompress | Optuna 3.1 + SQLite | target | met |\n");
+  std::printf("|---|---|---|---|---|\n");
+  std::printf("| wall ms per trial | %.3f | %.1f | | |\n", ours_ms_per_trial, optuna_ms);
+  std::printf("| trials/s | %.0f | %.1f | | |\n", trials_per_s,
+              have_optuna ? 1000 / optuna_ms : 0.0);
+  std::printf("| scheduler CPU ms per trial | %.3f | | <= 1 | %s |\n", cpu_ms_per_trial,
+              verdict(cpu_ms_per_trial <= 1));
+  std::printf("| metric messages/s (phase 1) | %.0f | | | |\n", metric_rate);
+  std::printf("| metric messages/s sustained (%d x %d) | %.0f | | >= 10000 | %s |\n",
+              absl::GetFlag(FLAGS_sustained_trials), absl::GetFlag(FLAGS_sustained_epochs),
+              sustained_rate, verdict(sustained_rate >= 10000));
+  std::printf("| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | | <= 1 | %s |\n",
+              paced_trials, paced_rate, commit_p50, verdict(commit_p50 <= 1));
+  std::printf("| commit latency p99 ms (paced) | %.3f | | | |\n", commit_p99);
+  std::printf("| event->ack p50 / p99 ms (paced, worker side) | %.3f / %.3f | | | |\n",
+              paced_ack_p50, paced_ack_p99);
+  std::printf("| event->ack p50 / p99 ms (phase 1 flood, backlog included) | %.3f / %.3f | | | |\n",
+              p50, p99);
+  std::printf("| scheduler peak RSS MiB | %.1f | | | |\n", stats.peak_rss_mib);
+  if (have_optuna) {
+    std::printf("| Optuna ms per transition | | %.2f (%d trials, %d transitions) | | |\n",
+                optuna["ms_per_transition"].get<double>(), optuna["trials"].get<int>(),
+                optuna["transitions"].get<int>());
+    std::printf("| Optuna / AutoCompress wall per trial | %.0fx | | | |\n",
+                optuna_ms / ours_ms_per_trial);
+  }
+  std::printf(
+      "\nscheduler-bench: metric_msgs_per_s=%.0f commit_p50_ms=%.3f commit_p99_ms=%.3f "
+      "cpu_ms_per_trial=%.3f trials_per_s=%.0f optuna_sqlite_ms_per_trial=%.1f\n",
+      sustained_rate, commit_p50, commit_p99, cpu_ms_per_trial, trials_per_s, optuna_ms);
+  return 0;
+}
+
+}  // namespace
+}  // namespace autocompress
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return autocompress::Main();
+}
