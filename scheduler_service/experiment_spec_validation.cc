@@ -1,9 +1,12 @@
 #include "scheduler_service/experiment_spec_validation.h"
 
 #include <cmath>
+#include <cstdint>
+#include <map>
 #include <set>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,16 +18,33 @@ namespace autocompress::scheduler {
 namespace {
 
 constexpr size_t kMaxNameLength = 256;
-constexpr size_t kMaxLabelLength = 63;
+constexpr size_t kMaxLabelLength = 63;  // Kubernetes' limit for a label name or value
 constexpr int kMaxLabels = 64;
+constexpr size_t kMaxMetricNameLength = 128;
+constexpr int kMaxObjectives = 32;  // secondary objectives, and constraints, each
 constexpr int kMaxRetries = 100;
 constexpr int kMaxGpus = 64;
+constexpr int kMaxCpuThreads = 4096;
 constexpr int kMaxEpochs = 10000;
+// google.protobuf.Duration's range: 10,000 years.
+constexpr int64_t kMaxDurationSeconds = 315'576'000'000;
+
+using ArtifactPresent = std::function<bool(const v1::ArtifactRef&)>;
 
 class Issues {
  public:
   void Add(std::string path, std::string message) {
     issues_.push_back({std::move(path), std::move(message)});
+  }
+  // A status whose message reads "path: message".
+  void AddStatus(const absl::Status& status) {
+    const std::string text(status.message());
+    const size_t colon = text.find(": ");
+    if (colon == std::string::npos) {
+      Add("spec", text);
+    } else {
+      Add(text.substr(0, colon), text.substr(colon + 2));
+    }
   }
   std::vector<SpecIssue> Take() { return std::move(issues_); }
 
@@ -32,9 +52,16 @@ class Issues {
   std::vector<SpecIssue> issues_;
 };
 
-// Kubernetes' label rule: 1..63 of [A-Za-z0-9._-], alphanumeric at both ends.
-bool IsLabelToken(const std::string& text) {
-  if (text.empty() || text.size() > kMaxLabelLength) return false;
+// ---- Names, labels, JSON ---------------------------------------------------------------
+
+constexpr char kLabelRule[] =
+    "1-63 characters of [A-Za-z0-9._-], starting and ending with a letter or digit "
+    "(Kubernetes' label rule)";
+
+// Kubernetes' label rule for names (non-empty) and values (may be empty).
+bool IsLabelText(const std::string& text, bool may_be_empty) {
+  if (text.empty()) return may_be_empty;
+  if (text.size() > kMaxLabelLength) return false;
   for (char c : text) {
     if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') return false;
   }
@@ -42,84 +69,136 @@ bool IsLabelToken(const std::string& text) {
 }
 
 void CheckLabels(const google::protobuf::Map<std::string, std::string>& labels,
-                 const std::string& path, bool values_may_be_empty, Issues& issues) {
+                 const std::string& path, Issues& issues) {
   if (labels.size() > kMaxLabels) {
     issues.Add(path, absl::StrCat("at most ", kMaxLabels, " labels, got ", labels.size()));
   }
-  for (const auto& [key, value] : labels) {
-    if (!IsLabelToken(key)) {
-      issues.Add(absl::StrCat(path, "[\"", key, "\"]"),
-                 "key must be 1-63 characters of [A-Za-z0-9._-], starting and ending "
-                 "alphanumeric");
+  // Sorted, so the issues come in the same order every time.
+  const std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  for (const auto& [key, value] : sorted) {
+    const std::string entry = absl::StrCat(path, "[\"", key, "\"]");
+    if (!IsLabelText(key, /*may_be_empty=*/false)) {
+      issues.Add(entry, absl::StrCat("key must be ", kLabelRule));
     }
-    if (!(values_may_be_empty && value.empty()) && !IsLabelToken(value)) {
-      issues.Add(absl::StrCat(path, "[\"", key, "\"]"),
-                 absl::StrCat("value \"", value,
-                              "\" must be 1-63 characters of [A-Za-z0-9._-], starting and "
-                              "ending alphanumeric"));
+    if (!IsLabelText(value, /*may_be_empty=*/true)) {
+      issues.Add(entry, absl::StrCat("value \"", value, "\" must be empty or ", kLabelRule));
     }
   }
 }
 
-void CheckArgsJson(const std::string& json, const std::string& path, Issues& issues) {
+void CheckJsonObject(const std::string& json, const std::string& path, Issues& issues) {
   if (json.empty()) return;
-  nlohmann::json parsed = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
-    issues.Add(path, "not valid JSON");
-  } else if (!parsed.is_object()) {
-    issues.Add(path, "must be a JSON object, e.g. {\"start_step\": 2}");
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(json);
+  } catch (const nlohmann::json::parse_error& e) {
+    issues.Add(path, absl::StrCat("not valid JSON: ", e.what()));
+    return;
+  }
+  if (!parsed.is_object()) {
+    issues.Add(
+        path, absl::StrCat("must be a JSON object such as {\"key\": 1}, got ", parsed.type_name()));
   }
 }
 
-bool IsMetricName(const std::string& name) {
-  if (name.empty() || !absl::ascii_islower(name[0])) return false;
-  for (char c : name) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
+void CheckAlgorithms(const v1::ExperimentSpec& spec, Issues& issues) {
+  if (spec.tuner().name().empty()) issues.Add("spec.tuner.name", "required (e.g. tpe, random)");
+  CheckJsonObject(spec.tuner().args_json(), "spec.tuner.args_json", issues);
+  CheckJsonObject(spec.assessor().args_json(), "spec.assessor.args_json", issues);
+  if (spec.assessor().name().empty() && !spec.assessor().args_json().empty()) {
+    issues.Add("spec.assessor.args_json", "set, but no assessor is named in spec.assessor.name");
   }
-  return true;
+}
+
+// ---- Objective ---------------------------------------------------------------------------
+
+// Metric names are lower snake_case (v1::Metric.name), e.g. "top1_accuracy".
+void CheckMetricName(const std::string& metric, const std::string& path, Issues& issues) {
+  if (metric.empty()) return;  // the tuner's rule reports it
+  bool ok = absl::ascii_islower(metric[0]) && metric.size() <= kMaxMetricNameLength;
+  for (char c : metric) ok = ok && (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_');
+  if (!ok) {
+    issues.Add(path,
+               absl::StrCat("\"", metric, "\" is not a metric name: lower snake_case (",
+                            "[a-z][a-z0-9_]*), at most ", kMaxMetricNameLength, " characters"));
+  }
+}
+
+// The tuner's ValidateObjective stops at the first problem. Asking it about one element
+// at a time, with valid stand-ins before it so that the index in its path stays right,
+// reports every element's problem by the one rule.
+void CheckObjectiveByTunerRule(const v1::ObjectiveSpec& objective, Issues& issues) {
+  v1::Objective good;
+  good.set_metric("stand_in");
+  good.set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
+  v1::MetricConstraint good_constraint;
+  good_constraint.set_metric("stand_in");
+  good_constraint.set_comparison(v1::COMPARISON_LESS_EQUAL);
+  auto ask = [&issues](const v1::ObjectiveSpec& one) {
+    if (absl::Status s = tuner::ValidateObjective(one, "spec.objective"); !s.ok()) {
+      issues.AddStatus(s);
+    }
+  };
+  v1::ObjectiveSpec one;
+  if (objective.has_primary()) *one.mutable_primary() = objective.primary();
+  ask(one);
+  for (int i = 0; i < objective.secondary_size() && i < kMaxObjectives; ++i) {
+    one.Clear();
+    *one.mutable_primary() = good;
+    for (int k = 0; k < i; ++k) *one.add_secondary() = good;
+    *one.add_secondary() = objective.secondary(i);
+    ask(one);
+  }
+  for (int i = 0; i < objective.constraints_size() && i < kMaxObjectives; ++i) {
+    one.Clear();
+    *one.mutable_primary() = good;
+    for (int k = 0; k < i; ++k) *one.add_constraints() = good_constraint;
+    *one.add_constraints() = objective.constraints(i);
+    ask(one);
+  }
 }
 
 void CheckObjective(const v1::ObjectiveSpec& objective, Issues& issues) {
-  if (absl::Status s = tuner::ValidateObjective(objective, "spec.objective"); !s.ok()) {
-    // "spec.objective.primary.metric: ..." -> path and message.
-    const std::string text(s.message());
-    const size_t colon = text.find(": ");
-    if (colon == std::string::npos) {
-      issues.Add("spec.objective", text);
-    } else {
-      issues.Add(text.substr(0, colon), text.substr(colon + 2));
-    }
+  CheckObjectiveByTunerRule(objective, issues);
+  if (objective.secondary_size() > kMaxObjectives) {
+    issues.Add("spec.objective.secondary",
+               absl::StrCat("at most ", kMaxObjectives, ", got ", objective.secondary_size()));
   }
-  std::set<std::string> objectives;
-  auto check_objective = [&](const v1::Objective& o, const std::string& path) {
-    if (!o.metric().empty() && !IsMetricName(o.metric())) {
+  if (objective.constraints_size() > kMaxObjectives) {
+    issues.Add("spec.objective.constraints",
+               absl::StrCat("at most ", kMaxObjectives, ", got ", objective.constraints_size()));
+  }
+  std::set<std::string> optimized;
+  auto check = [&](const v1::Objective& o, const std::string& path) {
+    CheckMetricName(o.metric(), path + ".metric", issues);
+    if (!o.metric().empty() && !optimized.insert(o.metric()).second) {
       issues.Add(path + ".metric",
-                 absl::StrCat("\"", o.metric(), "\" is not a metric name (lower snake_case)"));
-    }
-    if (!o.metric().empty() && !objectives.insert(o.metric()).second) {
-      issues.Add(path + ".metric", absl::StrCat("\"", o.metric(), "\" is already an objective"));
+                 absl::StrCat("\"", o.metric(), "\" is already an objective of this experiment"));
     }
   };
-  check_objective(objective.primary(), "spec.objective.primary");
+  check(objective.primary(), "spec.objective.primary");
   for (int i = 0; i < objective.secondary_size(); ++i) {
-    check_objective(objective.secondary(i), absl::StrCat("spec.objective.secondary[", i, "]"));
+    check(objective.secondary(i), absl::StrCat("spec.objective.secondary[", i, "]"));
   }
   for (int i = 0; i < objective.constraints_size(); ++i) {
-    const std::string& metric = objective.constraints(i).metric();
-    if (!metric.empty() && !IsMetricName(metric)) {
-      issues.Add(absl::StrCat("spec.objective.constraints[", i, "].metric"),
-                 absl::StrCat("\"", metric, "\" is not a metric name (lower snake_case)"));
-    }
+    CheckMetricName(objective.constraints(i).metric(),
+                    absl::StrCat("spec.objective.constraints[", i, "].metric"), issues);
   }
 }
 
-void CheckDuration(const google::protobuf::Duration& duration, bool set, const std::string& path,
-                   Issues& issues) {
+// ---- Limits and resources ------------------------------------------------------------------
+
+// An optional limit: unset means none; set, it must be a valid positive duration.
+void CheckLimitDuration(const google::protobuf::Duration& duration, bool set,
+                        const std::string& path, Issues& issues) {
   if (!set) return;
   if (duration.nanos() < 0 || duration.nanos() >= 1'000'000'000) {
-    issues.Add(path, absl::StrCat("nanos must be in [0, 1e9), got ", duration.nanos()));
-  } else if (duration.seconds() < 0 || (duration.seconds() == 0 && duration.nanos() == 0)) {
-    issues.Add(path, "must be unset (no limit) or positive");
+    issues.Add(path, absl::StrCat("nanos must be in [0, 999999999], got ", duration.nanos()));
+  } else if (duration.seconds() < 0 || duration.seconds() > kMaxDurationSeconds) {
+    issues.Add(path, absl::StrCat("seconds must be in [0, ", kMaxDurationSeconds, "], got ",
+                                  duration.seconds()));
+  } else if (duration.seconds() == 0 && duration.nanos() == 0) {
+    issues.Add(path, "must be positive when set; leave it unset for no limit");
   }
 }
 
@@ -134,13 +213,13 @@ void CheckLimits(const v1::ExperimentLimits& limits, Issues& issues) {
   }
   if (limits.max_retries() < 0 || limits.max_retries() > kMaxRetries) {
     issues.Add("spec.limits.max_retries",
-               absl::StrCat("must be in [0, ", kMaxRetries, "] (0 = the default), got ",
+               absl::StrCat("must be in [0, ", kMaxRetries, "] (0 = the default, 3), got ",
                             limits.max_retries()));
   }
-  CheckDuration(limits.max_experiment_duration(), limits.has_max_experiment_duration(),
-                "spec.limits.max_experiment_duration", issues);
-  CheckDuration(limits.max_trial_duration(), limits.has_max_trial_duration(),
-                "spec.limits.max_trial_duration", issues);
+  CheckLimitDuration(limits.max_experiment_duration(), limits.has_max_experiment_duration(),
+                     "spec.limits.max_experiment_duration", issues);
+  CheckLimitDuration(limits.max_trial_duration(), limits.has_max_trial_duration(),
+                     "spec.limits.max_trial_duration", issues);
 }
 
 void CheckResources(const v1::ResourceSpec& resources, Issues& issues) {
@@ -150,41 +229,45 @@ void CheckResources(const v1::ResourceSpec& resources, Issues& issues) {
   }
   if (resources.min_gpu_memory_bytes() < 0) {
     issues.Add("spec.trial_resources.min_gpu_memory_bytes",
-               absl::StrCat("must be >= 0, got ", resources.min_gpu_memory_bytes()));
+               absl::StrCat("must be >= 0 (0 = any), got ", resources.min_gpu_memory_bytes()));
+  } else if (resources.min_gpu_memory_bytes() > 0 && resources.gpus() == 0) {
+    issues.Add("spec.trial_resources.min_gpu_memory_bytes",
+               "set, but the trial asks for no GPU (spec.trial_resources.gpus is 0)");
   }
-  if (resources.min_gpu_memory_bytes() > 0 && resources.gpus() == 0) {
-    issues.Add("spec.trial_resources.min_gpu_memory_bytes", "set, but the trial asks for no GPU");
-  }
-  if (resources.cpu_threads() < 0) {
+  if (resources.cpu_threads() < 0 || resources.cpu_threads() > kMaxCpuThreads) {
     issues.Add("spec.trial_resources.cpu_threads",
-               absl::StrCat("must be >= 0 (0 = an even share), got ", resources.cpu_threads()));
+               absl::StrCat("must be in [0, ", kMaxCpuThreads, "] (0 = an even share), got ",
+                            resources.cpu_threads()));
   }
-  CheckLabels(resources.worker_selector(), "spec.trial_resources.worker_selector",
-              /*values_may_be_empty=*/false, issues);
+  CheckLabels(resources.worker_selector(), "spec.trial_resources.worker_selector", issues);
 }
 
+// ---- Artifacts and the recipe --------------------------------------------------------------
+
 void CheckArtifact(const v1::ArtifactRef& ref, const std::string& path,
-                   const std::function<bool(const v1::ArtifactRef&)>& artifact_present,
-                   Issues& issues) {
+                   const ArtifactPresent& artifact_present, Issues& issues) {
   const std::string& sha = ref.sha256();
   bool hex = sha.size() == 64;
   for (char c : sha) hex = hex && (absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'));
   if (sha.empty()) {
-    issues.Add(path, "required: the SHA-256 of an uploaded artifact");
+    issues.Add(path + ".sha256", "required: the SHA-256 of an uploaded artifact");
   } else if (!hex) {
-    issues.Add(path + ".sha256", "must be 64 lowercase hex characters");
+    issues.Add(path + ".sha256",
+               absl::StrCat("must be 64 lowercase hex characters, got \"", sha, "\""));
   } else if (!artifact_present(ref)) {
     issues.Add(path, absl::StrCat("artifact ", sha, " not found; upload it first"));
   }
 }
 
-void CheckRecipe(const v1::TrainingRecipe& recipe,
-                 const std::function<bool(const v1::ArtifactRef&)>& artifact_present,
-                 Issues& issues) {
-  const v1::DatasetSpec& dataset = recipe.dataset();
-  const bool custom = !recipe.module().empty();
-  if (dataset.format() == v1::DATASET_FORMAT_UNSPECIFIED && !custom) {
-    issues.Add("spec.recipe.dataset.format", "required (e.g. DATASET_FORMAT_IDX)");
+// A custom `module` replaces the declarative recipe: then only what is set is checked.
+void CheckDataset(const v1::DatasetSpec& dataset, bool custom,
+                  const ArtifactPresent& artifact_present, Issues& issues) {
+  if (!v1::DatasetFormat_IsValid(dataset.format())) {
+    issues.Add("spec.recipe.dataset.format", absl::StrCat("unknown value ", dataset.format()));
+  } else if (dataset.format() == v1::DATASET_FORMAT_UNSPECIFIED && !custom) {
+    issues.Add("spec.recipe.dataset.format",
+               "required: DATASET_FORMAT_IDX, DATASET_FORMAT_TENSORS or "
+               "DATASET_FORMAT_IMAGE_FOLDER");
   }
   if (!custom || dataset.has_train()) {
     CheckArtifact(dataset.train(), "spec.recipe.dataset.train", artifact_present, issues);
@@ -192,18 +275,24 @@ void CheckRecipe(const v1::TrainingRecipe& recipe,
   if (!custom || dataset.has_eval()) {
     CheckArtifact(dataset.eval(), "spec.recipe.dataset.eval", artifact_present, issues);
   }
-  if (!custom && dataset.batch_size() < 1) {
+  if (dataset.batch_size() < (custom ? 0 : 1)) {
     issues.Add("spec.recipe.dataset.batch_size",
-               absl::StrCat("must be >= 1, got ", dataset.batch_size()));
+               absl::StrCat("must be >= ", custom ? 0 : 1, ", got ", dataset.batch_size()));
   }
   if (dataset.eval_batch_size() < 0) {
     issues.Add("spec.recipe.dataset.eval_batch_size",
                absl::StrCat("must be >= 0 (0 = batch_size), got ", dataset.eval_batch_size()));
   }
   if (dataset.mean_size() != dataset.stddev_size()) {
-    issues.Add(
-        "spec.recipe.dataset.stddev",
-        absl::StrCat("has ", dataset.stddev_size(), " values but mean has ", dataset.mean_size()));
+    issues.Add("spec.recipe.dataset.stddev",
+               absl::StrCat("has ", dataset.stddev_size(), " values but mean has ",
+                            dataset.mean_size(), "; give one of each per channel"));
+  }
+  for (int i = 0; i < dataset.mean_size(); ++i) {
+    if (!std::isfinite(dataset.mean(i))) {
+      issues.Add(absl::StrCat("spec.recipe.dataset.mean[", i, "]"),
+                 absl::StrCat("must be finite, got ", dataset.mean(i)));
+    }
   }
   for (int i = 0; i < dataset.stddev_size(); ++i) {
     if (!(dataset.stddev(i) > 0) || !std::isfinite(dataset.stddev(i))) {
@@ -211,65 +300,80 @@ void CheckRecipe(const v1::TrainingRecipe& recipe,
                  absl::StrCat("must be positive and finite, got ", dataset.stddev(i)));
     }
   }
-  const v1::OptimizerSpec& optimizer = recipe.optimizer();
-  if (!custom) {
-    if (optimizer.name().empty())
-      issues.Add("spec.recipe.optimizer.name", "required (sgd or adam)");
-    if (!(optimizer.learning_rate() > 0) || !std::isfinite(optimizer.learning_rate())) {
-      issues.Add("spec.recipe.optimizer.learning_rate",
-                 absl::StrCat("must be positive and finite, got ", optimizer.learning_rate()));
-    }
-    if (recipe.criterion().empty()) {
-      issues.Add("spec.recipe.criterion", "required (cross_entropy or nll)");
-    }
-    if (recipe.evaluator().empty()) {
-      issues.Add("spec.recipe.evaluator", "required (e.g. top1_accuracy)");
-    }
+}
+
+void CheckOptimizer(const v1::OptimizerSpec& optimizer, bool custom, Issues& issues) {
+  if (optimizer.name().empty() && !custom) {
+    issues.Add("spec.recipe.optimizer.name", "required (sgd or adam)");
   }
-  if (optimizer.momentum() < 0 || optimizer.momentum() >= 1) {
+  const double lr = optimizer.learning_rate();
+  if ((!custom || lr != 0) && !(lr > 0 && std::isfinite(lr))) {
+    issues.Add("spec.recipe.optimizer.learning_rate",
+               absl::StrCat("must be positive and finite, got ", lr));
+  }
+  if (!(optimizer.momentum() >= 0 && optimizer.momentum() < 1)) {
     issues.Add("spec.recipe.optimizer.momentum",
                absl::StrCat("must be in [0, 1), got ", optimizer.momentum()));
   }
-  if (optimizer.weight_decay() < 0 || !std::isfinite(optimizer.weight_decay())) {
+  if (!(optimizer.weight_decay() >= 0 && std::isfinite(optimizer.weight_decay()))) {
     issues.Add("spec.recipe.optimizer.weight_decay",
-               absl::StrCat("must be >= 0, got ", optimizer.weight_decay()));
+               absl::StrCat("must be >= 0 and finite, got ", optimizer.weight_decay()));
+  }
+}
+
+void CheckRecipe(const v1::TrainingRecipe& recipe, const ArtifactPresent& artifact_present,
+                 Issues& issues) {
+  const bool custom = !recipe.module().empty();
+  CheckDataset(recipe.dataset(), custom, artifact_present, issues);
+  CheckOptimizer(recipe.optimizer(), custom, issues);
+  if (recipe.criterion().empty() && !custom) {
+    issues.Add("spec.recipe.criterion", "required (cross_entropy or nll) unless module is set");
+  }
+  if (recipe.evaluator().empty() && !custom) {
+    issues.Add("spec.recipe.evaluator", "required (e.g. top1_accuracy) unless module is set");
   }
   struct Count {
     const char* field;
     int value;
+    int max;
   };
-  for (const Count& count : {Count{"finetune_epochs", recipe.finetune_epochs()},
-                             Count{"sparsifying_epochs", recipe.sparsifying_epochs()},
-                             Count{"max_train_batches", recipe.max_train_batches()},
-                             Count{"max_eval_batches", recipe.max_eval_batches()}}) {
-    const int cap = absl::string_view(count.field).find("epochs") != absl::string_view::npos
-                        ? kMaxEpochs
-                        : 1 << 30;
-    if (count.value < 0 || count.value > cap) {
+  for (const Count& count : {Count{"finetune_epochs", recipe.finetune_epochs(), kMaxEpochs},
+                             Count{"sparsifying_epochs", recipe.sparsifying_epochs(), kMaxEpochs},
+                             Count{"max_train_batches", recipe.max_train_batches(), INT32_MAX},
+                             Count{"max_eval_batches", recipe.max_eval_batches(), INT32_MAX}}) {
+    if (count.value < 0 || count.value > count.max) {
       issues.Add(absl::StrCat("spec.recipe.", count.field),
-                 absl::StrCat("must be in [0, ", cap, "], got ", count.value));
+                 count.max == INT32_MAX
+                     ? absl::StrCat("must be >= 0 (0 = no cap), got ", count.value)
+                     : absl::StrCat("must be in [0, ", count.max, "], got ", count.value));
     }
   }
-  CheckArgsJson(recipe.module_args_json(), "spec.recipe.module_args_json", issues);
+  CheckJsonObject(recipe.module_args_json(), "spec.recipe.module_args_json", issues);
+  if (!custom && !recipe.module_args_json().empty()) {
+    issues.Add("spec.recipe.module_args_json", "set, but no module is named in spec.recipe.module");
+  }
 }
 
 }  // namespace
 
-std::vector<SpecIssue> ValidateExperimentSpec(
-    const v1::ExperimentSpec& spec,
-    const std::function<bool(const v1::ArtifactRef&)>& artifact_present) {
+std::vector<SpecIssue> ValidateExperimentSpec(const v1::ExperimentSpec& spec,
+                                              const ArtifactPresent& artifact_present) {
   Issues issues;
   if (spec.name().size() > kMaxNameLength) {
     issues.Add("spec.name",
                absl::StrCat("at most ", kMaxNameLength, " characters, got ", spec.name().size()));
   }
-  CheckLabels(spec.labels(), "spec.labels", /*values_may_be_empty=*/true, issues);
+  for (char c : spec.name()) {
+    if (absl::ascii_iscntrl(c)) {
+      issues.Add("spec.name", "must not contain control characters (newlines, tabs, ...)");
+      break;
+    }
+  }
+  CheckLabels(spec.labels(), "spec.labels", issues);
   if (spec.search_space_json().empty()) {
     issues.Add("spec.search_space_json", "required: a search space in NNI's JSON format");
   }
-  if (spec.tuner().name().empty()) issues.Add("spec.tuner.name", "required (e.g. tpe, random)");
-  CheckArgsJson(spec.tuner().args_json(), "spec.tuner.args_json", issues);
-  CheckArgsJson(spec.assessor().args_json(), "spec.assessor.args_json", issues);
+  CheckAlgorithms(spec, issues);
   CheckObjective(spec.objective(), issues);
   CheckLimits(spec.limits(), issues);
   CheckResources(spec.trial_resources(), issues);
@@ -284,8 +388,9 @@ std::vector<SpecIssue> ValidateExperimentSpec(
 
 std::string FormatIssues(const std::vector<SpecIssue>& issues) {
   std::vector<std::string> parts;
-  for (const SpecIssue& issue : issues)
+  for (const SpecIssue& issue : issues) {
     parts.push_back(absl::StrCat(issue.path, ": ", issue.message));
+  }
   return absl::StrCat(
       issues.size(), issues.size() == 1 ? " problem: " : " problems: ", absl::StrJoin(parts, "; "));
 }

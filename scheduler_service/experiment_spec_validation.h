@@ -1,6 +1,8 @@
-// Validation of an ExperimentSpec by the scheduler alone (the search space's content is
-// the tuner's to judge): every problem at once, each with its field path under "spec.".
-// Pure logic, thread-safe.
+// Validation of an ExperimentSpec by the scheduler alone: every problem at once, each
+// with its field path under "spec.", so a user fixes a spec in one round trip. The search
+// space's content and the tuner's and assessor's argument names are the tuner's to judge
+// (the scheduler asks it separately); names of optimizers, criteria and evaluators are the
+// worker's. Pure logic, thread-safe.
 #ifndef AUTOCOMPRESS_SCHEDULER_SERVICE_EXPERIMENT_SPEC_VALIDATION_H_
 #define AUTOCOMPRESS_SCHEDULER_SERVICE_EXPERIMENT_SPEC_VALIDATION_H_
 
@@ -12,18 +14,22 @@
 
 namespace autocompress::scheduler {
 
+// One problem: the field ("spec.limits.trial_concurrency") and what is wrong with it
+// ("must be >= 1, got 0").
 struct SpecIssue {
   std::string path;
   std::string message;
 };
 
-// Every problem of `spec`, e.g. {"spec.limits.trial_concurrency", "must be >= 1, got 0"}.
-// `artifact_present` tells whether a referenced artifact is stored.
+// Every problem of `spec` that the scheduler can judge alone, in the order of the spec's
+// top-level fields; empty when there is none. `artifact_present` tells whether a referenced
+// artifact is stored; it is asked only about well-formed references.
 std::vector<SpecIssue> ValidateExperimentSpec(
     const v1::ExperimentSpec& spec,
     const std::function<bool(const v1::ArtifactRef&)>& artifact_present);
 
-// "2 problems: spec.a: ...; spec.b: ..." for an INVALID_ARGUMENT status.
+// "2 problems: spec.a: ...; spec.b: ..." (or "1 problem: ...") for an INVALID_ARGUMENT
+// status.
 std::string FormatIssues(const std::vector<SpecIssue>& issues);
 
 }  // namespace autocompress::scheduler

@@ -38,7 +38,8 @@ struct WorkerView {
   std::string worker_id;
   std::map<std::string, std::string> labels;
   std::vector<DeviceView> devices;
-  // CPU threads offered in all (WorkerHello.cpu_threads) and held by leases now.
+  // CPU threads offered in all (WorkerHello.cpu_threads) and held by leases now. 0 = the
+  // worker did not say: threads do not limit it.
   int32_t cpu_threads = 0;
   int32_t used_cpu_threads = 0;
 };
@@ -78,7 +79,9 @@ class PlacementPolicy {
   // Chooses placements for as many waiting attempts as fit. `queues` lists experiments
   // in submission order (oldest first). The result never gives a device more leases
   // than its slots, nor a worker more CPU threads than it offers, counting the usage
-  // already in `workers`; an attempt that fits nowhere now is left out (it waits).
+  // already in `workers` and the placements made earlier in the same call; an attempt
+  // that fits nowhere now is left out (it waits). The order of `workers` does not matter
+  // (ties are broken by worker_id), so the same inputs and state give the same result.
   virtual std::vector<Placement> Place(const std::vector<ExperimentQueue>& queues,
                                        const std::vector<WorkerView>& workers) = 0;
 };
@@ -86,10 +89,23 @@ class PlacementPolicy {
 // The policy registered under `name`; InvalidArgument listing the known names otherwise.
 absl::StatusOr<std::unique_ptr<PlacementPolicy>> CreatePlacementPolicy(absl::string_view name);
 
-// True when `worker` could ever run `resources` (labels match and it has enough GPUs or
-// a CPU device), ignoring current usage; the scheduler uses it to tell "waits" from
-// "can never run here".
+// True when `worker` could ever run `resources`: the selector matches, it offers enough
+// GPUs (or a "cpu" device for gpus == 0) and at least resources.cpu_threads threads;
+// current usage and free memory (which change) are ignored. The scheduler uses it to
+// tell "waits" from "can never run here".
 bool WorkerCanEverFit(const WorkerView& worker, const v1::ResourceSpec& resources);
+
+// The rules every policy shares, so that they agree with WorkerCanEverFit:
+
+// True for a GPU device name ("cuda", "cuda:0", ...).
+bool IsGpuDevice(absl::string_view device_name);
+
+// True when every worker_selector key=value is among the worker's labels.
+bool SelectorMatches(const WorkerView& worker, const v1::ResourceSpec& resources);
+
+// The CPU threads an attempt takes on `worker` (Placement.cpu_threads): resources.cpu_threads
+// when > 0, else the even share, cpu_threads / (sum of the worker's device slots), at least 1.
+int32_t CpuThreadsFor(const WorkerView& worker, const v1::ResourceSpec& resources);
 
 }  // namespace autocompress::scheduler
 

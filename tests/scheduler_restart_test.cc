@@ -14,11 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
-#include "common/sha256.h"
 #include "common/testing/http_get.h"
 #include "common/testing/runfiles.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/experiment_fixtures.h"
 
 namespace autocompress {
 namespace {
@@ -32,25 +32,6 @@ std::unique_ptr<grpc::ClientContext> Context() {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   return context;
-}
-
-v1::ArtifactRef Upload(v1::ArtifactService::Stub& stub, const std::string& content,
-                       v1::ArtifactKind kind) {
-  auto context = Context();
-  v1::UploadResponse response;
-  auto writer = stub.Upload(context.get(), &response);
-  v1::UploadRequest header;
-  header.mutable_header()->set_kind(kind);
-  header.mutable_header()->set_sha256(Sha256Hex(content));
-  header.mutable_header()->set_size_bytes(static_cast<int64_t>(content.size()));
-  writer->Write(header);
-  v1::UploadRequest chunk;
-  chunk.set_chunk(content);
-  writer->Write(chunk);
-  writer->WritesDone();
-  grpc::Status status = writer->Finish();
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return response.artifact();
 }
 
 std::vector<v1::Trial> ListTrials(v1::ExperimentService::Stub& stub, const std::string& id) {
@@ -93,26 +74,12 @@ TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwice
   auto experiments = v1::ExperimentService::NewStub(channel);
   auto artifacts = v1::ArtifactService::NewStub(channel);
 
-  v1::ExperimentSpec spec;
-  spec.set_name("restart");
-  spec.set_search_space_json(R"({"lr": {"_type": "uniform", "_value": [0.001, 0.1]}})");
-  spec.mutable_tuner()->set_name("tpe");
-  spec.mutable_objective()->mutable_primary()->set_metric("accuracy");
-  spec.mutable_objective()->mutable_primary()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
-  spec.mutable_limits()->set_trial_concurrency(4);
-  spec.mutable_limits()->set_max_trial_number(kTrials);
-  *spec.mutable_model() = Upload(*artifacts, "model", v1::ARTIFACT_KIND_MODEL);
-  v1::DatasetSpec* dataset = spec.mutable_recipe()->mutable_dataset();
-  dataset->set_format(v1::DATASET_FORMAT_IDX);
-  *dataset->mutable_train() = Upload(*artifacts, "train", v1::ARTIFACT_KIND_DATASET);
-  *dataset->mutable_eval() = Upload(*artifacts, "eval", v1::ARTIFACT_KIND_DATASET);
-  dataset->set_batch_size(8);
-  spec.mutable_recipe()->mutable_optimizer()->set_name("sgd");
-  spec.mutable_recipe()->mutable_optimizer()->set_learning_rate(0.01);
-  spec.mutable_recipe()->set_criterion("cross_entropy");
-  spec.mutable_recipe()->set_evaluator("top1_accuracy");
+  absl::StatusOr<v1::ExperimentSpec> spec =
+      testing::NoOpExperimentSpec(*artifacts, /*concurrency=*/4, kTrials);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  spec->mutable_tuner()->set_name("tpe");
   v1::CreateExperimentRequest create;
-  *create.mutable_spec() = spec;
+  *create.mutable_spec() = *spec;
   create.set_request_id("restart-test");
   v1::CreateExperimentResponse created;
   {

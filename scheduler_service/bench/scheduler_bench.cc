@@ -28,10 +28,10 @@
 #include "absl/time/clock.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "common/channel.h"
-#include "common/sha256.h"
 #include "common/testing/http_get.h"
 #include "common/testing/subprocess.h"
 #include "nlohmann/json.hpp"
+#include "tests/fakes/experiment_fixtures.h"
 #include "tests/fakes/fake_worker.h"
 
 ABSL_FLAG(int, trials, 10000, "Trials in the throughput phase.");
@@ -133,49 +133,6 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
   return context;
 }
 
-v1::ArtifactRef Upload(v1::ArtifactService::Stub& stub, const std::string& content,
-                       v1::ArtifactKind kind) {
-  auto context = Context();
-  v1::UploadResponse response;
-  auto writer = stub.Upload(context.get(), &response);
-  v1::UploadRequest header;
-  header.mutable_header()->set_kind(kind);
-  header.mutable_header()->set_sha256(Sha256Hex(content));
-  header.mutable_header()->set_size_bytes(static_cast<int64_t>(content.size()));
-  writer->Write(header);
-  v1::UploadRequest chunk;
-  chunk.set_chunk(content);
-  writer->Write(chunk);
-  writer->WritesDone();
-  if (!writer->Finish().ok()) {
-    std::fprintf(stderr, "upload failed\n");
-    std::exit(1);
-  }
-  return response.artifact();
-}
-
-v1::ExperimentSpec Spec(v1::ArtifactService::Stub& artifacts, int trials, int concurrency) {
-  v1::ExperimentSpec spec;
-  spec.set_name("scheduler-bench");
-  spec.set_search_space_json(R"({"lr": {"_type": "uniform", "_value": [0.001, 0.1]}})");
-  spec.mutable_tuner()->set_name("random");
-  spec.mutable_objective()->mutable_primary()->set_metric("accuracy");
-  spec.mutable_objective()->mutable_primary()->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
-  spec.mutable_limits()->set_trial_concurrency(concurrency);
-  spec.mutable_limits()->set_max_trial_number(trials);
-  *spec.mutable_model() = Upload(artifacts, "bench model", v1::ARTIFACT_KIND_MODEL);
-  v1::DatasetSpec* dataset = spec.mutable_recipe()->mutable_dataset();
-  dataset->set_format(v1::DATASET_FORMAT_IDX);
-  *dataset->mutable_train() = Upload(artifacts, "bench train", v1::ARTIFACT_KIND_DATASET);
-  *dataset->mutable_eval() = Upload(artifacts, "bench eval", v1::ARTIFACT_KIND_DATASET);
-  dataset->set_batch_size(32);
-  spec.mutable_recipe()->mutable_optimizer()->set_name("sgd");
-  spec.mutable_recipe()->mutable_optimizer()->set_learning_rate(0.01);
-  spec.mutable_recipe()->set_criterion("cross_entropy");
-  spec.mutable_recipe()->set_evaluator("top1_accuracy");
-  return spec;
-}
-
 struct PhaseResult {
   int trials = 0;
   int64_t metric_messages = 0;
@@ -204,11 +161,16 @@ PhaseResult RunPhase(v1::ExperimentService::Stub& experiments, v1::ArtifactServi
       std::exit(1);
     }
   }
-  const v1::ExperimentSpec spec = Spec(artifacts, trials, workers * slots);
+  absl::StatusOr<v1::ExperimentSpec> spec =
+      testing::NoOpExperimentSpec(artifacts, workers * slots, trials);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "uploads failed: %s\n", std::string(spec.status().message()).c_str());
+    std::exit(1);
+  }
   const double cpu_before = StatsOf(scheduler_pid).cpu_seconds;
   const absl::Time start = absl::Now();
   v1::CreateExperimentRequest create;
-  *create.mutable_spec() = spec;
+  *create.mutable_spec() = *spec;
   v1::CreateExperimentResponse created;
   if (!experiments.CreateExperiment(Context().get(), create, &created).ok()) {
     std::fprintf(stderr, "CreateExperiment failed\n");

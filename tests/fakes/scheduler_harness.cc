@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/channel.h"
-#include "common/sha256.h"
 #include "common/status.h"
 #include "common/testing/runfiles.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/experiment_fixtures.h"
 
 namespace autocompress::testing {
 namespace {
@@ -101,48 +101,19 @@ std::unique_ptr<FakeWorker> SchedulerHarness::Worker(FakeWorker::Options options
 
 v1::ArtifactRef SchedulerHarness::Upload(const std::string& content, v1::ArtifactKind kind) {
   auto stub = v1::ArtifactService::NewStub(Channel());
-  grpc::ClientContext context;
-  SetDeadline(context);
-  v1::UploadResponse response;
-  auto writer = stub->Upload(&context, &response);
-  v1::UploadRequest header;
-  header.mutable_header()->set_name("blob");
-  header.mutable_header()->set_kind(kind);
-  header.mutable_header()->set_sha256(Sha256Hex(content));
-  header.mutable_header()->set_size_bytes(static_cast<int64_t>(content.size()));
-  writer->Write(header);
-  v1::UploadRequest chunk;
-  chunk.set_chunk(content);
-  writer->Write(chunk);
-  writer->WritesDone();
-  grpc::Status status = writer->Finish();
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return response.artifact();
+  absl::StatusOr<v1::ArtifactRef> ref = UploadBlob(*stub, content, kind);
+  EXPECT_TRUE(ref.ok()) << ref.status();
+  return ref.ok() ? *ref : v1::ArtifactRef();
 }
 
 v1::ExperimentSpec SchedulerHarness::Spec(int concurrency, int max_trials) {
-  v1::ExperimentSpec spec;
-  spec.set_name("harness");
-  spec.set_search_space_json(R"({"lr": {"_type": "uniform", "_value": [0.001, 0.1]}})");
-  spec.mutable_tuner()->set_name("random");
-  v1::Objective* primary = spec.mutable_objective()->mutable_primary();
-  primary->set_metric("accuracy");
-  primary->set_mode(v1::OPTIMIZE_MODE_MAXIMIZE);
-  spec.mutable_limits()->set_trial_concurrency(concurrency);
-  spec.mutable_limits()->set_max_trial_number(max_trials);
-  spec.mutable_limits()->set_max_retries(2);
-  *spec.mutable_model() = Upload("a TorchScript model", v1::ARTIFACT_KIND_MODEL);
-  v1::DatasetSpec* dataset = spec.mutable_recipe()->mutable_dataset();
-  dataset->set_format(v1::DATASET_FORMAT_IDX);
-  *dataset->mutable_train() = Upload("training images", v1::ARTIFACT_KIND_DATASET);
-  *dataset->mutable_eval() = Upload("evaluation images", v1::ARTIFACT_KIND_DATASET);
-  dataset->set_batch_size(32);
-  spec.mutable_recipe()->mutable_optimizer()->set_name("sgd");
-  spec.mutable_recipe()->mutable_optimizer()->set_learning_rate(0.01);
-  spec.mutable_recipe()->set_criterion("cross_entropy");
-  spec.mutable_recipe()->set_evaluator("top1_accuracy");
-  spec.mutable_recipe()->set_finetune_epochs(1);
-  return spec;
+  auto stub = v1::ArtifactService::NewStub(Channel());
+  absl::StatusOr<v1::ExperimentSpec> spec = NoOpExperimentSpec(*stub, concurrency, max_trials);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (!spec.ok()) return v1::ExperimentSpec();
+  spec->set_name("harness");
+  spec->mutable_limits()->set_max_retries(2);
+  return *spec;
 }
 
 absl::StatusOr<v1::Experiment> SchedulerHarness::Create(const v1::ExperimentSpec& spec,
