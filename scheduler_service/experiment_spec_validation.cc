@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "autocompress/v1/tuner.pb.h"
+#include "common/sha256.h"
 #include "nlohmann/json.hpp"
 #include "tuner_service/objective.h"
 
@@ -247,8 +248,7 @@ void CheckResources(const v1::ResourceSpec& resources, Issues& issues) {
 void CheckArtifact(const v1::ArtifactRef& ref, const std::string& path,
                    const ArtifactPresent& artifact_present, Issues& issues) {
   const std::string& sha = ref.sha256();
-  bool hex = sha.size() == 64;
-  for (char c : sha) hex = hex && (absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'));
+  const bool hex = IsSha256Hex(sha);
   if (sha.empty()) {
     issues.Add(path + ".sha256", "required: the SHA-256 of an uploaded artifact");
   } else if (!hex) {

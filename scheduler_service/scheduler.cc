@@ -271,6 +271,13 @@ Scheduler::ExperimentRecord* Scheduler::FindExperiment(const std::string& id) {
   return it == experiments_.end() ? nullptr : it->second.get();
 }
 
+absl::StatusOr<Scheduler::ExperimentRecord*> Scheduler::LookUpExperiment(const std::string& id) {
+  ExperimentRecord* experiment = FindExperiment(id);
+  if (experiment == nullptr)
+    return absl::NotFoundError(absl::StrCat("experiment ", id, " not found"));
+  return experiment;
+}
+
 std::shared_future<absl::Status> Scheduler::Commit(Changes& changes) {
   return pipeline_->Submit(std::move(changes.batch()));
 }
@@ -506,10 +513,7 @@ absl::StatusOr<v1::Experiment> Scheduler::CreateExperiment(
 
 absl::StatusOr<v1::Experiment> Scheduler::GetExperiment(const std::string& experiment_id) {
   absl::MutexLock lock(&mu_);
-  ExperimentRecord* experiment = FindExperiment(experiment_id);
-  if (experiment == nullptr) {
-    return absl::NotFoundError(absl::StrCat("experiment ", experiment_id, " not found"));
-  }
+  ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(experiment_id));
   return SnapshotOf(*experiment);
 }
 
@@ -545,10 +549,7 @@ absl::StatusOr<v1::Experiment> Scheduler::StopExperiment(const std::string& expe
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("scheduler shutting down");
-    ExperimentRecord* experiment = FindExperiment(experiment_id);
-    if (experiment == nullptr) {
-      return absl::NotFoundError(absl::StrCat("experiment ", experiment_id, " not found"));
-    }
+    ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(experiment_id));
     const v1::ExperimentState state = experiment->experiment.state();
     if (state == v1::EXPERIMENT_STATE_DONE || state == v1::EXPERIMENT_STATE_FAILED) {
       return absl::FailedPreconditionError(
@@ -577,11 +578,7 @@ absl::StatusOr<v1::Experiment> Scheduler::ResumeExperiment(
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("scheduler shutting down");
-    ExperimentRecord* experiment = FindExperiment(request.experiment_id());
-    if (experiment == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat("experiment ", request.experiment_id(), " not found"));
-    }
+    ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(request.experiment_id()));
     const v1::ExperimentState state = experiment->experiment.state();
     if (state == v1::EXPERIMENT_STATE_FAILED) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -617,11 +614,7 @@ absl::StatusOr<v1::Experiment> Scheduler::UpdateExperiment(
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("scheduler shutting down");
-    ExperimentRecord* experiment = FindExperiment(request.experiment_id());
-    if (experiment == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat("experiment ", request.experiment_id(), " not found"));
-    }
+    ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(request.experiment_id()));
     const int64_t version = experiment->experiment.version();
     if (request.expected_version() != 0 && request.expected_version() != version) {
       return absl::AbortedError(absl::StrCat("experiment ", request.experiment_id(),
@@ -646,10 +639,7 @@ absl::StatusOr<v1::ListTrialsResponse> Scheduler::ListTrials(const v1::ListTrial
   ASSIGN_OR_RETURN(const TrialOrder order, ParseTrialOrder(request.order_by()));
   v1::ListTrialsResponse response;
   absl::MutexLock lock(&mu_);
-  ExperimentRecord* experiment = FindExperiment(request.experiment_id());
-  if (experiment == nullptr) {
-    return absl::NotFoundError(absl::StrCat("experiment ", request.experiment_id(), " not found"));
-  }
+  ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(request.experiment_id()));
   std::vector<const v1::Trial*> selected;
   absl::flat_hash_map<const v1::Trial*, const TrialRecord*> record_of;
   for (const TrialRecord* trial : experiment->trials) {
@@ -703,9 +693,7 @@ absl::Status Scheduler::WatchExperiment(
   std::vector<v1::ExperimentEvent> opening;
   {
     absl::MutexLock lock(&mu_);
-    ExperimentRecord* experiment = FindExperiment(id);
-    if (experiment == nullptr)
-      return absl::NotFoundError(absl::StrCat("experiment ", id, " not found"));
+    ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(id));
     if (cursor == 0) {
       // The current state, stamped with the sequence of the newest change in it.
       cursor = experiment->last_sequence;

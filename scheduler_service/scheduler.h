@@ -142,6 +142,9 @@ class Scheduler {
   v1::Experiment SnapshotOf(const ExperimentRecord& experiment) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ExperimentRecord* FindExperiment(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The experiment, or NotFound naming the id.
+  absl::StatusOr<ExperimentRecord*> LookUpExperiment(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartManager(ExperimentRecord& experiment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetExperimentState(ExperimentRecord& experiment, v1::ExperimentState state,
                           const std::string& error, Changes& changes)
@@ -200,6 +203,12 @@ class Scheduler {
   v1::TrialSpec TrialSpecOf(const TrialRecord& trial) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SomeDeviceHasMore(const TrialRecord& trial, int64_t free_memory) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Slots (per worker and device) and CPU threads (per worker) held by leases now.
+  struct LeaseUsage {
+    absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> slots;
+    absl::flat_hash_map<std::string, int> threads;
+  };
+  LeaseUsage UsageByLeases() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateSlotGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Queues `changes` for commit (in the order made) and returns its gate.

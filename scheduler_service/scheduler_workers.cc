@@ -21,8 +21,6 @@ namespace {
 
 constexpr int kMaxDevicesPerWorker = 256;
 
-bool IsGpuName(const std::string& name) { return absl::StartsWith(name, "cuda"); }
-
 absl::Status ValidateDeviceName(const std::string& name) {
   if (name == "cpu") return absl::OkStatus();
   int index = 0;
@@ -553,7 +551,7 @@ bool Scheduler::SomeDeviceHasMore(const TrialRecord& trial, int64_t free_memory)
     if (worker->session == nullptr || worker->draining) continue;
     for (const v1::Device& device : worker->hello.devices()) {
       auto it = worker->free_memory.find(device.name());
-      if (IsGpuName(device.name()) && device.slots() > 0 && it != worker->free_memory.end() &&
+      if (IsGpuDevice(device.name()) && device.slots() > 0 && it != worker->free_memory.end() &&
           it->second > free_memory) {
         return true;
       }
@@ -634,12 +632,7 @@ void Scheduler::Dispatch() {
   }
   if (queues.empty()) return;
   // Usage per worker and device from the leases.
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> used_slots;
-  absl::flat_hash_map<std::string, int> used_threads;
-  for (const auto& [key, lease] : leases_) {
-    for (const std::string& device : lease.devices) ++used_slots[lease.worker_id][device];
-    used_threads[lease.worker_id] += lease.cpu_threads;
-  }
+  LeaseUsage usage = UsageByLeases();
   std::vector<WorkerView> views;
   for (const auto& [id, worker] : workers_) {
     if (worker->session == nullptr || worker->draining) continue;
@@ -647,12 +640,12 @@ void Scheduler::Dispatch() {
     view.worker_id = id;
     view.labels.insert(worker->hello.labels().begin(), worker->hello.labels().end());
     view.cpu_threads = worker->hello.cpu_threads();
-    view.used_cpu_threads = used_threads[id];
+    view.used_cpu_threads = usage.threads[id];
     for (const v1::Device& device : worker->hello.devices()) {
       DeviceView& d = view.devices.emplace_back();
       d.name = device.name();
       d.slots = device.slots();
-      d.used_slots = used_slots[id][device.name()];
+      d.used_slots = usage.slots[id][device.name()];
       d.free_memory_bytes = worker->free_memory[device.name()];
     }
   }
@@ -692,19 +685,25 @@ void Scheduler::Dispatch() {
   UpdateSlotGauges();
 }
 
+Scheduler::LeaseUsage Scheduler::UsageByLeases() const {
+  LeaseUsage usage;
+  for (const auto& [key, lease] : leases_) {
+    for (const std::string& device : lease.devices) ++usage.slots[lease.worker_id][device];
+    usage.threads[lease.worker_id] += lease.cpu_threads;
+  }
+  return usage;
+}
+
 void Scheduler::UpdateSlotGauges() {
   slots_dirty_ = false;
   int busy[2] = {0, 0}, total[2] = {0, 0};
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> used;
-  for (const auto& [key, lease] : leases_) {
-    for (const std::string& device : lease.devices) ++used[lease.worker_id][device];
-  }
+  LeaseUsage usage = UsageByLeases();
   for (const auto& [id, worker] : workers_) {
     if (worker->session == nullptr) continue;
     for (const v1::Device& device : worker->hello.devices()) {
-      const int kind = IsGpuName(device.name()) ? 1 : 0;
+      const int kind = IsGpuDevice(device.name()) ? 1 : 0;
       total[kind] += device.slots();
-      busy[kind] += std::min(device.slots(), used[id][device.name()]);
+      busy[kind] += std::min(device.slots(), usage.slots[id][device.name()]);
     }
   }
   const char* kinds[2] = {"cpu", "gpu"};

@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "common/channel.h"
+#include "common/testing/command_output.h"
 #include "common/testing/http_get.h"
 #include "common/testing/subprocess.h"
 #include "nlohmann/json.hpp"
@@ -212,17 +213,13 @@ nlohmann::json RunOptuna() {
       absl::GetFlag(FLAGS_python), " ", script, " --transitions ",
       absl::GetFlag(FLAGS_optuna_transitions), " --epochs ", absl::GetFlag(FLAGS_epochs));
   std::fprintf(stderr, "running Optuna: %s\n", command.c_str());
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return nullptr;
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  if (pclose(pipe) != 0) {
-    std::fprintf(stderr, "Optuna run failed (is python3-optuna installed?)\n");
+  absl::StatusOr<std::string> output = testing::CommandOutput(command);
+  if (!output.ok()) {
+    std::fprintf(stderr, "Optuna run failed (is python3-optuna installed?): %s\n",
+                 std::string(output.status().message()).c_str());
     return nullptr;
   }
-  return nlohmann::json::parse(output, nullptr, false);
+  return nlohmann::json::parse(*output, nullptr, false);
 }
 
 int Main() {

@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/server_runner.h"
+#include "common/testing/command_output.h"
 #include "nlohmann/json.hpp"
 #include "tuner_service/study.h"
 #include "tuner_service/testing/test_functions.h"
@@ -199,17 +200,13 @@ nlohmann::json RunOptuna(int seeds, int trials, const std::vector<int>& ns, int 
       absl::StrCat(absl::GetFlag(FLAGS_python), " ", script, " --seeds ", seeds, " --trials ",
                    trials, " --latency_n ", absl::StrJoin(ns, ","), " --latency_window ", window);
   std::fprintf(stderr, "running Optuna: %s\n", command.c_str());
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return nullptr;
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  if (pclose(pipe) != 0) {
-    std::fprintf(stderr, "Optuna run failed (is python3-optuna installed?)\n");
+  absl::StatusOr<std::string> output = autocompress::testing::CommandOutput(command);
+  if (!output.ok()) {
+    std::fprintf(stderr, "Optuna run failed (is python3-optuna installed?): %s\n",
+                 std::string(output.status().message()).c_str());
     return nullptr;
   }
-  return nlohmann::json::parse(output);
+  return nlohmann::json::parse(*output);
 }
 
 int Main() {
