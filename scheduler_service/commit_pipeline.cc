@@ -10,11 +10,12 @@
 namespace autocompress::scheduler {
 
 CommitPipeline::CommitPipeline(TrialStore* store, Options options, OnCommitted on_committed,
-                               OnLatency on_latency)
+                               OnLatency on_latency, OnWrite on_write)
     : store_(store),
       options_(options),
       on_committed_(std::move(on_committed)),
       on_latency_(std::move(on_latency)),
+      on_write_(std::move(on_write)),
       thread_([this] { Run(); }) {}
 
 CommitPipeline::~CommitPipeline() {
@@ -83,7 +84,9 @@ void CommitPipeline::Run() {
     absl::Status status;
     absl::Duration backoff = options_.min_backoff;
     for (;;) {
+      const absl::Time write_start = absl::Now();
       status = merged.empty() ? absl::OkStatus() : store_->Commit(merged);
+      if (on_write_ && status.ok() && !merged.empty()) on_write_(absl::Now() - write_start);
       absl::MutexLock lock(&mu_);
       if (status.ok() && !health_.ok()) LOG(INFO) << "service=scheduler event=store_recovered";
       if (!status.ok() && health_.ok()) {

@@ -43,9 +43,11 @@ class CommitPipeline {
   using OnCommitted = std::function<void(const std::vector<StoredEvent>& events)>;
   // Called with each batch's latency from Submit to durable.
   using OnLatency = std::function<void(absl::Duration)>;
+  // Called once per store commit with the time the store took (queueing excluded).
+  using OnWrite = std::function<void(absl::Duration)>;
 
   CommitPipeline(TrialStore* store, Options options, OnCommitted on_committed,
-                 OnLatency on_latency = nullptr);
+                 OnLatency on_latency = nullptr, OnWrite on_write = nullptr);
   // Commits what is queued (retrying up to shutdown_timeout), then stops.
   ~CommitPipeline();
 
@@ -77,6 +79,7 @@ class CommitPipeline {
   const Options options_;
   const OnCommitted on_committed_;
   const OnLatency on_latency_;
+  const OnWrite on_write_;
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);

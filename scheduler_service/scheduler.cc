@@ -132,6 +132,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Open(
       [self](const std::vector<StoredEvent>& events) { self->hub_.Publish(events); },
       [self](absl::Duration latency) {
         self->metrics_->commit_latency.Observe(absl::ToDoubleSeconds(latency));
+      },
+      [self](absl::Duration write) {
+        self->metrics_->store_write.Observe(absl::ToDoubleSeconds(write));
       });
   {
     absl::MutexLock lock(&scheduler->mu_);

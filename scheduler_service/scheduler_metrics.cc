@@ -12,8 +12,9 @@ namespace {
 
 // 50 us .. 10 s: commits and dispatches are sub-millisecond when healthy.
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
+  return {0.00005, 0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
+          0.0025,  0.005,  0.01,   0.025,  0.05,   0.1,    0.25,    0.5,   1,      2.5,
+          5,       10};
 }
 
 std::string StateLabel(v1::TrialState state) {
@@ -57,6 +58,12 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                          .Help("Time from a change to its durable commit (group commit)")
                          .Register(registry)
                          .Add({}, LatencyBuckets())),
+      store_write(prometheus::BuildHistogram()
+                      .Name("autocompress_scheduler_store_write_seconds")
+                      .Help("Time the store takes per commit of merged changes (fsync "
+                            "included, queueing excluded)")
+                      .Register(registry)
+                      .Add({}, LatencyBuckets())),
       metric_messages(prometheus::BuildCounter()
                           .Name("autocompress_scheduler_metric_messages_total")
                           .Help("Intermediate metric reports received from workers")

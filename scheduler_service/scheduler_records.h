@@ -34,6 +34,7 @@ struct SchedulerMetrics {
   prometheus::Family<prometheus::Gauge>& slots;  // {kind=cpu|gpu, use=busy|free}
   prometheus::Histogram& dispatch_latency;
   prometheus::Histogram& commit_latency;
+  prometheus::Histogram& store_write;
   prometheus::Counter& metric_messages;
   prometheus::Family<prometheus::Counter>& retries;          // {code}
   prometheus::Family<prometheus::Counter>& worker_messages;  // {kind}

@@ -256,17 +256,22 @@ int Main() {
   const int paced_ms = absl::GetFlag(FLAGS_paced_epoch_ms);
   std::fprintf(stderr, "latency phase: %d trials x %d reports, %d ms apart\n", paced_trials, epochs,
                paced_ms);
-  const char* histogram = "autocompress_scheduler_store_commit_latency_seconds";
-  auto scrape = [&] {
+  auto scrape = [&](const char* histogram) {
     auto metrics = testing::HttpGet("127.0.0.1", scheduler->ports.metrics, "/metrics");
     return metrics.ok() ? Buckets(metrics->body, histogram) : Histogram();
   };
-  const Histogram before = scrape();
+  const char* commit_histogram = "autocompress_scheduler_store_commit_latency_seconds";
+  const char* write_histogram = "autocompress_scheduler_store_write_seconds";
+  const Histogram commit_before = scrape(commit_histogram);
+  const Histogram write_before = scrape(write_histogram);
   const PhaseResult paced = RunPhase(*experiments, *artifacts, pid, address, paced_trials, epochs,
                                      absl::Milliseconds(paced_ms));
-  const Histogram during = Minus(scrape(), before);
-  const double commit_p50 = 1000 * Quantile(during, 0.5);
-  const double commit_p99 = 1000 * Quantile(during, 0.99);
+  const Histogram commit_during = Minus(scrape(commit_histogram), commit_before);
+  const Histogram write_during = Minus(scrape(write_histogram), write_before);
+  const double commit_p50 = 1000 * Quantile(commit_during, 0.5);
+  const double commit_p99 = 1000 * Quantile(commit_during, 0.99);
+  const double write_p50 = 1000 * Quantile(write_during, 0.5);
+  const double write_p99 = 1000 * Quantile(write_during, 0.99);
   const double paced_ack_p50 = Percentile(paced.ack_ms, 0.5);
   const double paced_ack_p99 = Percentile(paced.ack_ms, 0.99);
   // Worker events: started, the reports, finished; plus the assignment.
@@ -312,6 +317,8 @@ int Main() {
   std::printf("| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | | <= 1 | %s |\n",
               paced_trials, paced_rate, commit_p50, verdict(commit_p50 <= 1));
   std::printf("| commit latency p99 ms (paced) | %.3f | | | |\n", commit_p99);
+  std::printf("| store write p50 / p99 ms per commit (paced, fsync included) | %.3f / %.3f | | | |\n",
+              write_p50, write_p99);
   std::printf("| event->ack p50 / p99 ms (paced, worker side) | %.3f / %.3f | | | |\n",
               paced_ack_p50, paced_ack_p99);
   std::printf("| event->ack p50 / p99 ms (phase 1 flood, backlog included) | %.3f / %.3f | | | |\n",
