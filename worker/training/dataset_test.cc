@@ -76,6 +76,31 @@ TEST(IdxDatasetTest, ReadsAPlainSplitThroughTheFormatTable) {
   EXPECT_EQ(DatasetFormats(), (std::vector<std::string>{"idx"}));
 }
 
+TEST(IdxDatasetTest, ReadsDebiansFashionMnist) {
+  // Debian's dataset-fashion-mnist (./dev setup installs it): 60000 + 10000 images,
+  // every class exactly a tenth of each split.
+  const std::string dir = "/usr/share/datasets/fashion-mnist";
+  for (const auto& [split, size] : {std::pair{"train", 60000}, {"test", 10000}}) {
+    auto data = LoadDataset("idx", dir, split);
+    ASSERT_TRUE(data.ok()) << data.status();
+    EXPECT_EQ((*data)->size(), size) << split;
+    EXPECT_EQ((*data)->example_shape(), (std::vector<int64_t>{1, 28, 28}));
+    const torch::Tensor histogram = torch::bincount((*data)->labels(), {}, 10);
+    EXPECT_TRUE(torch::equal(histogram, torch::full({10}, size / 10, torch::kLong)))
+        << split << ": " << histogram;
+    // Images are scaled to [0, 1] and not blank.
+    EXPECT_LE((*data)->inputs().max().item<float>(), 1.0f);
+    EXPECT_GT((*data)->inputs().mean().item<float>(), 0.1f);
+  }
+}
+
+TEST(IdxDatasetTest, OneSplitDirectoryIsThatSplitWhateverItsPrefix) {
+  const std::string dir = WritePlainSplit("one_split", 5, 2, 2);  // prefix "train"
+  auto data = LoadDataset("idx", dir, "test");  // "t10k" is absent: the one split present
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ((*data)->size(), 5);
+}
+
 TEST(IdxDatasetTest, BadFilesAreErrorsNamingTheFile) {
   EXPECT_EQ(LoadIdxSplit("/nonexistent", "train").status().code(), absl::StatusCode::kNotFound);
   const std::string bogus = autocompress::testing::TempPath("bogus");

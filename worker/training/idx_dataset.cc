@@ -4,10 +4,12 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "compression/torch_status.h"
@@ -134,8 +136,25 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadIdx(const std::string& images_path,
 
 absl::StatusOr<std::unique_ptr<Dataset>> LoadIdxSplit(const std::string& directory,
                                                       const std::string& prefix) {
-  return LoadIdx(WithGz(absl::StrCat(directory, "/", prefix, "-images-idx3-ubyte")),
-                 WithGz(absl::StrCat(directory, "/", prefix, "-labels-idx1-ubyte")));
+  std::string images = WithGz(absl::StrCat(directory, "/", prefix, "-images-idx3-ubyte"));
+  std::string labels = WithGz(absl::StrCat(directory, "/", prefix, "-labels-idx1-ubyte"));
+  std::error_code error;
+  if (!std::filesystem::exists(images, error)) {
+    // A directory that holds one split only (a dataset artifact of one split) is that
+    // split, whatever its prefix.
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+      const std::string name = entry.path().filename().string();
+      for (const char* suffix : {"-images-idx3-ubyte", "-images-idx3-ubyte.gz"}) {
+        if (absl::EndsWith(name, suffix)) found.push_back(name.substr(0, name.size() - strlen(suffix)));
+      }
+    }
+    if (found.size() == 1) {
+      images = WithGz(absl::StrCat(directory, "/", found[0], "-images-idx3-ubyte"));
+      labels = WithGz(absl::StrCat(directory, "/", found[0], "-labels-idx1-ubyte"));
+    }
+  }
+  return LoadIdx(images, labels);
 }
 
 }  // namespace autocompress::training

@@ -19,7 +19,8 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadIdx(const std::string& images_path,
                                                  const std::string& labels_path);
 
 // The split in `directory`: <prefix>-images-idx3-ubyte[.gz] and
-// <prefix>-labels-idx1-ubyte[.gz]; MNIST names its splits "train" and "t10k".
+// <prefix>-labels-idx1-ubyte[.gz]; MNIST names its splits "train" and "t10k". A
+// directory without that prefix but with exactly one images file reads that pair.
 absl::StatusOr<std::unique_ptr<Dataset>> LoadIdxSplit(const std::string& directory,
                                                       const std::string& prefix);
 
