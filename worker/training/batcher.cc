@@ -3,8 +3,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <deque>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
 #include "compression/torch_status.h"
 
 namespace autocompress::training {
@@ -66,20 +70,76 @@ absl::StatusOr<std::vector<int64_t>> Batcher::Order(int64_t epoch) const {
 }
 
 absl::Status Batcher::ForEach(int64_t epoch, const BatchFunction& f) const {
-  return compression::CatchTorch(absl::StrCat(data_->name(), ": batching"), [&] {
-    const torch::Device device(options_.device);
-    const int64_t batches = batches_per_epoch();
-    const int64_t taken = std::min(data_->size(), batches * options_.batch_size);
-    const torch::Tensor indices = EpochIndices(data_->size(), taken, options_, epoch);
-    for (int64_t b = 0; b < batches; ++b) {
-      const torch::Tensor index =
-          indices.slice(0, b * options_.batch_size, (b + 1) * options_.batch_size);
-      const torch::Tensor inputs = data_->inputs().index_select(0, index).to(device);
-      const torch::Tensor labels = data_->labels().index_select(0, index).to(device);
-      if (absl::Status s = f(inputs, labels); !s.ok()) return s;
-    }
+  const torch::Device device(options_.device);
+  const int64_t batches = batches_per_epoch();
+  const int64_t taken = std::min(data_->size(), batches * options_.batch_size);
+  torch::Tensor indices;
+  RETURN_IF_ERROR(compression::CatchTorch(absl::StrCat(data_->name(), ": batching"), [&] {
+    indices = EpochIndices(data_->size(), taken, options_, epoch);
     return absl::OkStatus();
+  }));
+  // A producer thread gathers (and moves to the device) the batch after the one `f`
+  // works on, so the model never waits for its input. At most kAhead batches wait.
+  constexpr size_t kAhead = 2;
+  struct Batch {
+    torch::Tensor inputs, labels;
+  };
+  absl::Mutex mu;
+  std::deque<Batch> ready;
+  bool stop = false;
+  absl::Status produce_status;
+  const bool pin = device.is_cuda();
+  std::thread producer([&] {
+    for (int64_t b = 0; b < batches; ++b) {
+      Batch batch;
+      absl::Status status = compression::CatchTorch(absl::StrCat(data_->name(), ": batching"), [&] {
+        const torch::Tensor index =
+            indices.slice(0, b * options_.batch_size, (b + 1) * options_.batch_size);
+        torch::Tensor inputs = data_->inputs().index_select(0, index);
+        torch::Tensor labels = data_->labels().index_select(0, index);
+        if (pin) {
+          inputs = inputs.pin_memory();
+          labels = labels.pin_memory();
+        }
+        batch.inputs = inputs.to(device, /*non_blocking=*/pin);
+        batch.labels = labels.to(device, /*non_blocking=*/pin);
+        return absl::OkStatus();
+      });
+      absl::MutexLock lock(&mu);
+      if (!status.ok()) {
+        produce_status = status;
+        stop = true;
+        return;
+      }
+      auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || ready.size() < kAhead; };
+      mu.Await(absl::Condition(&room));
+      if (stop) return;
+      ready.push_back(std::move(batch));
+    }
   });
+  absl::Status status;
+  for (int64_t b = 0; b < batches && status.ok(); ++b) {
+    Batch batch;
+    {
+      absl::MutexLock lock(&mu);
+      auto have = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || !ready.empty(); };
+      mu.Await(absl::Condition(&have));
+      if (ready.empty()) {
+        status = produce_status;
+        break;
+      }
+      batch = std::move(ready.front());
+      ready.pop_front();
+    }
+    status = compression::CatchTorch(absl::StrCat(data_->name(), ": batching"),
+                                     [&] { return f(batch.inputs, batch.labels); });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    stop = true;
+  }
+  producer.join();
+  return status;
 }
 
 }  // namespace autocompress::training

@@ -45,7 +45,9 @@ class Batcher {
   absl::StatusOr<std::vector<int64_t>> Order(int64_t epoch) const;
 
   // Calls `f(inputs, labels)` for every batch of epoch `epoch`, on the device; stops at
-  // and returns the first error `f` returns. LibTorch errors become statuses.
+  // and returns the first error `f` returns. LibTorch errors become statuses. The next
+  // batches are gathered on a background thread while `f` runs (pinned and copied
+  // asynchronously for CUDA devices).
   using BatchFunction =
       std::function<absl::Status(const at::Tensor& inputs, const at::Tensor& labels)>;
   absl::Status ForEach(int64_t epoch, const BatchFunction& f) const;

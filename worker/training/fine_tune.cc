@@ -45,8 +45,11 @@ absl::StatusOr<FineTuneResult> FineTune(compression::CompressionSession& session
   compression::ModeScope train_mode(model, /*training=*/true);
   FineTuneResult result;
   for (int epoch = 0; epoch < epochs; ++epoch) {
+    const double lr = LearningRateAt(recipe, epoch, epochs);
+    trainer->SetLearningRate(lr);
     ASSIGN_OR_RETURN(EpochMetrics metrics,
                      FineTuneEpoch(*trainer, model, epoch, hooks, data, recipe, callbacks));
+    metrics.learning_rate = lr;
     result.epochs.push_back(metrics);
     if (callbacks.on_epoch_end && callbacks.on_epoch_end(metrics) == EpochDecision::kStop) {
       result.stopped_early = epoch + 1 < epochs;

@@ -136,7 +136,7 @@ TEST(EvaluateTest, MatchesAnIndependentCount) {
   ASSERT_TRUE(evaluation.ok()) << evaluation.status();
   model.eval();
   torch::NoGradGuard no_grad;
-  int64_t correct = 0;
+  int64_t correct = 0, correct_top5 = 0;
   double loss = 0;
   for (int64_t i = 0; i < data->size(); ++i) {
     const torch::Tensor out =
@@ -149,10 +149,15 @@ TEST(EvaluateTest, MatchesAnIndependentCount) {
       sum += std::exp(out[c].item<double>());
     }
     correct += best == label;
+    int64_t above = 0;  // outputs larger than the label's: top-5 when fewer than 5
+    for (int64_t c = 0; c < out.size(0); ++c) above += out[c].item<double>() > out[label].item<double>();
+    correct_top5 += above < 5;
     loss += std::log(sum) - out[label].item<double>();
   }
   EXPECT_EQ(evaluation->examples, 256);
   EXPECT_EQ(evaluation->correct, correct);
+  EXPECT_EQ(evaluation->correct_top5, correct_top5);
+  EXPECT_GT(correct_top5, correct);
   EXPECT_DOUBLE_EQ(evaluation->accuracy, correct / 256.0);
   EXPECT_NEAR(evaluation->mean_loss, loss / 256, 1e-5 * std::max(1.0, loss / 256));
 }
@@ -165,14 +170,55 @@ TEST(RecipeTest, NllOnLogSoftmaxIsCrossEntropy) {
                               Loss("cross_entropy", logits, labels)));
 }
 
+TEST(RecipeTest, MseIsAgainstOneHotLabels) {
+  torch::manual_seed(3);
+  const torch::Tensor outputs = torch::randn({4, 3});
+  const torch::Tensor labels = torch::tensor({0, 2, 1, 2}, torch::kLong);
+  double expected = 0;
+  for (int i = 0; i < 4; ++i) {
+    for (int c = 0; c < 3; ++c) {
+      const double target = labels[i].item<int64_t>() == c ? 1 : 0;
+      expected += std::pow(outputs[i][c].item<double>() - target, 2);
+    }
+  }
+  EXPECT_NEAR(Loss("mse", outputs, labels).item<double>(), expected / 12, 1e-6);
+}
+
+TEST(RecipeTest, LearningRateSchedules) {
+  Recipe r;
+  r.lr = 0.1;
+  EXPECT_DOUBLE_EQ(LearningRateAt(r, 3, 5), 0.1);
+  r.lr_schedule = "step";
+  r.step_epochs = 2;
+  r.gamma = 0.5;
+  const double step[] = {0.1, 0.1, 0.05, 0.05, 0.025};
+  for (int e = 0; e < 5; ++e) EXPECT_DOUBLE_EQ(LearningRateAt(r, e, 5), step[e]) << e;
+  r.lr_schedule = "cosine";
+  r.min_lr = 0.01;
+  EXPECT_DOUBLE_EQ(LearningRateAt(r, 0, 5), 0.1);
+  EXPECT_NEAR(LearningRateAt(r, 2, 5), 0.055, 1e-12);  // halfway
+  EXPECT_DOUBLE_EQ(LearningRateAt(r, 4, 5), 0.01);
+  EXPECT_DOUBLE_EQ(LearningRateAt(r, 0, 1), 0.1);  // one epoch: no annealing
+}
+
 TEST(RecipeTest, BadRecipesNameTheField) {
   auto message = [](const Recipe& r) { return std::string(ValidateRecipe(r).message()); };
   Recipe r;
   r.optimizer = "rmsprop";
   EXPECT_THAT(message(r), HasSubstr("recipe.optimizer: 'rmsprop' is not known; known: sgd, adam"));
   r = Recipe();
-  r.criterion = "mse";
-  EXPECT_THAT(message(r), HasSubstr("known: cross_entropy, nll"));
+  r.criterion = "hinge";
+  EXPECT_THAT(message(r), HasSubstr("known: cross_entropy, nll, mse"));
+  r = Recipe();
+  r.lr_schedule = "linear";
+  EXPECT_THAT(message(r), HasSubstr("recipe.lr_schedule: 'linear' is not known; known: constant, step, cosine"));
+  r = Recipe();
+  r.lr_schedule = "step";
+  r.step_epochs = 0;
+  EXPECT_THAT(message(r), HasSubstr("recipe.step_epochs"));
+  r = Recipe();
+  r.min_lr = 1;
+  EXPECT_THAT(message(r), HasSubstr("recipe.min_lr: 1 is above recipe.lr"));
   r = Recipe();
   r.lr = 0;
   EXPECT_THAT(message(r), HasSubstr("recipe.lr"));

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -53,8 +54,18 @@ const std::vector<CriterionKind>& Criteria() {
        [](const torch::Tensor& out, const torch::Tensor& labels) {
          return torch::nn::functional::nll_loss(out, labels);
        }},
+      {"mse",
+       [](const torch::Tensor& out, const torch::Tensor& labels) {
+         const torch::Tensor target = torch::one_hot(labels, out.size(1)).to(out.dtype());
+         return torch::nn::functional::mse_loss(out, target);
+       }},
   };
   return *kinds;
+}
+
+const std::vector<std::string>& Schedules() {
+  static const auto* names = new std::vector<std::string>{"constant", "step", "cosine"};
+  return *names;
 }
 
 template <typename Kind>
@@ -82,6 +93,18 @@ absl::Status NonNegative(const char* field, double value) {
 
 std::vector<std::string> OptimizerNames() { return Names(Optimizers()); }
 std::vector<std::string> CriterionNames() { return Names(Criteria()); }
+std::vector<std::string> LrScheduleNames() { return Schedules(); }
+
+double LearningRateAt(const Recipe& recipe, int64_t epoch, int64_t epochs) {
+  if (recipe.lr_schedule == "step") {
+    return recipe.lr * std::pow(recipe.gamma, static_cast<double>(epoch / recipe.step_epochs));
+  }
+  if (recipe.lr_schedule == "cosine" && epochs > 1) {
+    const double progress = static_cast<double>(epoch) / static_cast<double>(epochs - 1);
+    return recipe.min_lr + 0.5 * (recipe.lr - recipe.min_lr) * (1 + std::cos(M_PI * progress));
+  }
+  return recipe.lr;
+}
 
 absl::Status ValidateRecipe(const Recipe& recipe) {
   const OptimizerKind* optimizer = Find(Optimizers(), recipe.optimizer);
@@ -111,6 +134,24 @@ absl::Status ValidateRecipe(const Recipe& recipe) {
   if (recipe.batch_size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("recipe.batch_size: ", recipe.batch_size, " is not a positive integer"));
+  }
+  if (std::find(Schedules().begin(), Schedules().end(), recipe.lr_schedule) == Schedules().end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recipe.lr_schedule: '", recipe.lr_schedule,
+                     "' is not known; known: ", absl::StrJoin(Schedules(), ", ")));
+  }
+  if (recipe.step_epochs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recipe.step_epochs: ", recipe.step_epochs, " is not a positive integer"));
+  }
+  if (!(std::isfinite(recipe.gamma) && recipe.gamma > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recipe.gamma: ", recipe.gamma, " is not a finite number > 0"));
+  }
+  if (absl::Status s = NonNegative("min_lr", recipe.min_lr); !s.ok()) return s;
+  if (recipe.min_lr > recipe.lr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recipe.min_lr: ", recipe.min_lr, " is above recipe.lr ", recipe.lr));
   }
   if (recipe.max_batches < 0) {
     return absl::InvalidArgumentError(absl::StrCat("recipe.max_batches: ", recipe.max_batches,

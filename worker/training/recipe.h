@@ -33,8 +33,15 @@ struct Recipe {
   int64_t batch_size = 32;
   // Optimizer steps per epoch at most; 0 = the whole data set once.
   int64_t max_batches = 0;
-  // "cross_entropy" (on logits) or "nll" (on log-probabilities).
+  // "cross_entropy" (on logits), "nll" (on log-probabilities) or "mse" (outputs against
+  // one-hot labels).
   std::string criterion = "cross_entropy";
+  // Learning rate over the epochs of one FineTune: "constant"; "step" (lr x gamma every
+  // step_epochs epochs); "cosine" (from lr at the first epoch down to min_lr at the last).
+  std::string lr_schedule = "constant";
+  int64_t step_epochs = 1;
+  double gamma = 0.1;
+  double min_lr = 0;
   // Shuffle order (see batcher.h).
   bool shuffle = true;
   uint64_t seed = 1;
@@ -43,6 +50,10 @@ struct Recipe {
 // The names the tables know, in table order.
 std::vector<std::string> OptimizerNames();
 std::vector<std::string> CriterionNames();
+std::vector<std::string> LrScheduleNames();
+
+// The learning rate of epoch `epoch` (0-based) of `epochs` under the recipe's schedule.
+double LearningRateAt(const Recipe& recipe, int64_t epoch, int64_t epochs);
 
 // InvalidArgument naming the field ("recipe.lr: ...") and, for names, the known ones.
 absl::Status ValidateRecipe(const Recipe& recipe);

@@ -3,6 +3,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include <optional>
 #include <regex>
 
@@ -224,12 +226,18 @@ absl::StatusOr<EpochStats> EpochTrainer::RunEpoch(int64_t epoch, const StepHooks
   return stats;
 }
 
+void EpochTrainer::SetLearningRate(double lr) {
+  for (torch::optim::OptimizerParamGroup& group : optimizer_->param_groups()) {
+    group.options().set_lr(lr);
+  }
+}
+
 absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& data,
                                     const Recipe& recipe) {
   RETURN_IF_ERROR(ValidateRecipe(recipe));
   ASSIGN_OR_RETURN(Batcher batcher, MakeBatcher(model, data, recipe, /*training=*/false));
   Evaluation result;
-  DeviceSum loss_sum, correct;
+  DeviceSum loss_sum, correct, correct_top5;
   const compression::ModeScope eval_mode(model, /*training=*/false);
   const absl::Status status = CatchTorch(absl::StrCat(data.name(), ": evaluating"), [&] {
     torch::NoGradGuard no_grad;
@@ -239,6 +247,9 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
           ASSIGN_OR_RETURN(torch::Tensor loss, BatchLoss(recipe.criterion, data, outputs, labels));
           result.examples += labels.size(0);
           correct.Add(outputs.argmax(1).eq(labels).sum());
+          const int64_t k = std::min<int64_t>(5, outputs.size(1));
+          correct_top5.Add(
+              std::get<1>(outputs.topk(k, 1)).eq(labels.unsqueeze(1)).any(1).sum());
           loss_sum.Add(loss * labels.size(0));
           return absl::OkStatus();
         });
@@ -246,10 +257,12 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(CatchTorch(absl::StrCat(data.name(), ": evaluating"), [&] {
     result.correct = static_cast<int64_t>(correct.Read());
+    result.correct_top5 = static_cast<int64_t>(correct_top5.Read());
     result.mean_loss = loss_sum.Read() / result.examples;
     return absl::OkStatus();
   }));
   result.accuracy = static_cast<double>(result.correct) / result.examples;
+  result.top5_accuracy = static_cast<double>(result.correct_top5) / result.examples;
   return result;
 }
 

@@ -58,6 +58,8 @@ struct Evaluation {
   int64_t examples = 0;
   int64_t correct = 0;  // argmax of the output equals the label
   double accuracy = 0;  // correct / examples
+  int64_t correct_top5 = 0;  // the label is among the 5 largest outputs (all, below 5 classes)
+  double top5_accuracy = 0;
   double mean_loss = 0;
 };
 
@@ -75,6 +77,9 @@ class EpochTrainer {
   // mode; the caller sets train().
   absl::StatusOr<EpochStats> RunEpoch(int64_t epoch, const StepHooks& hooks,
                                       const TrainingObserver& observer = {});
+
+  // Sets the learning rate of every parameter group (a schedule's next value).
+  void SetLearningRate(double lr);
 
  private:
   EpochTrainer(torch::jit::Module& model, const Dataset& data, const Recipe& recipe,
