@@ -470,8 +470,7 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
 
   // Inputs from the node's cache.
   const v1::DatasetSpec& dataset = spec.recipe().dataset();
-  const bool archives = dataset.format() == v1::DATASET_FORMAT_IDX ||
-                        dataset.format() == v1::DATASET_FORMAT_IMAGE_FOLDER;
+  const bool archives = dataset.format() != v1::DATASET_FORMAT_TENSORS;
   std::vector<std::unique_ptr<ArtifactCache::Pin>> pins;
   auto fetch = [&](const v1::ArtifactRef& ref, bool extract) -> absl::StatusOr<std::string> {
     absl::StatusOr<std::unique_ptr<ArtifactCache::Pin>> pin =

@@ -28,10 +28,7 @@
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "nlohmann/json.hpp"
-#include "worker/training/dataset.h"
-#include "worker/training/fine_tune.h"
-#include "worker/training/recipe.h"
-#include "worker/training/trainer.h"
+#include "worker/auto_compression_module.h"
 #include "worker/trial_parameters.h"
 
 namespace autocompress::worker {
@@ -72,121 +69,6 @@ void AddMetric(v1::MetricReport& report, const std::string& name, double value) 
   metric->set_value(value);
 }
 
-std::string DatasetFormatName(v1::DatasetFormat format) {
-  switch (format) {
-    case v1::DATASET_FORMAT_IDX:
-      return "idx";
-    default:
-      return "";
-  }
-}
-
-// The declarative recipe as the training library takes it.
-training::Recipe TrainingRecipeOf(const v1::TrialSpec& trial, const v1::TrainingRecipe& r) {
-  training::Recipe recipe;
-  if (!r.optimizer().name().empty()) recipe.optimizer = r.optimizer().name();
-  if (r.optimizer().learning_rate() != 0) recipe.lr = r.optimizer().learning_rate();
-  recipe.momentum = r.optimizer().momentum();
-  recipe.weight_decay = r.optimizer().weight_decay();
-  recipe.nesterov = r.optimizer().nesterov();
-  if (r.dataset().batch_size() > 0) recipe.batch_size = r.dataset().batch_size();
-  recipe.max_batches = r.max_train_batches();
-  if (!r.criterion().empty()) recipe.criterion = r.criterion();
-  recipe.shuffle = r.dataset().shuffle();
-  if (!r.lr_schedule().name().empty()) recipe.lr_schedule = r.lr_schedule().name();
-  if (r.lr_schedule().step_epochs() > 0) recipe.step_epochs = r.lr_schedule().step_epochs();
-  if (r.lr_schedule().gamma() > 0) recipe.gamma = r.lr_schedule().gamma();
-  recipe.min_lr = r.lr_schedule().min_learning_rate();
-  recipe.seed = trial.seed() != 0 ? trial.seed() : 1;
-  return recipe;
-}
-
-// The evaluators, by the name the recipe gives; each names the metrics it reports.
-struct EvaluatorSpec {
-  const char* name;
-  std::vector<std::string> metrics;
-};
-const std::vector<EvaluatorSpec>& Evaluators() {
-  static const auto* evaluators = new std::vector<EvaluatorSpec>{
-      {"top1_accuracy", {"accuracy", "loss"}},
-      {"top5_accuracy", {"top5_accuracy", "accuracy", "loss"}},
-      {"neg_loss", {"neg_loss", "loss"}},
-  };
-  return *evaluators;
-}
-
-absl::StatusOr<const EvaluatorSpec*> FindEvaluator(const std::string& name) {
-  const std::string wanted = name.empty() ? "top1_accuracy" : name;
-  for (const EvaluatorSpec& e : Evaluators()) {
-    if (wanted == e.name) return &e;
-  }
-  std::vector<std::string> known;
-  for (const EvaluatorSpec& e : Evaluators()) known.push_back(e.name);
-  return absl::InvalidArgumentError(absl::StrCat("recipe.evaluator: '", name,
-                                                 "' is not known; known: ",
-                                                 absl::StrJoin(known, ", ")));
-}
-
-void AddEvaluation(v1::MetricReport& report, const EvaluatorSpec& evaluator,
-                   const training::Evaluation& e, const std::string& suffix = "") {
-  for (const std::string& name : evaluator.metrics) {
-    const double value = name == "accuracy"        ? e.accuracy
-                         : name == "top5_accuracy" ? e.top5_accuracy
-                         : name == "neg_loss"      ? -e.mean_loss
-                                                   : e.mean_loss;
-    AddMetric(report, name + suffix, value);
-  }
-}
-
-// Normalizes per channel and keeps at most `max_examples` (0 = all).
-absl::StatusOr<std::unique_ptr<training::Dataset>> Prepare(std::unique_ptr<training::Dataset> data,
-                                                           const v1::DatasetSpec& spec,
-                                                           int64_t max_examples) {
-  const bool trim = max_examples > 0 && max_examples < data->size();
-  if (spec.mean_size() == 0 && !trim) return data;
-  return compression::CatchTorch(
-      "preparing data", [&]() -> absl::StatusOr<std::unique_ptr<training::Dataset>> {
-        torch::Tensor inputs = data->inputs();
-        torch::Tensor labels = data->labels();
-        if (trim) {
-          inputs = inputs.slice(0, 0, max_examples);
-          labels = labels.slice(0, 0, max_examples);
-        }
-        if (spec.mean_size() > 0) {
-          if (inputs.dim() < 2 || inputs.size(1) != spec.mean_size()) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "recipe.dataset.mean: ", spec.mean_size(), " values for data with ",
-                inputs.dim() < 2 ? 0 : inputs.size(1), " channels (", data->name(), ")"));
-          }
-          std::vector<int64_t> shape(inputs.dim(), 1);
-          shape[1] = spec.mean_size();
-          const torch::Tensor mean =
-              torch::tensor(std::vector<float>(spec.mean().begin(), spec.mean().end()))
-                  .view(shape);
-          const torch::Tensor stddev =
-              torch::tensor(std::vector<float>(spec.stddev().begin(), spec.stddev().end()))
-                  .view(shape);
-          inputs = (inputs - mean) / stddev;
-        }
-        return training::Dataset::FromTensors(data->name(), inputs.contiguous(), labels);
-      });
-}
-
-absl::StatusOr<std::unique_ptr<training::Dataset>> LoadSplit(const v1::DatasetSpec& spec,
-                                                             const std::string& path,
-                                                             const std::string& split,
-                                                             int64_t max_examples) {
-  const std::string format = DatasetFormatName(spec.format());
-  if (format.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("recipe.dataset.format: ", v1::DatasetFormat_Name(spec.format()),
-                     " is not supported by this worker (supported: DATASET_FORMAT_IDX)"));
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<training::Dataset> data,
-                   training::LoadDataset(format, path, split));
-  return Prepare(std::move(data), spec, max_examples);
-}
-
 struct ParameterCounts {
   int64_t parameters = 0;
   int64_t nonzero = 0;
@@ -211,12 +93,12 @@ ParameterCounts CountParameters(torch::jit::Module& model) {
 
 // Median milliseconds of a batch-1 forward of the saved model on `device`.
 absl::StatusOr<double> MeasureLatencyMs(const std::string& model_path, const std::string& device,
-                                        const torch::Tensor& example) {
+                                        const torch::Tensor& batch) {
   return compression::CatchTorch("measuring latency", [&]() -> absl::StatusOr<double> {
     torch::jit::Module model = torch::jit::load(model_path, torch::Device(device));
     model.eval();
     torch::NoGradGuard no_grad;
-    const torch::Tensor input = example.unsqueeze(0).to(torch::Device(device));
+    const torch::Tensor input = batch.to(torch::Device(device));
     const bool cuda = absl::StartsWith(device, "cuda");
     std::vector<double> ms;
     for (int i = 0; i < kLatencyWarmup + kLatencyRuns; ++i) {
@@ -242,6 +124,10 @@ std::string KwargsWithRecipeDefaults(const std::string& algorithm, const std::st
   return kwargs.dump();
 }
 
+void AddMetrics(v1::MetricReport& report, const Metrics& metrics, const std::string& suffix = "") {
+  for (const auto& [name, value] : metrics) AddMetric(report, name + suffix, value);
+}
+
 class Pipeline {
  public:
   Pipeline(const internal::ChildRequest& request, PipelineReporter& reporter)
@@ -261,17 +147,25 @@ class Pipeline {
     section_ = name;
     section_start_ = now;
   }
-  absl::Status CheckFinite(double loss, const std::string& where) const {
-    if (std::isfinite(loss)) return absl::OkStatus();
+  absl::Status CheckFinite(const Metrics& metrics, const char* name, const std::string& where) const {
+    auto it = metrics.find(name);
+    if (it == metrics.end() || std::isfinite(it->second)) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(
-        "the loss is ", loss, " ", where, " (recipe.optimizer.learning_rate ",
-        recipe_.lr, " may be too high)"));
+        "the ", name, " is ", it->second, " ", where, " (recipe.optimizer.learning_rate ",
+        recipe_.optimizer().learning_rate(), " may be too high)"));
+  }
+  void Report(int64_t step, const Metrics& metrics) {
+    v1::MetricReport report;
+    report.set_step(step);
+    AddMetrics(report, metrics);
+    *report.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    reporter_.Intermediate(report);
   }
 
   const internal::ChildRequest& request_;
   const v1::TrialSpec& trial_;
   PipelineReporter& reporter_;
-  training::Recipe recipe_;
+  v1::TrainingRecipe recipe_;
   v1::MetricReport timings_;
   std::string section_;
   absl::Time section_start_;
@@ -280,106 +174,73 @@ class Pipeline {
 absl::Status Pipeline::Run(internal::ChildResult& result) {
   const absl::Time start = absl::Now();
   Enter("decoding parameters");
-  v1::TrainingRecipe spec_recipe = trial_.recipe();
-  ASSIGN_OR_RETURN(DecodedParameters decoded,
-                   DecodeTrialParameters(trial_.parameters_json(), spec_recipe));
-  if (!spec_recipe.module().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "recipe.module: '", spec_recipe.module(), "' is not compiled into this worker"));
+  recipe_ = trial_.recipe();
+  ASSIGN_OR_RETURN(DecodedParameters decoded, DecodeTrialParameters(trial_.parameters_json(), recipe_));
+  std::unique_ptr<AutoCompressionModule> module;
+  if (recipe_.module().empty()) {
+    module = MakeRecipeModule();
+  } else {
+    ASSIGN_OR_RETURN(module, CreateAutoCompressionModule(recipe_.module()));
   }
-  recipe_ = TrainingRecipeOf(trial_, spec_recipe);
-  RETURN_IF_ERROR(training::ValidateRecipe(recipe_));
-  ASSIGN_OR_RETURN(const EvaluatorSpec* evaluator, FindEvaluator(spec_recipe.evaluator()));
-  training::Recipe eval_recipe = recipe_;
-  if (spec_recipe.dataset().eval_batch_size() > 0) {
-    eval_recipe.batch_size = spec_recipe.dataset().eval_batch_size();
-  }
-  const std::string device = trial_.devices_size() > 0 ? trial_.devices(0) : "cpu";
+  ModuleContext context;
+  context.trial = &trial_;
+  context.recipe = &recipe_;
+  context.model_path = request_.model_path();
+  context.train_path = request_.train_path();
+  context.eval_path = request_.eval_path();
+  context.device = trial_.devices_size() > 0 ? trial_.devices(0) : "cpu";
   if (trial_.cpu_threads() > 0) at::set_num_threads(trial_.cpu_threads());
-  torch::manual_seed(recipe_.seed);
+  torch::manual_seed(trial_.seed() != 0 ? trial_.seed() : 1);
 
   Section("load");
   Enter("loading data");
-  ASSIGN_OR_RETURN(std::unique_ptr<training::Dataset> train,
-                   LoadSplit(spec_recipe.dataset(), request_.train_path(), "train", 0));
-  const int64_t max_eval = static_cast<int64_t>(spec_recipe.max_eval_batches()) * eval_recipe.batch_size;
-  ASSIGN_OR_RETURN(std::unique_ptr<training::Dataset> eval,
-                   LoadSplit(spec_recipe.dataset(), request_.eval_path(), "test", max_eval));
+  RETURN_IF_ERROR(module->Init(context));
   Enter("loading model");
-  absl::StatusOr<std::unique_ptr<compression::CompressionSession>> loaded =
-      compression::CompressionSession::Load(request_.model_path(), device);
-  if (!loaded.ok()) {
-    // Named by the artifact the user gave, not by its path in the node's cache.
-    return absl::Status(loaded.status().code(),
-                        absl::StrCat("model ", trial_.model().name(), " (", trial_.model().sha256(),
-                                     ") on ", device, ": ", loaded.status().message()));
-  }
-  std::unique_ptr<compression::CompressionSession> session = std::move(*loaded);
+  ASSIGN_OR_RETURN(std::unique_ptr<compression::CompressionSession> session, module->Model(context));
 
   Section("compress");
-  training::DatasetTrainingHooks hooks(*train, recipe_);
   if (!decoded.algorithm.empty()) {
     Enter(absl::StrCat("compressing (", decoded.algorithm, ")"));
     compression::CompressOptions options;
     options.algorithm = decoded.algorithm;
     options.config_list_json = decoded.config_list_json;
-    options.kwargs_json = KwargsWithRecipeDefaults(decoded.algorithm, decoded.kwargs_json, spec_recipe);
-    options.hooks = &hooks;
+    options.kwargs_json = KwargsWithRecipeDefaults(decoded.algorithm, decoded.kwargs_json, recipe_);
+    options.hooks = module->SparsifyingTrainer(decoded.algorithm);
+    if (options.hooks == nullptr && compression::TrainsBeforePruning(decoded.algorithm)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "recipe.module: '", recipe_.module(), "' has no sparsifying trainer for ", decoded.algorithm));
+    }
     RETURN_IF_ERROR(session->Compress(options));
   }
 
   Section("evaluate_zero_shot");
   Enter("evaluating after compression");
-  ASSIGN_OR_RETURN(training::Evaluation zero_shot, training::Evaluate(session->module(), *eval, eval_recipe));
-  v1::MetricReport step0;
-  step0.set_step(0);
-  AddEvaluation(step0, *evaluator, zero_shot);
-  *step0.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
-  reporter_.Intermediate(step0);
+  ASSIGN_OR_RETURN(const Metrics zero_shot, module->Evaluate(session->module()));
+  Report(0, zero_shot);
 
   Section("finetune");
-  const int epochs = spec_recipe.finetune_epochs();
-  absl::Status epoch_error;
-  double train_seconds = 0;
-  int64_t train_examples = 0;
-  absl::Time epoch_start;
-  bool in_epoch = false;
-  if (epochs > 0) {
-    Enter("fine-tuning epoch 1");
-    training::FineTuneCallbacks callbacks;
-    callbacks.on_epoch_end = [&](const training::EpochMetrics& m) {
-      epoch_error = CheckFinite(m.train.mean_loss, absl::StrCat("in fine-tuning epoch ", m.epoch + 1));
-      if (!epoch_error.ok()) return training::EpochDecision::kStop;
-      train_examples += m.train.examples;
-      v1::MetricReport report;
-      report.set_step(m.epoch + 1);
-      AddEvaluation(report, *evaluator, *m.validation);
-      AddMetric(report, "train_loss", m.train.mean_loss);
-      AddMetric(report, "learning_rate", m.learning_rate);
-      *report.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
-      reporter_.Intermediate(report);
-      if (m.epoch + 1 < epochs) reporter_.Phase(absl::StrCat("fine-tuning epoch ", m.epoch + 2));
-      return training::EpochDecision::kContinue;
-    };
-    // Training time alone (the per-epoch validation excluded), for throughput.
-    callbacks.observer.before_forward = [&](torch::jit::Module&, const torch::Tensor&) {
-      if (!in_epoch) epoch_start = absl::Now();
-      in_epoch = true;
-    };
-    callbacks.observer.after_epoch = [&](torch::jit::Module&) {
-      train_seconds += absl::ToDoubleSeconds(absl::Now() - epoch_start);
-      in_epoch = false;
-    };
-    training::TrainingData data{train.get(), eval.get()};
-    ASSIGN_OR_RETURN(training::FineTuneResult tuned,
-                     training::FineTune(*session, data, recipe_, epochs, callbacks));
-    RETURN_IF_ERROR(epoch_error);
+  const int epochs = module->FineTuneEpochs(decoded.algorithm);
+  double train_seconds = 0, train_examples = 0;
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const std::string where = absl::StrCat("in fine-tuning epoch ", epoch + 1);
+    Enter(absl::StrCat("fine-tuning epoch ", epoch + 1));
+    const absl::Time epoch_start = absl::Now();
+    ASSIGN_OR_RETURN(Metrics metrics, module->FineTuneEpoch(decoded.algorithm, *session, epoch));
+    train_seconds += absl::ToDoubleSeconds(absl::Now() - epoch_start);
+    RETURN_IF_ERROR(CheckFinite(metrics, "train_loss", where));
+    if (auto it = metrics.find("train_examples"); it != metrics.end()) {
+      train_examples += it->second;
+      metrics.erase(it);
+    }
+    ASSIGN_OR_RETURN(const Metrics validation, module->Evaluate(session->module()));
+    metrics.insert(validation.begin(), validation.end());
+    Report(epoch + 1, metrics);
   }
 
   Section("evaluate");
   Enter("evaluating");
-  ASSIGN_OR_RETURN(training::Evaluation final_eval, training::Evaluate(session->module(), *eval, eval_recipe));
-  RETURN_IF_ERROR(CheckFinite(final_eval.mean_loss, "in the final evaluation"));
+  ASSIGN_OR_RETURN(const Metrics final_metrics, module->Evaluate(session->module()));
+  RETURN_IF_ERROR(CheckFinite(final_metrics, "loss", "in the final evaluation"));
   const ParameterCounts counts = CountParameters(session->module());
 
   Section("export");
@@ -415,12 +276,13 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
 
   Section("latency");
   Enter("measuring latency");
-  ASSIGN_OR_RETURN(double latency_ms, MeasureLatencyMs(model_path, device, eval->inputs()[0]));
+  ASSIGN_OR_RETURN(const torch::Tensor example, module->ExampleInput());
+  ASSIGN_OR_RETURN(double latency_ms, MeasureLatencyMs(model_path, context.device, example));
   Section("");
 
   v1::MetricReport& report = *result.mutable_final_report();
-  AddEvaluation(report, *evaluator, final_eval);
-  AddEvaluation(report, *evaluator, zero_shot, "_zero_shot");
+  AddMetrics(report, final_metrics);
+  AddMetrics(report, zero_shot, "_zero_shot");
   AddMetric(report, "sparsity",
             counts.weight_elements == 0
                 ? 0.0
@@ -429,7 +291,9 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   AddMetric(report, "nonzero_parameters", static_cast<double>(counts.nonzero));
   AddMetric(report, "model_bytes", size_error ? 0.0 : static_cast<double>(model_bytes));
   AddMetric(report, "latency_ms", latency_ms);
-  if (train_seconds > 0) AddMetric(report, "train_images_per_second", train_examples / train_seconds);
+  if (train_seconds > 0 && train_examples > 0) {
+    AddMetric(report, "train_images_per_second", train_examples / train_seconds);
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   AddMetric(report, "peak_rss_bytes", static_cast<double>(usage.ru_maxrss) * 1024);

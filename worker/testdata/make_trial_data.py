@@ -8,6 +8,9 @@ Usage: make_trial_data.py OUT_DIR
   fashion_train.tar     train examples 0..1999 as IDX (gzipped) in a tar: a dataset artifact
   fashion_test.tar      test examples 0..999 likewise
   cropped_test.tar      test examples 0..99 cropped to 14x14: data the model cannot take
+  tensors_tuple.pt      torch.save((images, labels)) of test examples 0..63, images
+                        float in [0, 1] with a channel axis; tensors_dict.pt the same as
+                        {"inputs": ..., "targets": ...}
   fashion_reference.json  what the trial in the test must reproduce, computed here with
                         Debian's PyTorch: NNI's LevelPruner at sparsity 0.5 on the default
                         op types, then FINETUNE_EPOCHS epochs of SGD on fashion_train in
@@ -103,6 +106,10 @@ def main():
     test_images, test_labels = read_idx("t10k-images-idx3-ubyte.gz"), read_idx("t10k-labels-idx1-ubyte.gz")
     write_tar(os.path.join(out, "fashion_train.tar"), "train", train_images[:2000], train_labels[:2000])
     write_tar(os.path.join(out, "fashion_test.tar"), "t10k", test_images[:1000], test_labels[:1000])
+    first = test_images[:64].float().div(255).unsqueeze(1)
+    torch.save((first, test_labels[:64].long()), os.path.join(out, "tensors_tuple.pt"))
+    torch.save({"inputs": first, "targets": test_labels[:64].long()},
+               os.path.join(out, "tensors_dict.pt"))
     write_tar(os.path.join(out, "cropped_test.tar"), "t10k",
               test_images[:100, :14, :14].contiguous(), test_labels[:100])
 

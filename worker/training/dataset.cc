@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "compression/torch_status.h"
+#include "worker/training/cifar10_dataset.h"
 #include "worker/training/idx_dataset.h"
+#include "worker/training/saved_tensors_dataset.h"
 
 namespace autocompress::training {
 namespace {
@@ -28,6 +30,10 @@ const std::vector<Format>& Formats() {
          // MNIST calls its test split t10k.
          return LoadIdxSplit(directory, split == "test" ? "t10k" : split);
        }},
+      {"cifar10", [](const std::string& directory,
+                     const std::string& split) { return LoadCifar10(directory, split); }},
+      // One file per split: the split name is the file's business.
+      {"tensors", [](const std::string& file, const std::string&) { return LoadSavedTensors(file); }},
   };
   return *formats;
 }

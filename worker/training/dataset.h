@@ -44,14 +44,15 @@ class Dataset {
   std::unique_ptr<Impl> impl_;
 };
 
-// The formats LoadDataset knows, in table order ("idx").
+// The formats LoadDataset knows, in table order ("idx", "cifar10", "tensors").
 std::vector<std::string> DatasetFormats();
 
-// Reads split `split` ("train", "test") of the data set in `directory`, stored in
-// `format`. InvalidArgument for an unknown format (listing the known ones) or bad data
-// (naming the file), NotFound for missing files.
+// Reads split `split` ("train", "test") of the data set at `path`, stored in `format`:
+// a directory for idx (idx_dataset.h) and cifar10 (cifar10_dataset.h), the file itself
+// for tensors (saved_tensors_dataset.h). InvalidArgument for an unknown format (listing
+// the known ones) or bad data (naming the file), NotFound for missing files.
 absl::StatusOr<std::unique_ptr<Dataset>> LoadDataset(const std::string& format,
-                                                     const std::string& directory,
+                                                     const std::string& path,
                                                      const std::string& split);
 
 }  // namespace autocompress::training

@@ -73,7 +73,7 @@ TEST(IdxDatasetTest, ReadsAPlainSplitThroughTheFormatTable) {
     EXPECT_FLOAT_EQ((*data)->inputs()[i].max().item<float>(), i / 255.0f);
     EXPECT_EQ((*data)->labels()[i].item<int64_t>(), i % 10);
   }
-  EXPECT_EQ(DatasetFormats(), (std::vector<std::string>{"idx"}));
+  EXPECT_EQ(DatasetFormats(), (std::vector<std::string>{"idx", "cifar10", "tensors"}));
 }
 
 TEST(IdxDatasetTest, ReadsDebiansFashionMnist) {
@@ -99,6 +99,61 @@ TEST(IdxDatasetTest, OneSplitDirectoryIsThatSplitWhateverItsPrefix) {
   auto data = LoadDataset("idx", dir, "test");  // "t10k" is absent: the one split present
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ((*data)->size(), 5);
+}
+
+TEST(SavedTensorsDatasetTest, ReadsWhatPythonSaved) {
+  auto reference = LoadDataset("idx", "/usr/share/datasets/fashion-mnist", "test");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  for (const char* file : {"tensors_tuple.pt", "tensors_dict.pt"}) {
+    auto data = LoadDataset(
+        "tensors", autocompress::testing::RunfilePath(std::string("worker/testdata/") + file), "train");
+    ASSERT_TRUE(data.ok()) << file << ": " << data.status();
+    EXPECT_EQ((*data)->size(), 64) << file;
+    EXPECT_TRUE(torch::equal((*data)->labels(), (*reference)->labels().slice(0, 0, 64))) << file;
+    EXPECT_TRUE(torch::allclose((*data)->inputs(), (*reference)->inputs().slice(0, 0, 64))) << file;
+  }
+  const std::string bogus = autocompress::testing::TempPath("bogus.pt");
+  WriteBytes(bogus, "not a torch.save file");
+  auto bad = LoadDataset("tensors", bogus, "train");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("bogus.pt: not a torch.save file"));
+  EXPECT_EQ(LoadDataset("tensors", "/nonexistent.pt", "train").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(Cifar10DatasetTest, ReadsBinaryBatchesInNameOrder) {
+  // Two training batches of 3 records each in a sub-folder, as the archive extracts;
+  // record i has label i % 10 and every pixel of its channel c equal to 10 * i + c.
+  const std::string dir = autocompress::testing::TempPath("cifar");
+  std::filesystem::create_directories(dir + "/cifar-10-batches-bin");
+  auto batch = [](int first) {
+    std::string bytes;
+    for (int i = first; i < first + 3; ++i) {
+      bytes += static_cast<char>(i % 10);
+      for (int c = 0; c < 3; ++c) bytes += std::string(1024, static_cast<char>(10 * i + c));
+    }
+    return bytes;
+  };
+  WriteBytes(dir + "/cifar-10-batches-bin/data_batch_2.bin", batch(3));
+  WriteBytes(dir + "/cifar-10-batches-bin/data_batch_1.bin", batch(0));
+  WriteBytes(dir + "/cifar-10-batches-bin/test_batch.bin", batch(10));
+  auto train = LoadDataset("cifar10", dir, "train");
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_EQ((*train)->inputs().sizes(), (std::vector<int64_t>{6, 3, 32, 32}));
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ((*train)->labels()[i].item<int64_t>(), i % 10);
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_FLOAT_EQ((*train)->inputs()[i][c][31][31].item<float>(), (10 * i + c) / 255.0f);
+    }
+  }
+  auto test = LoadDataset("cifar10", dir, "test");
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_EQ((*test)->size(), 3);
+  WriteBytes(dir + "/cifar-10-batches-bin/data_batch_3.bin", "short");
+  EXPECT_THAT(std::string(LoadDataset("cifar10", dir, "train").status().message()),
+              HasSubstr("data_batch_3.bin: 5 bytes is not a whole number of 3073-byte"));
+  EXPECT_EQ(LoadDataset("cifar10", autocompress::testing::TempPath("empty"), "train").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(IdxDatasetTest, BadFilesAreErrorsNamingTheFile) {

@@ -10,46 +10,54 @@
 #include "compression/module_modes.h"
 
 namespace autocompress::training {
-namespace {
 
-absl::StatusOr<EpochMetrics> FineTuneEpoch(EpochTrainer& trainer, torch::jit::Module& model,
-                                           int64_t epoch, const StepHooks& hooks,
-                                           const TrainingData& data, const Recipe& recipe,
-                                           const FineTuneCallbacks& callbacks) {
-  EpochMetrics metrics;
-  metrics.epoch = epoch;
-  ASSIGN_OR_RETURN(metrics.train, trainer.RunEpoch(epoch, hooks, callbacks.observer));
-  if (data.validation != nullptr) {
-    ASSIGN_OR_RETURN(metrics.validation, Evaluate(model, *data.validation, recipe));
+FineTuner::FineTuner(compression::CompressionSession& session, Recipe recipe, int epochs,
+                     std::unique_ptr<EpochTrainer> trainer)
+    : session_(session), recipe_(std::move(recipe)), epochs_(epochs), trainer_(std::move(trainer)) {}
+
+FineTuner::~FineTuner() = default;
+
+absl::StatusOr<std::unique_ptr<FineTuner>> FineTuner::Create(compression::CompressionSession& session,
+                                                             const Dataset& train,
+                                                             const Recipe& recipe, int epochs) {
+  if (epochs < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("epochs: ", epochs, " is negative"));
   }
-  return metrics;
+  RETURN_IF_ERROR(ValidateRecipe(recipe));
+  ASSIGN_OR_RETURN(std::vector<at::Tensor> parameters, session.TrainableParameters());
+  ASSIGN_OR_RETURN(std::unique_ptr<EpochTrainer> trainer,
+                   EpochTrainer::Create(session.module(), parameters, train, recipe));
+  return std::unique_ptr<FineTuner>(new FineTuner(session, recipe, epochs, std::move(trainer)));
 }
 
-}  // namespace
+double FineTuner::LearningRate(int64_t epoch) const {
+  return LearningRateAt(recipe_, epoch, epochs_);
+}
+
+absl::StatusOr<EpochStats> FineTuner::RunEpoch(int64_t epoch, const TrainingObserver& observer) {
+  StepHooks hooks;
+  hooks.before_step = [this] { return session_.BeforeOptimizerStep(); };
+  hooks.after_step = [this] { return session_.OnOptimizerStep(); };
+  const compression::ModeScope train_mode(session_.module(), /*training=*/true);
+  trainer_->SetLearningRate(LearningRate(epoch));
+  return trainer_->RunEpoch(epoch, hooks, observer);
+}
 
 absl::StatusOr<FineTuneResult> FineTune(compression::CompressionSession& session,
                                         const TrainingData& data, const Recipe& recipe, int epochs,
                                         const FineTuneCallbacks& callbacks) {
   if (data.train == nullptr) return absl::InvalidArgumentError("fine-tuning needs training data");
-  if (epochs < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("epochs: ", epochs, " is negative"));
-  }
-  RETURN_IF_ERROR(ValidateRecipe(recipe));
-  torch::jit::Module& model = session.module();
-  ASSIGN_OR_RETURN(std::vector<at::Tensor> parameters, session.TrainableParameters());
-  ASSIGN_OR_RETURN(std::unique_ptr<EpochTrainer> trainer,
-                   EpochTrainer::Create(model, parameters, *data.train, recipe));
-  StepHooks hooks;
-  hooks.before_step = [&] { return session.BeforeOptimizerStep(); };
-  hooks.after_step = [&] { return session.OnOptimizerStep(); };
-  compression::ModeScope train_mode(model, /*training=*/true);
+  ASSIGN_OR_RETURN(std::unique_ptr<FineTuner> tuner,
+                   FineTuner::Create(session, *data.train, recipe, epochs));
   FineTuneResult result;
   for (int epoch = 0; epoch < epochs; ++epoch) {
-    const double lr = LearningRateAt(recipe, epoch, epochs);
-    trainer->SetLearningRate(lr);
-    ASSIGN_OR_RETURN(EpochMetrics metrics,
-                     FineTuneEpoch(*trainer, model, epoch, hooks, data, recipe, callbacks));
-    metrics.learning_rate = lr;
+    EpochMetrics metrics;
+    metrics.epoch = epoch;
+    metrics.learning_rate = tuner->LearningRate(epoch);
+    ASSIGN_OR_RETURN(metrics.train, tuner->RunEpoch(epoch, callbacks.observer));
+    if (data.validation != nullptr) {
+      ASSIGN_OR_RETURN(metrics.validation, Evaluate(session.module(), *data.validation, recipe));
+    }
     result.epochs.push_back(metrics);
     if (callbacks.on_epoch_end && callbacks.on_epoch_end(metrics) == EpochDecision::kStop) {
       result.stopped_early = epoch + 1 < epochs;

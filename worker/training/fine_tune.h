@@ -53,6 +53,32 @@ struct FineTuneResult {
   bool stopped_early = false;        // on_epoch_end said kStop before the last epoch
 };
 
+// Fine-tuning one epoch at a time, for callers that interleave their own work between
+// epochs (an AutoCompressionModule's trainer). The optimizer and its state live as long
+// as the FineTuner; each epoch runs in train mode (the model's mode is restored
+// afterwards) at the recipe schedule's learning rate.
+class FineTuner {
+ public:
+  // `session` and `train` must outlive the FineTuner; `epochs` is the total the
+  // schedule spans.
+  static absl::StatusOr<std::unique_ptr<FineTuner>> Create(compression::CompressionSession& session,
+                                                           const Dataset& train,
+                                                           const Recipe& recipe, int epochs);
+  ~FineTuner();
+
+  // Epoch `epoch` (0-based).
+  absl::StatusOr<EpochStats> RunEpoch(int64_t epoch, const TrainingObserver& observer = {});
+  double LearningRate(int64_t epoch) const;
+
+ private:
+  FineTuner(compression::CompressionSession& session, Recipe recipe, int epochs,
+            std::unique_ptr<EpochTrainer> trainer);
+  compression::CompressionSession& session_;
+  Recipe recipe_;
+  int epochs_;
+  std::unique_ptr<EpochTrainer> trainer_;
+};
+
 // Fine-tunes `session`'s model for `epochs` epochs (>= 0) of `recipe` on data.train, in
 // train mode (the model's mode is restored afterwards, also on failure). Errors:
 // InvalidArgument for a bad recipe, a missing training set, or data that does not fit
