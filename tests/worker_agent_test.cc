@@ -186,21 +186,38 @@ class WorkerAgentTest : public ::testing::Test {
                         sparsity, "}}");
   }
 
-  // The pid of the running `--run_trial` child.
+  // The pid of the running trial child: the oldest trial child, since the agent starts
+  // a spare one (waiting for the next attempt) after each it hands out.
   pid_t TrialChild() {
     for (int i = 0; i < 500; ++i) {
+      pid_t oldest = 0;
+      uint64_t oldest_start = UINT64_MAX;
       for (pid_t pid : ChildrenOfThisProcess()) {
         std::ifstream cmdline(absl::StrCat("/proc/", pid, "/cmdline"));
         std::stringstream text;
         text << cmdline.rdbuf();
-        if (absl::StrContains(text.str(), "run_trial") ||
-            absl::StrContains(text.str(), "fake_trial_child")) {
-          return pid;
+        if (!absl::StrContains(text.str(), "run_trial") &&
+            !absl::StrContains(text.str(), "fake_trial_child")) {
+          continue;
         }
+        const uint64_t start = StartTime(pid);
+        if (start < oldest_start) oldest = pid, oldest_start = start;
       }
+      if (oldest != 0 && (i > 0 || agent_->children_running() > 0)) return oldest;
       absl::SleepFor(absl::Milliseconds(10));
     }
     return 0;
+  }
+
+  // Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot.
+  static uint64_t StartTime(pid_t pid) {
+    std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    std::vector<std::string> fields = absl::StrSplit(line.substr(line.rfind(')') + 2), ' ');
+    uint64_t start = UINT64_MAX;
+    if (fields.size() > 19) (void)absl::SimpleAtoi(fields[19], &start);
+    return start;
   }
 
   bool WaitForStep(const std::string& trial_id, int64_t step) {

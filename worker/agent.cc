@@ -177,6 +177,7 @@ absl::StatusOr<std::unique_ptr<WorkerAgent>> WorkerAgent::Start(
     absl::MutexLock lock(&agent->mu_);
     agent->UpdateSlotGauges();
   }
+  agent->spawner_thread_ = std::thread([self] { self->SpawnerLoop(); });
   agent->writer_thread_ = std::thread([self] { self->WriterLoop(); });
   agent->heartbeat_thread_ = std::thread([self] { self->HeartbeatLoop(); });
   agent->session_thread_ = std::thread([self] { self->SessionLoop(); });
@@ -203,6 +204,67 @@ WorkerAgent::~WorkerAgent() {
   session_thread_.join();
   writer_thread_.join();
   heartbeat_thread_.join();
+  spawner_thread_.join();  // it stops the spare child on its way out
+}
+
+void WorkerAgent::SpawnerLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || spawn_requests_ > 0 ||
+               (options_.prestart_trial_process && spare_ == nullptr && spawn_error_.ok());
+      };
+      mu_.Await(absl::Condition(&work));
+      if (stopping_) {
+        std::unique_ptr<TrialProcess> spare = std::move(spare_);
+        mu_.Unlock();
+        if (spare != nullptr) spare->Stop(absl::ZeroDuration());
+        mu_.Lock();
+        return;
+      }
+      if (spare_ != nullptr) {
+        // An attempt is waiting and the spare is there: let it take it.
+        mu_.Await(absl::Condition(
+            +[](WorkerAgent* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+              return self->stopping_ || self->spare_ == nullptr;
+            },
+            this));
+        continue;
+      }
+    }
+    absl::StatusOr<std::unique_ptr<TrialProcess>> spawned = TrialProcess::Spawn(options_.trial_command);
+    absl::MutexLock lock(&mu_);
+    if (!spawned.ok()) {
+      spawn_error_ = spawned.status();
+      spawn_requests_ = 0;  // the waiting attempts see the error
+      continue;
+    }
+    spawn_error_ = absl::OkStatus();
+    spare_ = std::move(*spawned);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<TrialProcess>> WorkerAgent::TakeProcess() {
+  absl::MutexLock lock(&mu_);
+  for (int tries = 0; tries < 3; ++tries) {
+    if (spare_ == nullptr) {
+      ++spawn_requests_;
+      spawn_error_ = absl::OkStatus();
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || spare_ != nullptr || !spawn_error_.ok();
+      };
+      mu_.Await(absl::Condition(&ready));
+      --spawn_requests_;
+      if (stopping_) return absl::UnavailableError("agent stopping");
+      if (spare_ == nullptr) return spawn_error_;
+    }
+    std::unique_ptr<TrialProcess> process = std::move(spare_);
+    // A spare that died while it waited (killed, out of memory) is no use.
+    if (!process->Wait(absl::ZeroDuration()).has_value()) return process;
+    LOG(WARNING) << "service=worker event=spare_child_died pid=" << process->pid();
+  }
+  return absl::InternalError("trial processes die before they get their request");
 }
 
 bool WorkerAgent::connected() const {
@@ -525,8 +587,8 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
     ++children_running_;
     UpdateSlotGauges();
   }
-  absl::StatusOr<std::unique_ptr<TrialProcess>> started =
-      TrialProcess::Start(options_.trial_command, request);
+  absl::StatusOr<std::unique_ptr<TrialProcess>> started = TakeProcess();
+  if (started.ok()) (*started)->Send(request);
   if (!started.ok()) {
     absl::MutexLock lock(&mu_);
     --children_running_;

@@ -45,6 +45,7 @@
 namespace autocompress::worker {
 
 class ArtifactCache;
+class TrialProcess;
 struct AgentMetrics;
 
 class WorkerAgent {
@@ -66,6 +67,9 @@ class WorkerAgent {
     std::string work_dir;
     int64_t cache_max_bytes = int64_t{20} << 30;
     absl::Duration stop_grace = absl::Seconds(1);
+    // Keep one trial child started ahead (LibTorch loaded, waiting for its request), so
+    // an attempt does not wait for the process to start.
+    bool prestart_trial_process = true;
     absl::Duration transfer_timeout = absl::Minutes(10);
     absl::Duration min_reconnect_backoff = absl::Milliseconds(100);
     absl::Duration max_reconnect_backoff = absl::Seconds(5);
@@ -110,6 +114,11 @@ class WorkerAgent {
   // Runs the child and returns how the attempt ended (results uploaded).
   v1::TrialFinished Execute(Attempt& attempt);
   void UpdateSlotGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A started child for an attempt: the prestarted one, or a new one. Children are
+  // always forked by the spawner thread, which lives as long as the agent, since
+  // PR_SET_PDEATHSIG kills a child when the thread that forked it exits.
+  absl::StatusOr<std::unique_ptr<TrialProcess>> TakeProcess();
+  void SpawnerLoop();
   static std::string Key(const std::string& trial_id, int32_t attempt);
 
   const Options options_;
@@ -137,6 +146,12 @@ class WorkerAgent {
   int live_attempts_ ABSL_GUARDED_BY(mu_) = 0;
   // Held by the writer while it writes, so a session's Finish never overlaps a Write.
   absl::Mutex write_mu_;
+
+  // The spawner's state: a child ready for the next attempt, how many are wanted now.
+  std::unique_ptr<TrialProcess> spare_ ABSL_GUARDED_BY(mu_);
+  absl::Status spawn_error_ ABSL_GUARDED_BY(mu_);
+  int spawn_requests_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread spawner_thread_;
 
   std::thread session_thread_;
   std::thread writer_thread_;

@@ -57,11 +57,26 @@ void CloseFd(int& fd) {
 
 }  // namespace
 
-TrialProcess::TrialProcess(pid_t pid, int messages_fd, int stderr_fd)
-    : pid_(pid), messages_fd_(messages_fd), stderr_fd_(stderr_fd) {}
+TrialProcess::TrialProcess(pid_t pid, int stdin_fd, int messages_fd, int stderr_fd)
+    : pid_(pid), stdin_fd_(stdin_fd), messages_fd_(messages_fd), stderr_fd_(stderr_fd) {}
 
 absl::StatusOr<std::unique_ptr<TrialProcess>> TrialProcess::Start(
     const std::vector<std::string>& argv, const internal::ChildRequest& request) {
+  absl::StatusOr<std::unique_ptr<TrialProcess>> process = Spawn(argv);
+  if (process.ok()) (*process)->Send(request);
+  return process;
+}
+
+void TrialProcess::Send(const internal::ChildRequest& request) {
+  if (stdin_fd_ < 0) return;
+  // The request is small (a TrialSpec and paths); a child that died before reading it
+  // makes this fail with EPIPE, and its exit then tells why.
+  (void)google::protobuf::util::SerializeDelimitedToFileDescriptor(request, stdin_fd_);
+  CloseFd(stdin_fd_);
+}
+
+absl::StatusOr<std::unique_ptr<TrialProcess>> TrialProcess::Spawn(
+    const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("trial process: no command");
   // Close-on-exec everywhere, so concurrent starts never leak each other's pipes.
   int in[2], messages[2], err[2];
@@ -86,19 +101,16 @@ absl::StatusOr<std::unique_ptr<TrialProcess>> TrialProcess::Start(
     return ErrnoStatus("fork");
   }
   setpgid(pid, pid);  // also here, so Stop's group kill works before the child ran
-  std::unique_ptr<TrialProcess> process(new TrialProcess(pid, messages[0], err[0]));
+  std::unique_ptr<TrialProcess> process(new TrialProcess(pid, in[1], messages[0], err[0]));
   fcntl(messages[0], F_SETFL, O_NONBLOCK);
   fcntl(err[0], F_SETFL, O_NONBLOCK);
-  // The request is small (a TrialSpec and paths); a child that died before reading it
-  // makes this fail with EPIPE, and its exit then tells why.
-  signal(SIGPIPE, SIG_IGN);
-  (void)google::protobuf::util::SerializeDelimitedToFileDescriptor(request, in[1]);
-  close(in[1]);
+  signal(SIGPIPE, SIG_IGN);  // a child gone before its request is told by its exit
   return process;
 }
 
 TrialProcess::~TrialProcess() {
   if (!exit_.has_value()) Stop(absl::ZeroDuration());
+  CloseFd(stdin_fd_);
   CloseFd(messages_fd_);
   CloseFd(stderr_fd_);
 }

@@ -37,6 +37,11 @@ class TrialProcess {
   // Starts argv[0] (a path) with `argv` and writes `request` to its stdin.
   static absl::StatusOr<std::unique_ptr<TrialProcess>> Start(
       const std::vector<std::string>& argv, const internal::ChildRequest& request);
+  // Starts the child without a request: it loads (LibTorch takes ~0.5 s here) and then
+  // waits on stdin, so a prestarted child is ready when an attempt comes.
+  static absl::StatusOr<std::unique_ptr<TrialProcess>> Spawn(const std::vector<std::string>& argv);
+  // Hands a spawned child its request (once).
+  void Send(const internal::ChildRequest& request);
   // Kills and reaps a child still running.
   ~TrialProcess();
 
@@ -60,11 +65,12 @@ class TrialProcess {
   pid_t pid() const { return pid_; }
 
  private:
-  TrialProcess(pid_t pid, int messages_fd, int stderr_fd);
+  TrialProcess(pid_t pid, int stdin_fd, int messages_fd, int stderr_fd);
   void DrainStderr();
   bool ReadMessages();  // false at end of output
 
   pid_t pid_;
+  int stdin_fd_;
   int messages_fd_;
   int stderr_fd_;
   std::optional<ChildExit> exit_;
