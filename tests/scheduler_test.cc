@@ -304,6 +304,14 @@ TEST(SchedulerTest, TwoExperimentsShareSlotsInTurn) {
     ASSERT_TRUE(trial.has_value()) << i;
     ++by_experiment[trial->experiment_id()];
     Succeed(*worker, *trial, 0.5);
+    // Each manager refills asynchronously: wait until the experiment whose trial ended
+    // has its next trials queued again, so a freed slot never races the refill.
+    const int concurrency = trial->experiment_id() == small->id() ? 2 : 20;
+    const int max_trials = trial->experiment_id() == small->id() ? 4 : 1000;
+    ASSERT_TRUE(harness.WaitUntil(trial->experiment_id(), [&](const v1::Experiment& e) {
+      const v1::TrialCounts& c = e.trial_counts();
+      return c.waiting() + c.running() >= std::min(concurrency, max_trials - c.succeeded());
+    }));
   }
   // Slots alternate: the later experiment got its share instead of waiting for 1000.
   EXPECT_EQ(by_experiment[small->id()], 3);
