@@ -3,7 +3,6 @@
 // Fashion-MNIST subset in real child processes (worker_server --run_trial), failures
 // by cause, crashes, cancels, timeouts, draining, reconnects; and, after every test,
 // no process left behind.
-#include <dirent.h>
 #include <signal.h>
 #include <torch/script.h>
 #include <unistd.h>
@@ -22,14 +21,13 @@
 #include "absl/time/clock.h"
 #include "common/channel.h"
 #include "common/proto_time.h"
+#include "common/testing/processes.h"
 #include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
-#include "scheduler_service/artifact_service_impl.h"
-#include "scheduler_service/artifacts/artifact_store.h"
-#include "tests/fakes/fake_gateway.h"
+#include "tests/fakes/worker_endpoint.h"
 #include "worker/agent.h"
 #include "worker/artifact_transfer.h"
 
@@ -42,29 +40,9 @@ using testing::FakeGateway;
 using testing::RunfilePath;
 using worker::WorkerAgent;
 
-constexpr char kData[] = "worker/testdata/";
+const std::string kData = "worker/testdata/";
 
-// Processes whose parent is this test process.
-std::vector<pid_t> ChildrenOfThisProcess() {
-  std::vector<pid_t> children;
-  const pid_t self = getpid();
-  std::unique_ptr<DIR, int (*)(DIR*)> proc(opendir("/proc"), closedir);
-  while (dirent* entry = readdir(proc.get())) {
-    int pid = 0;
-    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-    std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-    std::string line;
-    std::getline(stat, line);
-    const size_t paren = line.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(line.substr(paren + 2), ' ');
-    int ppid = 0;
-    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid) && ppid == self) {
-      children.push_back(pid);
-    }
-  }
-  return children;
-}
+std::vector<pid_t> ChildrenOfThisProcess() { return testing::ChildrenOf(getpid()); }
 
 const v1::Metric* FindMetric(const v1::MetricReport& report, const std::string& name) {
   for (const v1::Metric& m : report.metrics()) {
@@ -85,34 +63,26 @@ class WorkerAgentTest : public ::testing::Test {
     dir_ = testing::TempPath(::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    auto store = scheduler::ArtifactStore::Open(dir_ + "/artifacts");
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-    artifact_service_ = std::make_unique<scheduler::ArtifactServiceImpl>(store_.get());
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&gateway_);
-    builder.RegisterService(artifact_service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    channel_ = CreateChannel(absl::StrCat("127.0.0.1:", port_));
-    artifacts_ = v1::ArtifactService::NewStub(channel_);
-    model_ = Upload(std::string(kData) + "fashion_model.pt", "fashion_model.pt", v1::ARTIFACT_KIND_MODEL);
-    train_ = Upload(std::string(kData) + "fashion_train.tar", "fashion_train.tar", v1::ARTIFACT_KIND_DATASET);
-    test_ = Upload(std::string(kData) + "fashion_test.tar", "fashion_test.tar", v1::ARTIFACT_KIND_DATASET);
+    auto endpoint = testing::WorkerEndpoint::Start(dir_);
+    ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+    endpoint_ = std::move(*endpoint);
+    model_ = Upload("fashion_model.pt", v1::ARTIFACT_KIND_MODEL);
+    train_ = Upload("fashion_train.tar", v1::ARTIFACT_KIND_DATASET);
+    test_ = Upload("fashion_test.tar", v1::ARTIFACT_KIND_DATASET);
     std::ifstream reference(RunfilePath(std::string(kData) + "fashion_reference.json"));
     reference_ = nlohmann::json::parse(reference);
   }
 
   void TearDown() override {
     agent_.reset();
-    server_->Shutdown();
+    endpoint_.reset();
     // Whatever happened, the agent left no trial process behind.
     EXPECT_THAT(ChildrenOfThisProcess(), ::testing::IsEmpty());
   }
 
-  v1::ArtifactRef Upload(const std::string& runfile, const std::string& name, v1::ArtifactKind kind) {
-    auto ref = worker::UploadArtifact(*artifacts_, RunfilePath(runfile), name, kind, absl::Seconds(30));
+  // A file of worker/testdata.
+  v1::ArtifactRef Upload(const std::string& file, v1::ArtifactKind kind) {
+    auto ref = endpoint_->Upload(RunfilePath(kData + file), kind);
     EXPECT_TRUE(ref.ok()) << ref.status();
     return ref.ok() ? *ref : v1::ArtifactRef();
   }
@@ -121,7 +91,7 @@ class WorkerAgentTest : public ::testing::Test {
                              v1::ArtifactKind kind) {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary) << content;
-    auto ref = worker::UploadArtifact(*artifacts_, path, name, kind, absl::Seconds(30));
+    auto ref = endpoint_->Upload(path, kind);
     EXPECT_TRUE(ref.ok()) << ref.status();
     return ref.ok() ? *ref : v1::ArtifactRef();
   }
@@ -144,10 +114,10 @@ class WorkerAgentTest : public ::testing::Test {
                    : std::vector<std::string>{RunfilePath("worker/worker_server"), "--run_trial"};
     options.work_dir = dir_ + "/worker";
     options.stop_grace = absl::Milliseconds(500);
-    auto agent = WorkerAgent::Start(options, channel_, registry_);
+    auto agent = WorkerAgent::Start(options, endpoint_->channel(), registry_);
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = std::move(*agent);
-    ASSERT_TRUE(gateway_.WaitForSession());
+    ASSERT_TRUE(endpoint_->gateway().WaitForSession());
   }
 
   // A trial of the reference recipe (fashion_reference.json) with `parameters`.
@@ -193,14 +163,12 @@ class WorkerAgentTest : public ::testing::Test {
       pid_t oldest = 0;
       uint64_t oldest_start = UINT64_MAX;
       for (pid_t pid : ChildrenOfThisProcess()) {
-        std::ifstream cmdline(absl::StrCat("/proc/", pid, "/cmdline"));
-        std::stringstream text;
-        text << cmdline.rdbuf();
-        if (!absl::StrContains(text.str(), "run_trial") &&
-            !absl::StrContains(text.str(), "fake_trial_child")) {
+        const std::string command = testing::ProcessCommandLine(pid);
+        if (!absl::StrContains(command, "run_trial") &&
+            !absl::StrContains(command, "fake_trial_child")) {
           continue;
         }
-        const uint64_t start = StartTime(pid);
+        const uint64_t start = testing::ProcessStartTime(pid);
         if (start < oldest_start) oldest = pid, oldest_start = start;
       }
       if (oldest != 0 && (i > 0 || agent_->children_running() > 0)) return oldest;
@@ -209,19 +177,8 @@ class WorkerAgentTest : public ::testing::Test {
     return 0;
   }
 
-  // Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot.
-  static uint64_t StartTime(pid_t pid) {
-    std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-    std::string line;
-    std::getline(stat, line);
-    std::vector<std::string> fields = absl::StrSplit(line.substr(line.rfind(')') + 2), ' ');
-    uint64_t start = UINT64_MAX;
-    if (fields.size() > 19) (void)absl::SimpleAtoi(fields[19], &start);
-    return start;
-  }
-
   bool WaitForStep(const std::string& trial_id, int64_t step) {
-    return gateway_.WaitFor([&](const std::vector<v1::WorkerMessage>& messages) {
+    return endpoint_->gateway().WaitFor([&](const std::vector<v1::WorkerMessage>& messages) {
       for (const v1::WorkerMessage& m : messages) {
         const v1::TrialEvent& e = m.trial_event();
         if (e.trial_id() == trial_id && e.has_intermediate() && e.intermediate().step() == step) {
@@ -233,13 +190,7 @@ class WorkerAgentTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<scheduler::ArtifactStore> store_;
-  std::unique_ptr<scheduler::ArtifactServiceImpl> artifact_service_;
-  FakeGateway gateway_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::ArtifactService::Stub> artifacts_;
+  std::unique_ptr<testing::WorkerEndpoint> endpoint_;
   prometheus::Registry registry_;
   std::unique_ptr<WorkerAgent> agent_;
   v1::ArtifactRef model_, train_, test_;
@@ -248,7 +199,7 @@ class WorkerAgentTest : public ::testing::Test {
 
 TEST_F(WorkerAgentTest, HelloOffersDevicesThreadsAndLabels) {
   StartAgent();
-  const std::vector<v1::WorkerHello> hellos = gateway_.hellos();
+  const std::vector<v1::WorkerHello> hellos = endpoint_->gateway().hellos();
   ASSERT_EQ(hellos.size(), 1u);
   EXPECT_EQ(hellos[0].worker_id(), "test-worker");
   ASSERT_EQ(hellos[0].devices_size(), 1);
@@ -256,7 +207,7 @@ TEST_F(WorkerAgentTest, HelloOffersDevicesThreadsAndLabels) {
   EXPECT_EQ(hellos[0].devices(0).slots(), 2);
   EXPECT_EQ(hellos[0].cpu_threads(), 2);
   EXPECT_EQ(hellos[0].labels().at("zone"), "a");
-  EXPECT_TRUE(gateway_.WaitFor([](const std::vector<v1::WorkerMessage>& messages) {
+  EXPECT_TRUE(endpoint_->gateway().WaitFor([](const std::vector<v1::WorkerMessage>& messages) {
     return std::count_if(messages.begin(), messages.end(),
                          [](const v1::WorkerMessage& m) { return m.has_heartbeat(); }) >= 2;
   }));
@@ -264,13 +215,13 @@ TEST_F(WorkerAgentTest, HelloOffersDevicesThreadsAndLabels) {
 
 TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
   StartAgent();
-  ASSERT_TRUE(gateway_.Assign(Trial("t1", Level(0.5))));
-  std::optional<v1::TrialFinished> finished = gateway_.WaitForFinished("t1", 1, absl::Seconds(120));
+  ASSERT_TRUE(endpoint_->gateway().Assign(Trial("t1", Level(0.5))));
+  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("t1", 1, absl::Seconds(120));
   ASSERT_TRUE(finished.has_value());
   ASSERT_EQ(finished->state(), v1::TRIAL_STATE_SUCCEEDED) << finished->failure().message();
 
   // Events numbered 1.. without gaps: started, step 0 (zero-shot), one per epoch, finished.
-  const std::vector<v1::TrialEvent> events = gateway_.Events("t1", 1);
+  const std::vector<v1::TrialEvent> events = endpoint_->gateway().Events("t1", 1);
   ASSERT_EQ(events.size(), 5u);
   for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].event_sequence(), i + 1);
   EXPECT_TRUE(events[0].has_started());
@@ -303,7 +254,7 @@ TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
   for (const v1::ArtifactRef& ref : finished->results()) {
     EXPECT_EQ(ref.kind(), v1::ARTIFACT_KIND_RESULT);
     const std::string path = dir_ + "/" + fs::path(ref.name()).filename().string();
-    ASSERT_TRUE(worker::DownloadArtifact(*artifacts_, ref, path, absl::Seconds(30)).ok());
+    ASSERT_TRUE(worker::DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
     files[fs::path(ref.name()).filename().string()] = path;
   }
   ASSERT_EQ(files.count("model.pt"), 1u);
@@ -358,7 +309,7 @@ TEST_F(WorkerAgentTest, BadInputsFailWithTheirCodeAndTheAgentServesTheNextTrial)
   {
     v1::TrialSpec t = Trial("wrong-shape", Level(0.5));
     *t.mutable_recipe()->mutable_dataset()->mutable_eval() =
-        Upload(std::string(kData) + "cropped_test.tar", "cropped_test.tar", v1::ARTIFACT_KIND_DATASET);
+        Upload("cropped_test.tar", v1::ARTIFACT_KIND_DATASET);
     cases.push_back({"wrong input shape", t, v1::FAILURE_CODE_INVALID_INPUT, "14"});
   }
   {
@@ -373,9 +324,9 @@ TEST_F(WorkerAgentTest, BadInputsFailWithTheirCodeAndTheAgentServesTheNextTrial)
     cases.push_back({"unknown layer", t, v1::FAILURE_CODE_INVALID_INPUT, "conv9"});
   }
   for (const Case& c : cases) {
-    ASSERT_TRUE(gateway_.Assign(c.trial)) << c.name;
+    ASSERT_TRUE(endpoint_->gateway().Assign(c.trial)) << c.name;
     std::optional<v1::TrialFinished> finished =
-        gateway_.WaitForFinished(c.trial.trial_id(), 1, absl::Seconds(120));
+        endpoint_->gateway().WaitForFinished(c.trial.trial_id(), 1, absl::Seconds(120));
     ASSERT_TRUE(finished.has_value()) << c.name;
     EXPECT_EQ(finished->state(), v1::TRIAL_STATE_FAILED) << c.name;
     EXPECT_EQ(finished->failure().code(), c.code) << c.name << ": " << finished->failure().message();
@@ -383,8 +334,8 @@ TEST_F(WorkerAgentTest, BadInputsFailWithTheirCodeAndTheAgentServesTheNextTrial)
   }
   v1::TrialSpec good = Trial("good", Level(0.3));
   good.mutable_recipe()->set_finetune_epochs(0);
-  ASSERT_TRUE(gateway_.Assign(good));
-  std::optional<v1::TrialFinished> finished = gateway_.WaitForFinished("good", 1, absl::Seconds(120));
+  ASSERT_TRUE(endpoint_->gateway().Assign(good));
+  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("good", 1, absl::Seconds(120));
   ASSERT_TRUE(finished.has_value());
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_SUCCEEDED) << finished->failure().message();
 }
@@ -393,12 +344,12 @@ TEST_F(WorkerAgentTest, SigkillOfTheChildIsACrashNamingThePhase) {
   StartAgent();
   v1::TrialSpec trial = Trial("killed", Level(0.5));
   trial.mutable_recipe()->set_finetune_epochs(100);
-  ASSERT_TRUE(gateway_.Assign(trial));
+  ASSERT_TRUE(endpoint_->gateway().Assign(trial));
   ASSERT_TRUE(WaitForStep("killed", 1));
   const pid_t child = TrialChild();
   ASSERT_GT(child, 0);
   ASSERT_EQ(kill(child, SIGKILL), 0);
-  std::optional<v1::TrialFinished> finished = gateway_.WaitForFinished("killed", 1);
+  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("killed", 1);
   ASSERT_TRUE(finished.has_value());
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(finished->failure().code(), v1::FAILURE_CODE_CRASH);
@@ -410,13 +361,13 @@ TEST_F(WorkerAgentTest, CancelEndsTheChildWithinTwoSeconds) {
   StartAgent();
   v1::TrialSpec trial = Trial("canceled", Level(0.5));
   trial.mutable_recipe()->set_finetune_epochs(100);
-  ASSERT_TRUE(gateway_.Assign(trial));
+  ASSERT_TRUE(endpoint_->gateway().Assign(trial));
   ASSERT_TRUE(WaitForStep("canceled", 1));
   const pid_t child = TrialChild();
   ASSERT_GT(child, 0);
   const absl::Time start = absl::Now();
-  ASSERT_TRUE(gateway_.Cancel("canceled", 1, "assessor"));
-  std::optional<v1::TrialFinished> finished = gateway_.WaitForFinished("canceled", 1);
+  ASSERT_TRUE(endpoint_->gateway().Cancel("canceled", 1, "assessor"));
+  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("canceled", 1);
   ASSERT_TRUE(finished.has_value());
   EXPECT_LE(absl::Now() - start, absl::Seconds(2));  // the contract, not a speed target
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_CANCELED);
@@ -428,12 +379,12 @@ TEST_F(WorkerAgentTest, CancelEndsTheChildWithinTwoSeconds) {
 TEST_F(WorkerAgentTest, ChildIgnoringSigtermIsKilledOnCancel) {
   StartAgent(/*fake_child=*/true);
   v1::TrialSpec trial = Trial("stubborn", "hang");
-  ASSERT_TRUE(gateway_.Assign(trial));
+  ASSERT_TRUE(endpoint_->gateway().Assign(trial));
   ASSERT_GT(TrialChild(), 0);
   absl::SleepFor(absl::Milliseconds(100));  // past its signal(SIGTERM, SIG_IGN)
   const absl::Time start = absl::Now();
-  ASSERT_TRUE(gateway_.Cancel("stubborn", 1, "user"));
-  std::optional<v1::TrialFinished> finished = gateway_.WaitForFinished("stubborn", 1);
+  ASSERT_TRUE(endpoint_->gateway().Cancel("stubborn", 1, "user"));
+  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("stubborn", 1);
   ASSERT_TRUE(finished.has_value());
   EXPECT_LE(absl::Now() - start, absl::Seconds(2));
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_CANCELED);
@@ -443,8 +394,8 @@ TEST_F(WorkerAgentTest, PastMaxDurationIsATimeout) {
   StartAgent(/*fake_child=*/true);
   v1::TrialSpec trial = Trial("slow", "hang");
   *trial.mutable_max_duration() = ToProtoDuration(absl::Milliseconds(500));
-  ASSERT_TRUE(gateway_.Assign(trial));
-  std::optional<v1::TrialFinished> finished = gateway_.WaitForFinished("slow", 1);
+  ASSERT_TRUE(endpoint_->gateway().Assign(trial));
+  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("slow", 1);
   ASSERT_TRUE(finished.has_value());
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(finished->failure().code(), v1::FAILURE_CODE_TIMEOUT);
@@ -454,34 +405,34 @@ TEST_F(WorkerAgentTest, PastMaxDurationIsATimeout) {
 TEST_F(WorkerAgentTest, RepeatedAssignmentIsIgnored) {
   StartAgent(/*fake_child=*/true);
   v1::TrialSpec trial = Trial("twice", "ok");
-  ASSERT_TRUE(gateway_.Assign(trial));
-  ASSERT_TRUE(gateway_.Assign(trial));
-  ASSERT_TRUE(gateway_.WaitForFinished("twice", 1).has_value());
+  ASSERT_TRUE(endpoint_->gateway().Assign(trial));
+  ASSERT_TRUE(endpoint_->gateway().Assign(trial));
+  ASSERT_TRUE(endpoint_->gateway().WaitForFinished("twice", 1).has_value());
   absl::SleepFor(absl::Milliseconds(200));
   int started = 0;
-  for (const v1::TrialEvent& e : gateway_.Events("twice", 1)) started += e.has_started();
+  for (const v1::TrialEvent& e : endpoint_->gateway().Events("twice", 1)) started += e.has_started();
   EXPECT_EQ(started, 1);
 }
 
 TEST_F(WorkerAgentTest, ReconnectReportsHeldAttemptsAndResendsUnacknowledgedEvents) {
-  gateway_.set_auto_ack(false);
+  endpoint_->gateway().set_auto_ack(false);
   StartAgent(/*fake_child=*/true);
-  ASSERT_TRUE(gateway_.Assign(Trial("resent", "ok")));
-  ASSERT_TRUE(gateway_.WaitForFinished("resent", 1).has_value());
-  const std::vector<v1::TrialEvent> first = gateway_.Events("resent", 1);
+  ASSERT_TRUE(endpoint_->gateway().Assign(Trial("resent", "ok")));
+  ASSERT_TRUE(endpoint_->gateway().WaitForFinished("resent", 1).has_value());
+  const std::vector<v1::TrialEvent> first = endpoint_->gateway().Events("resent", 1);
   ASSERT_EQ(first.size(), 3u);  // started, intermediate, finished
-  gateway_.Disconnect();
-  gateway_.set_auto_ack(true);
-  ASSERT_TRUE(gateway_.WaitFor([](const std::vector<v1::WorkerMessage>& messages) {
+  endpoint_->gateway().Disconnect();
+  endpoint_->gateway().set_auto_ack(true);
+  ASSERT_TRUE(endpoint_->gateway().WaitFor([](const std::vector<v1::WorkerMessage>& messages) {
     return std::count_if(messages.begin(), messages.end(), [](const v1::WorkerMessage& m) {
              return m.trial_event().trial_id() == "resent";
            }) == 6;
   }));
-  ASSERT_EQ(gateway_.hellos().size(), 2u);
-  const v1::WorkerHello hello = gateway_.hellos()[1];
+  ASSERT_EQ(endpoint_->gateway().hellos().size(), 2u);
+  const v1::WorkerHello hello = endpoint_->gateway().hellos()[1];
   ASSERT_EQ(hello.running_size(), 1);  // ended, but its events were not acknowledged
   EXPECT_EQ(hello.running(0).trial_id(), "resent");
-  const std::vector<v1::TrialEvent> all = gateway_.Events("resent", 1);
+  const std::vector<v1::TrialEvent> all = endpoint_->gateway().Events("resent", 1);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(all[3 + i].event_sequence(), first[i].event_sequence());
     EXPECT_EQ(all[3 + i].SerializeAsString(), first[i].SerializeAsString());
@@ -492,12 +443,12 @@ TEST_F(WorkerAgentTest, ReconnectReportsHeldAttemptsAndResendsUnacknowledgedEven
 
 TEST_F(WorkerAgentTest, DrainHandsBackWhatDoesNotFinishInTime) {
   StartAgent(/*fake_child=*/true);
-  ASSERT_TRUE(gateway_.Assign(Trial("long", "hang")));
+  ASSERT_TRUE(endpoint_->gateway().Assign(Trial("long", "hang")));
   ASSERT_GT(TrialChild(), 0);
   agent_->Drain("SIGTERM", absl::Milliseconds(300));
   EXPECT_EQ(agent_->children_running(), 0);
   std::vector<v1::WorkerDraining> drains;
-  for (const v1::WorkerMessage& m : gateway_.messages()) {
+  for (const v1::WorkerMessage& m : endpoint_->gateway().messages()) {
     if (m.has_draining()) drains.push_back(m.draining());
   }
   ASSERT_EQ(drains.size(), 2u);
@@ -506,7 +457,7 @@ TEST_F(WorkerAgentTest, DrainHandsBackWhatDoesNotFinishInTime) {
   ASSERT_EQ(drains[1].handed_back_size(), 1);
   EXPECT_EQ(drains[1].handed_back(0).trial_id(), "long");
   // A handed-back attempt sends nothing more.
-  for (const v1::TrialEvent& e : gateway_.Events("long", 1)) EXPECT_FALSE(e.has_finished());
+  for (const v1::TrialEvent& e : endpoint_->gateway().Events("long", 1)) EXPECT_FALSE(e.has_finished());
 }
 
 }  // namespace

@@ -14,16 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/channel.h"
 #include "common/testing/http_get.h"
+#include "common/testing/processes.h"
 #include "common/testing/runfiles.h"
 #include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "scheduler_service/artifact_service_impl.h"
-#include "scheduler_service/artifacts/artifact_store.h"
-#include "tests/fakes/fake_gateway.h"
-#include "worker/artifact_transfer.h"
+#include "tests/fakes/worker_endpoint.h"
 
 namespace autocompress {
 namespace {
@@ -31,60 +28,21 @@ namespace {
 using ::testing::HasSubstr;
 using testing::RunfilePath;
 
-// Children of `parent` now.
-std::vector<pid_t> ChildrenOf(pid_t parent) {
-  std::vector<pid_t> children;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    int pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    const size_t paren = line.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(line.substr(paren + 2), ' ');
-    int ppid = 0;
-    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid) && ppid == parent) {
-      children.push_back(pid);
-    }
-  }
-  return children;
-}
-
-// Gone, or a zombie nobody reaps (init in a container may not).
-bool Gone(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const size_t paren = line.rfind(')');
-  return paren != std::string::npos && line[paren + 2] == 'Z';
-}
-
 TEST(WorkerProcessTest, SigtermDrainsHandsBackAndLeavesNoProcess) {
   const std::string dir = testing::TempPath("worker-process");
   std::filesystem::create_directories(dir);
-  auto store = scheduler::ArtifactStore::Open(dir + "/artifacts");
-  ASSERT_TRUE(store.ok()) << store.status();
-  scheduler::ArtifactServiceImpl artifact_service(store->get());
-  testing::FakeGateway gateway;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&gateway);
-  builder.RegisterService(&artifact_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  auto artifacts = v1::ArtifactService::NewStub(CreateChannel(absl::StrCat("127.0.0.1:", port)));
+  auto endpoint = testing::WorkerEndpoint::Start(dir);
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  testing::FakeGateway& gateway = (*endpoint)->gateway();
   auto upload = [&](const std::string& file, v1::ArtifactKind kind) {
-    auto ref = worker::UploadArtifact(*artifacts, RunfilePath("worker/testdata/" + file), file,
-                                      kind, absl::Seconds(30));
+    auto ref = (*endpoint)->Upload(RunfilePath("worker/testdata/" + file), kind);
     EXPECT_TRUE(ref.ok()) << ref.status();
     return ref.ok() ? *ref : v1::ArtifactRef();
   };
 
   auto worker = testing::StartReadyServer(
       {RunfilePath("worker/worker_server"), "--host=127.0.0.1", "--port=0", "--metrics_port=0",
-       absl::StrCat("--scheduler=127.0.0.1:", port), "--worker_id=process-worker",
+       absl::StrCat("--scheduler=", (*endpoint)->address()), "--worker_id=process-worker",
        "--cpu_slots=1", "--threads_per_trial=1", absl::StrCat("--work_dir=", dir, "/worker"),
        "--drain_grace=1s", "--labels=pool=test"});
   ASSERT_TRUE(worker.ok()) << worker.status();
@@ -125,13 +83,13 @@ TEST(WorkerProcessTest, SigtermDrainsHandsBackAndLeavesNoProcess) {
   EXPECT_THAT(metrics->body, HasSubstr("autocompress_worker_artifact_cache_misses_total 3"));
   EXPECT_THAT(metrics->body, HasSubstr("autocompress_worker_trial_phase_seconds_count{phase=\"fetch\"} 1"));
 
-  const std::vector<pid_t> children = ChildrenOf(worker->process->pid());
+  const std::vector<pid_t> children = testing::ChildrenOf(worker->process->pid());
   EXPECT_GE(children.size(), 1u);  // the running trial (and the spare started ahead)
   worker->process->Signal(SIGTERM);
   absl::StatusOr<int> exit = worker->process->Wait(absl::Seconds(20));
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_EQ(*exit, 0);
-  for (pid_t child : children) EXPECT_TRUE(Gone(child)) << "trial process " << child << " survived";
+  for (pid_t child : children) EXPECT_TRUE(testing::ProcessGone(child)) << "trial process " << child << " survived";
 
   std::vector<v1::WorkerDraining> drains;
   for (const v1::WorkerMessage& m : gateway.messages()) {
@@ -142,7 +100,6 @@ TEST(WorkerProcessTest, SigtermDrainsHandsBackAndLeavesNoProcess) {
   EXPECT_EQ(drains[0].reason(), "shutdown");
   ASSERT_EQ(drains[1].handed_back_size(), 1);
   EXPECT_EQ(drains[1].handed_back(0).trial_id(), "long");
-  server->Shutdown();
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "prometheus/histogram.h"
 #include "worker/artifact_cache.h"
 #include "worker/artifact_transfer.h"
+#include "worker/devices.h"
 #include "worker/trial_process.h"
 
 namespace autocompress::worker {
@@ -601,7 +602,19 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
   // Relay until the child's output ends, stopping it on cancel or past its deadline.
   std::optional<internal::ChildResult> result;
   std::optional<v1::TrialFinished> stopped;
+  // GPU attempts: the child's device memory, sampled (nvidia-smi) about once a second.
+  const bool on_gpu = std::any_of(spec.devices().begin(), spec.devices().end(),
+                                  [](const std::string& d) { return absl::StartsWith(d, "cuda"); });
+  int64_t peak_device_bytes = 0;
+  absl::Time next_sample = absl::Now();
   for (;;) {
+    if (on_gpu && absl::Now() >= next_sample) {
+      const std::map<int, int64_t> used = GpuMemoryByProcess();
+      if (auto it = used.find(child.pid()); it != used.end()) {
+        peak_device_bytes = std::max(peak_device_bytes, it->second);
+      }
+      next_sample = absl::Now() + absl::Seconds(1);
+    }
     absl::StatusOr<std::optional<internal::ChildMessage>> next = child.Next(absl::Milliseconds(50));
     if (next.ok() && !next->has_value()) break;
     if (next.ok()) {
@@ -670,6 +683,11 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
     return finished;
   }
   *finished.mutable_final_report() = result->final_report();
+  if (peak_device_bytes > 0) {
+    v1::Metric* peak = finished.mutable_final_report()->add_metrics();
+    peak->set_name("peak_device_memory_bytes");  // sampled: a lower bound of the true peak
+    peak->set_value(static_cast<double>(peak_device_bytes));
+  }
   for (const v1::Metric& m : result->final_report().metrics()) {
     if (absl::StartsWith(m.name(), "seconds_")) {
       metrics_->Phase(m.name().substr(sizeof("seconds_") - 1)).Observe(m.value());

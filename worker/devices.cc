@@ -61,6 +61,25 @@ std::set<std::string> ParseComputeApps(const std::string& text) {
   return uuids;
 }
 
+std::map<int, int64_t> ParseComputeAppMemory(const std::string& text) {
+  std::map<int, int64_t> bytes;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+    int pid = 0;
+    int64_t mib = 0;
+    if (fields.size() == 2 && absl::SimpleAtoi(absl::StripAsciiWhitespace(fields[0]), &pid) &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(fields[1]), &mib)) {
+      bytes[pid] += mib * kMiB;
+    }
+  }
+  return bytes;
+}
+
+std::map<int, int64_t> GpuMemoryByProcess() {
+  return ParseComputeAppMemory(
+      Run("nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits"));
+}
+
 std::vector<GpuInfo> QueryGpus() {
   const std::string out = Run(
       "nvidia-smi --query-gpu=index,name,memory.total,memory.free,uuid "

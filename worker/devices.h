@@ -9,6 +9,7 @@
 #define AUTOCOMPRESS_WORKER_DEVICES_H_
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,12 @@ absl::StatusOr<std::vector<GpuInfo>> ParseGpuQuery(const std::string& text);
 // Parses `nvidia-smi --query-compute-apps=gpu_uuid --format=csv,noheader`: the GPUs
 // some process computes on.
 std::set<std::string> ParseComputeApps(const std::string& text);
+
+// Parses `nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits`
+// (MiB): bytes of GPU memory by process id, summed over the process's GPUs.
+std::map<int, int64_t> ParseComputeAppMemory(const std::string& text);
+// GPU memory each process uses now; empty where nvidia-smi is absent.
+std::map<int, int64_t> GpuMemoryByProcess();
 
 // Reads the GPUs now; an empty list where nvidia-smi is absent or fails.
 std::vector<GpuInfo> QueryGpus();

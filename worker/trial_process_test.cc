@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/testing/processes.h"
 #include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,15 +26,6 @@ std::unique_ptr<TrialProcess> StartChild(const std::string& mode) {
       {testing::RunfilePath("worker/testing/fake_trial_child")}, request);
   EXPECT_TRUE(process.ok()) << process.status();
   return process.ok() ? std::move(*process) : nullptr;
-}
-
-// A dead process whose new parent (init in a container may not reap) has not reaped it.
-bool IsZombie(int pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  const size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
 }
 
 // Every message until the end of the child's output.
@@ -110,7 +102,7 @@ TEST(TrialProcessTest, NothingTheChildStartedOutlivesIt) {
   // The grandchild was in the child's process group; it is gone (reaped by init).
   bool gone = false;
   for (int i = 0; i < 200 && !gone; ++i) {
-    gone = kill(grandchild, 0) != 0 || IsZombie(grandchild);
+    gone = testing::ProcessGone(grandchild);
     if (!gone) absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_TRUE(gone) << "grandchild " << grandchild << " survived";

@@ -9,7 +9,7 @@ dir="${1:?usage: bundle_deps.sh DIR}"
 rm -rf "$dir"
 mkdir -p "$dir/include" "$dir/lib"
 cp -r /usr/include/absl /usr/include/nlohmann "$dir/include/"
-libs="$(pkg-config --libs absl_status absl_statusor absl_strings)"
+libs="$(pkg-config --libs absl_status absl_statusor absl_strings absl_synchronization)"
 echo "$libs" >"$dir/absl_libs.txt"
 libdir="$(pkg-config --variable=libdir absl_status)"
 # Plain files, no symbolic links (a device carry moves links as links): each library

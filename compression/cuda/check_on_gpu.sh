@@ -59,7 +59,7 @@ if [ -n "${DEPS_DIR:-}" ]; then
   ABSL_LIBS=(-L"$DEPS_DIR/lib" -Wl,-rpath,"$DEPS_DIR/lib" "${ABSL_LIBS[@]}")
 else
   DEP_INCLUDES=()
-  read -r -a ABSL_LIBS <<<"$(pkg-config --libs absl_status absl_statusor absl_strings)"
+  read -r -a ABSL_LIBS <<<"$(pkg-config --libs absl_status absl_statusor absl_strings absl_synchronization)"
 fi
 
 INCLUDES=(-I"$ROOT" -isystem "$TORCH/include" -isystem "$TORCH/include/torch/csrc/api/include"
@@ -88,9 +88,10 @@ SESSION_SOURCES=(compression/compression_session.cc compression/config_list.cc
   compression/quantization.cc compression/torch_status.cc compression/module_modes.cc
   common/args.cc)
 # The training library (worker/training) the session check fine-tunes with.
-TRAINING_SOURCES=(worker/training/batcher.cc worker/training/dataset.cc
-  worker/training/fine_tune.cc worker/training/idx_dataset.cc worker/training/random_dataset.cc
-  worker/training/recipe.cc worker/training/trainer.cc)
+TRAINING_SOURCES=(worker/training/batcher.cc worker/training/cifar10_dataset.cc
+  worker/training/dataset.cc worker/training/fine_tune.cc worker/training/idx_dataset.cc
+  worker/training/random_dataset.cc worker/training/recipe.cc
+  worker/training/saved_tensors_dataset.cc worker/training/trainer.cc)
 CUDA_SOURCES=(compression/cuda/cuda_dispatch.cc)
 SOURCES=("${KERNEL_SOURCES[@]}" "${SESSION_SOURCES[@]}" "${TRAINING_SOURCES[@]}"
   compression/cuda/gpu_session_check.cc)

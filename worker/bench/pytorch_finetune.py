@@ -7,9 +7,8 @@ reads Fashion-MNIST's train split from Debian's dataset-fashion-mnist, normalize
 and fine-tunes with SGD over a shuffling DataLoader, re-applying the masks after every
 step, as the worker does. Prints one JSON line: images/s of each epoch's training loop.
 """
-import gzip
 import json
-import struct
+import os
 import sys
 import time
 
@@ -17,18 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-SOURCE = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata"))
+from make_trial_data import level_prune, read_idx  # noqa: E402
+
 MEAN, STD, LR = 0.2860, 0.3530, 0.05
-
-
-def read_idx(name):
-    with gzip.open(f"{SOURCE}/{name}", "rb") as f:
-        data = f.read()
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == 0x803:
-        rows, cols = struct.unpack(">II", data[8:16])
-        return torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).view(n, rows, cols)
-    return torch.frombuffer(bytearray(data[8:]), dtype=torch.uint8).view(n)
 
 
 def main():
@@ -39,17 +30,7 @@ def main():
     x = (read_idx("train-images-idx3-ubyte.gz")[:examples].float().div(255).unsqueeze(1) - MEAN) / STD
     y = read_idx("train-labels-idx1-ubyte.gz")[:examples].long()
     model = torch.jit.load(model_path)
-    masks = []
-    with torch.no_grad():
-        for _, module in model.named_modules():
-            if module.original_name not in ("Conv2d", "Linear"):
-                continue
-            w = module.weight
-            k = int(w.numel() * sparsity)
-            threshold = torch.topk(w.abs().view(-1), k, largest=False)[0].max()
-            mask = torch.gt(w.abs(), threshold).to(w.dtype)
-            w.mul_(mask)
-            masks.append((w, mask))
+    masks = level_prune(model, sparsity)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     model.train()

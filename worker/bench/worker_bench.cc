@@ -29,13 +29,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/channel.h"
 #include "common/testing/command_output.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
-#include "scheduler_service/artifact_service_impl.h"
-#include "scheduler_service/artifacts/artifact_store.h"
-#include "tests/fakes/fake_gateway.h"
+#include "tests/fakes/worker_endpoint.h"
 #include "worker/agent.h"
 #include "worker/artifact_cache.h"
 #include "worker/artifact_transfer.h"
@@ -79,24 +76,16 @@ class NullReporter final : public PipelineReporter {
 int Main() {
   char dir_template[] = "/tmp/worker-bench-XXXXXX";
   const std::string dir = mkdtemp(dir_template);
-  auto store = scheduler::ArtifactStore::Open(dir + "/artifacts");
-  if (!store.ok()) {
-    std::fprintf(stderr, "artifact store: %s\n", std::string(store.status().message()).c_str());
+  auto endpoint = testing::WorkerEndpoint::Start(dir);
+  if (!endpoint.ok()) {
+    std::fprintf(stderr, "endpoint: %s\n", std::string(endpoint.status().message()).c_str());
     return 1;
   }
-  scheduler::ArtifactServiceImpl artifact_service(store->get());
-  testing::FakeGateway gateway;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&gateway);
-  builder.RegisterService(&artifact_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  auto channel = CreateChannel(absl::StrCat("127.0.0.1:", port));
-  auto artifacts = v1::ArtifactService::NewStub(channel);
+  testing::FakeGateway& gateway = (*endpoint)->gateway();
+  auto channel = (*endpoint)->channel();
+  v1::ArtifactService::Stub& artifacts = (*endpoint)->artifacts();
   auto upload = [&](const std::string& path, v1::ArtifactKind kind) {
-    auto ref = UploadArtifact(*artifacts, path, fs::path(path).filename().string(), kind,
-                              absl::Minutes(5));
+    auto ref = (*endpoint)->Upload(path, kind);
     if (!ref.ok()) std::fprintf(stderr, "upload %s: %s\n", path.c_str(), std::string(ref.status().message()).c_str());
     return ref.ok() ? *ref : v1::ArtifactRef();
   };
@@ -150,7 +139,7 @@ int Main() {
   auto local_cache = ArtifactCache::Open(
       {dir + "/local-cache", int64_t{4} << 30},
       [&](const v1::ArtifactRef& ref, const std::string& path) {
-        return DownloadArtifact(*artifacts, ref, path, absl::Minutes(5));
+        return DownloadArtifact(artifacts, ref, path, absl::Minutes(5));
       });
   auto model_pin = (*local_cache)->Get(trial.model());
   auto train_pin = (*local_cache)->GetExtracted(data.train());
@@ -204,7 +193,7 @@ int Main() {
     plain_rate.push_back(MetricOf(result.final_report(), "train_images_per_second"));
   }
   agent->reset();
-  server->Shutdown();
+  endpoint->reset();
 
   double pytorch_rate = 0;
   if (!absl::GetFlag(FLAGS_pytorch_script).empty()) {

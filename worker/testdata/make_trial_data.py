@@ -71,6 +71,23 @@ def write_tar(path, prefix, images, labels):
             tar.addfile(info, buffer)
 
 
+def level_prune(model, sparsity):
+    """NNI's LevelPruner on the default op types (Conv2d, Linear here): zeroes the
+    int(numel * sparsity) smallest |w| of each weight; returns (weight, mask) pairs."""
+    masks = []
+    with torch.no_grad():
+        for _, module in model.named_modules():
+            if module.original_name not in ("Conv2d", "Linear"):
+                continue
+            w = module.weight
+            k = int(w.numel() * sparsity)
+            threshold = torch.topk(w.abs().view(-1), k, largest=False)[0].max()
+            mask = torch.gt(w.abs(), threshold).to(w.dtype)
+            w.mul_(mask)
+            masks.append((w, mask))
+    return masks
+
+
 def normalize(images):
     return (images.to(torch.float32).div(255).unsqueeze(1) - MEAN) / STD
 
@@ -124,17 +141,7 @@ def main():
     x_train, y_train = normalize(train_images[:2000]), train_labels[:2000].long()
     x_test, y_test = normalize(test_images[:1000]), test_labels[:1000].long()
     pretrained = accuracy(model, x_test, y_test)
-    masks = []
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if module.original_name not in ("Conv2d", "Linear"):
-                continue
-            w = module.weight
-            k = int(w.numel() * SPARSITY)
-            threshold = torch.topk(w.abs().view(-1), k, largest=False)[0].max()
-            mask = torch.gt(w.abs(), threshold).to(w.dtype)
-            w.mul_(mask)
-            masks.append((w, mask))
+    masks = level_prune(model, SPARSITY)
     zero_shot = accuracy(model, x_test, y_test)
     for _ in range(FINETUNE_EPOCHS):
         train_epoch(model, x_train, y_train, masks)
