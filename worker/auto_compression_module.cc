@@ -230,11 +230,11 @@ class RecipeModule final : public AutoCompressionModule {
   int FineTuneEpochs(const std::string&) override { return epochs_; }
 
   absl::StatusOr<Metrics> FineTuneEpoch(const std::string&, compression::CompressionSession& session,
-                                        int epoch) override {
+                                        int epoch, const StepCallback& after_step) override {
     if (tuner_ == nullptr) {
       ASSIGN_OR_RETURN(tuner_, training::FineTuner::Create(session, *train_, recipe_, epochs_));
     }
-    ASSIGN_OR_RETURN(training::EpochStats stats, tuner_->RunEpoch(epoch));
+    ASSIGN_OR_RETURN(training::EpochStats stats, tuner_->RunEpoch(epoch, {}, after_step));
     return Metrics{{"train_loss", stats.mean_loss},
                    {"train_examples", static_cast<double>(stats.examples)},
                    {"learning_rate", tuner_->LearningRate(epoch)}};

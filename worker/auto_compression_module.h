@@ -68,12 +68,14 @@ class AutoCompressionModule {
   virtual int FineTuneEpochs(const std::string& algorithm) = 0;
   // post_compress_finetuning_trainer(algorithm): one epoch (0-based) of fine-tuning,
   // calling session.BeforeOptimizerStep() and OnOptimizerStep() around every optimizer
-  // step so masks and quantization hold (training::FineTuner does). Returns training
-  // metrics for the epoch's report: `train_loss` is checked to be finite, and
-  // `train_examples` gives the pipeline its images/s.
+  // step so masks and quantization hold, then `after_step` (the pipeline's per-batch
+  // reports; stop the epoch with its error if it returns one). training::FineTuner
+  // does all three. Returns training metrics for the epoch's report: `train_loss` is
+  // checked to be finite, and `train_examples` gives the pipeline its images/s.
+  using StepCallback = std::function<absl::Status()>;
   virtual absl::StatusOr<Metrics> FineTuneEpoch(const std::string& algorithm,
                                                 compression::CompressionSession& session,
-                                                int epoch) = 0;
+                                                int epoch, const StepCallback& after_step) = 0;
   // One input batch of one example, for the latency measurement.
   virtual absl::StatusOr<at::Tensor> ExampleInput() = 0;
 };

@@ -220,18 +220,36 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
 
   Section("finetune");
   const int epochs = module->FineTuneEpochs(decoded.algorithm);
+  // Reports every N batches (step = optimizer steps) instead of per epoch, if asked.
+  const int64_t every = recipe_.report_every_batches();
+  int64_t steps = 0;
+  double eval_seconds = 0;  // spent in those reports, not in training
+  AutoCompressionModule::StepCallback after_step;
+  if (every > 0) {
+    after_step = [&]() -> absl::Status {
+      if (++steps % every != 0) return absl::OkStatus();
+      const absl::Time eval_start = absl::Now();
+      ASSIGN_OR_RETURN(const Metrics validation, module->Evaluate(session->module()));
+      eval_seconds += absl::ToDoubleSeconds(absl::Now() - eval_start);
+      Report(steps, validation);
+      return absl::OkStatus();
+    };
+  }
   double train_seconds = 0, train_examples = 0;
   for (int epoch = 0; epoch < epochs; ++epoch) {
     const std::string where = absl::StrCat("in fine-tuning epoch ", epoch + 1);
     Enter(absl::StrCat("fine-tuning epoch ", epoch + 1));
     const absl::Time epoch_start = absl::Now();
-    ASSIGN_OR_RETURN(Metrics metrics, module->FineTuneEpoch(decoded.algorithm, *session, epoch));
-    train_seconds += absl::ToDoubleSeconds(absl::Now() - epoch_start);
+    eval_seconds = 0;
+    ASSIGN_OR_RETURN(Metrics metrics,
+                     module->FineTuneEpoch(decoded.algorithm, *session, epoch, after_step));
+    train_seconds += absl::ToDoubleSeconds(absl::Now() - epoch_start) - eval_seconds;
     RETURN_IF_ERROR(CheckFinite(metrics, "train_loss", where));
     if (auto it = metrics.find("train_examples"); it != metrics.end()) {
       train_examples += it->second;
       metrics.erase(it);
     }
+    if (every > 0) continue;  // reported per batch instead
     ASSIGN_OR_RETURN(const Metrics validation, module->Evaluate(session->module()));
     metrics.insert(validation.begin(), validation.end());
     Report(epoch + 1, metrics);

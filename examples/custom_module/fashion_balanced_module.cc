@@ -76,11 +76,11 @@ class FashionBalancedModule final : public autocompress::worker::AutoCompression
 
   absl::StatusOr<Metrics> FineTuneEpoch(const std::string&,
                                         autocompress::compression::CompressionSession& session,
-                                        int epoch) override {
+                                        int epoch, const StepCallback& after_step) override {
     if (tuner_ == nullptr) {
       ASSIGN_OR_RETURN(tuner_, training::FineTuner::Create(session, *train_, recipe_, epochs_));
     }
-    ASSIGN_OR_RETURN(training::EpochStats stats, tuner_->RunEpoch(epoch));
+    ASSIGN_OR_RETURN(training::EpochStats stats, tuner_->RunEpoch(epoch, {}, after_step));
     return Metrics{{"train_loss", stats.mean_loss},
                    {"train_examples", static_cast<double>(stats.examples)}};
   }

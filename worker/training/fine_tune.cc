@@ -34,10 +34,14 @@ double FineTuner::LearningRate(int64_t epoch) const {
   return LearningRateAt(recipe_, epoch, epochs_);
 }
 
-absl::StatusOr<EpochStats> FineTuner::RunEpoch(int64_t epoch, const TrainingObserver& observer) {
+absl::StatusOr<EpochStats> FineTuner::RunEpoch(int64_t epoch, const TrainingObserver& observer,
+                                               const std::function<absl::Status()>& after_step) {
   StepHooks hooks;
   hooks.before_step = [this] { return session_.BeforeOptimizerStep(); };
-  hooks.after_step = [this] { return session_.OnOptimizerStep(); };
+  hooks.after_step = [this, &after_step]() -> absl::Status {
+    RETURN_IF_ERROR(session_.OnOptimizerStep());
+    return after_step ? after_step() : absl::OkStatus();
+  };
   const compression::ModeScope train_mode(session_.module(), /*training=*/true);
   trainer_->SetLearningRate(LearningRate(epoch));
   return trainer_->RunEpoch(epoch, hooks, observer);

@@ -66,8 +66,10 @@ class FineTuner {
                                                            const Recipe& recipe, int epochs);
   ~FineTuner();
 
-  // Epoch `epoch` (0-based).
-  absl::StatusOr<EpochStats> RunEpoch(int64_t epoch, const TrainingObserver& observer = {});
+  // Epoch `epoch` (0-based). `after_step`, when set, runs after every optimizer step
+  // once masks are re-applied; an error ends the epoch with it.
+  absl::StatusOr<EpochStats> RunEpoch(int64_t epoch, const TrainingObserver& observer = {},
+                                      const std::function<absl::Status()>& after_step = {});
   double LearningRate(int64_t epoch) const;
 
  private:

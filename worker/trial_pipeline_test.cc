@@ -1,0 +1,111 @@
+// The trial pipeline in process (the child's side without the process): report
+// cadence and the learning-rate schedule reaching the reports. The whole trial, in a
+// child and against PyTorch's numbers, is //tests:worker_agent_test.
+#include "worker/trial_pipeline.h"
+
+#include <filesystem>
+
+#include "common/testing/runfiles.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/artifact_cache.h"
+
+namespace autocompress::worker {
+namespace {
+
+using testing::RunfilePath;
+using testing::TempPath;
+
+class Collect final : public PipelineReporter {
+ public:
+  void Phase(const std::string& phase) override { phases.push_back(phase); }
+  void Intermediate(const v1::MetricReport& report) override { reports.push_back(report); }
+  std::vector<std::string> phases;
+  std::vector<v1::MetricReport> reports;
+};
+
+std::optional<double> MetricOf(const v1::MetricReport& report, const std::string& name) {
+  for (const v1::Metric& m : report.metrics()) {
+    if (m.name() == name) return m.value();
+  }
+  return std::nullopt;
+}
+
+// Level 0.5 on the Fashion-MNIST subset (2,000 training images, batches of 32: 63 per
+// epoch), evaluating 4 batches of 250.
+internal::ChildRequest Request(const std::string& name) {
+  internal::ChildRequest request;
+  v1::TrialSpec& trial = *request.mutable_trial();
+  trial.set_parameters_json(
+      R"({"algorithm_name": {"_name": "level", "config_list::default::::sparsity": 0.5}})");
+  v1::TrainingRecipe& recipe = *trial.mutable_recipe();
+  recipe.mutable_dataset()->set_format(v1::DATASET_FORMAT_IDX);
+  recipe.mutable_dataset()->set_batch_size(32);
+  recipe.mutable_dataset()->set_eval_batch_size(250);
+  recipe.mutable_optimizer()->set_learning_rate(0.05);
+  recipe.set_finetune_epochs(1);
+  trial.add_devices("cpu");
+  trial.set_seed(1);
+  request.set_model_path(RunfilePath("worker/testdata/fashion_model.pt"));
+  for (const auto& [tar, path] : {std::pair{"fashion_train.tar", request.mutable_train_path()},
+                                  {"fashion_test.tar", request.mutable_eval_path()}}) {
+    const std::string dir = TempPath(name + "-" + tar);
+    std::filesystem::create_directories(dir);
+    EXPECT_TRUE(ExtractArchive(RunfilePath(std::string("worker/testdata/") + tar), dir).ok());
+    *path = dir;
+  }
+  const std::string out = TempPath(name + "-out");
+  std::filesystem::create_directories(out);
+  request.set_output_dir(out);
+  return request;
+}
+
+TEST(TrialPipelineTest, ReportsEveryNBatchesWhenAsked) {
+  internal::ChildRequest request = Request("every");
+  request.mutable_trial()->mutable_recipe()->set_report_every_batches(20);
+  Collect collect;
+  const internal::ChildResult result = RunTrialPipeline(request, collect);
+  ASSERT_EQ(result.state(), v1::TRIAL_STATE_SUCCEEDED) << result.failure().message();
+  // Step 0 (after compression), then optimizer steps 20, 40, 60 of the 63.
+  std::vector<int64_t> steps;
+  for (const v1::MetricReport& r : collect.reports) {
+    steps.push_back(r.step());
+    EXPECT_TRUE(MetricOf(r, "accuracy").has_value()) << r.step();
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 20, 40, 60}));
+  EXPECT_TRUE(MetricOf(result.final_report(), "train_images_per_second").has_value());
+}
+
+TEST(TrialPipelineTest, EpochReportsCarryTheScheduledLearningRate) {
+  internal::ChildRequest request = Request("cosine");
+  v1::TrainingRecipe& recipe = *request.mutable_trial()->mutable_recipe();
+  recipe.set_finetune_epochs(3);
+  recipe.set_max_train_batches(5);
+  recipe.mutable_lr_schedule()->set_name("cosine");
+  recipe.mutable_lr_schedule()->set_min_learning_rate(0.01);
+  Collect collect;
+  const internal::ChildResult result = RunTrialPipeline(request, collect);
+  ASSERT_EQ(result.state(), v1::TRIAL_STATE_SUCCEEDED) << result.failure().message();
+  ASSERT_EQ(collect.reports.size(), 4u);  // step 0 and one per epoch
+  const double expected[] = {0.05, 0.03, 0.01};
+  for (int e = 0; e < 3; ++e) {
+    EXPECT_EQ(collect.reports[e + 1].step(), e + 1);
+    EXPECT_NEAR(MetricOf(collect.reports[e + 1], "learning_rate").value_or(-1), expected[e], 1e-12);
+    EXPECT_TRUE(MetricOf(collect.reports[e + 1], "train_loss").has_value());
+  }
+  EXPECT_THAT(collect.phases, ::testing::Contains("fine-tuning epoch 3"));
+}
+
+TEST(TrialPipelineTest, AnUnsupportedFormatIsInvalidInput) {
+  internal::ChildRequest request = Request("format");
+  request.mutable_trial()->mutable_recipe()->mutable_dataset()->set_format(
+      v1::DATASET_FORMAT_IMAGE_FOLDER);
+  Collect collect;
+  const internal::ChildResult result = RunTrialPipeline(request, collect);
+  EXPECT_EQ(result.state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(result.failure().code(), v1::FAILURE_CODE_INVALID_INPUT);
+  EXPECT_THAT(result.failure().message(), ::testing::HasSubstr("DATASET_FORMAT_IMAGE_FOLDER is not supported"));
+}
+
+}  // namespace
+}  // namespace autocompress::worker
