@@ -12,9 +12,8 @@ namespace {
 
 // 50 us .. 10 s: commits and dispatches are sub-millisecond when healthy.
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.00005, 0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
-          0.0025,  0.005,  0.01,   0.025,  0.05,   0.1,    0.25,    0.5,   1,      2.5,
-          5,       10};
+  return {0.00005, 0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025,
+          0.005,   0.01,   0.025,  0.05,   0.1,    0.25,   0.5,     1,     2.5,    5,     10};
 }
 
 std::string StateLabel(v1::TrialState state) {

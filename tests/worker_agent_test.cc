@@ -35,8 +35,8 @@ namespace autocompress {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::FakeGateway;
+using ::testing::HasSubstr;
 using testing::RunfilePath;
 using worker::WorkerAgent;
 
@@ -152,8 +152,9 @@ class WorkerAgentTest : public ::testing::Test {
   }
 
   static std::string Level(double sparsity) {
-    return absl::StrCat(R"({"algorithm_name": {"_name": "level", "config_list::default::::sparsity": )",
-                        sparsity, "}}");
+    return absl::StrCat(
+        R"({"algorithm_name": {"_name": "level", "config_list::default::::sparsity": )", sparsity,
+        "}}");
   }
 
   // The pid of the running trial child: the oldest trial child, since the agent starts
@@ -216,7 +217,8 @@ TEST_F(WorkerAgentTest, HelloOffersDevicesThreadsAndLabels) {
 TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
   StartAgent();
   ASSERT_TRUE(endpoint_->gateway().Assign(Trial("t1", Level(0.5))));
-  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("t1", 1, absl::Seconds(120));
+  std::optional<v1::TrialFinished> finished =
+      endpoint_->gateway().WaitForFinished("t1", 1, absl::Seconds(120));
   ASSERT_TRUE(finished.has_value());
   ASSERT_EQ(finished->state(), v1::TRIAL_STATE_SUCCEEDED) << finished->failure().message();
 
@@ -241,7 +243,8 @@ TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
               reference_["zero_shot_accuracy"].get<double>());
   EXPECT_GT(accuracy, 0.5);
   EXPECT_NEAR(accuracy, reference_["accuracy"].get<double>(), 0.02);
-  EXPECT_NEAR(MetricValue(report, "accuracy_zero_shot"), reference_["zero_shot_accuracy"].get<double>(), 0.005);
+  EXPECT_NEAR(MetricValue(report, "accuracy_zero_shot"),
+              reference_["zero_shot_accuracy"].get<double>(), 0.005);
   EXPECT_NEAR(MetricValue(report, "sparsity"), 0.5, 0.01);
   EXPECT_GT(MetricValue(report, "latency_ms"), 0);
   EXPECT_GT(MetricValue(report, "model_bytes"), 1000);
@@ -254,7 +257,8 @@ TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
   for (const v1::ArtifactRef& ref : finished->results()) {
     EXPECT_EQ(ref.kind(), v1::ARTIFACT_KIND_RESULT);
     const std::string path = dir_ + "/" + fs::path(ref.name()).filename().string();
-    ASSERT_TRUE(worker::DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
+    ASSERT_TRUE(
+        worker::DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
     files[fs::path(ref.name()).filename().string()] = path;
   }
   ASSERT_EQ(files.count("model.pt"), 1u);
@@ -278,7 +282,8 @@ TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
   EXPECT_DOUBLE_EQ(MetricValue(report, "sparsity"), static_cast<double>(zeros) / elements);
 
   // Once everything is acknowledged the agent holds nothing.
-  for (int i = 0; i < 200 && agent_->attempts_held() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 200 && agent_->attempts_held() > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(agent_->attempts_held(), 0);
 }
 
@@ -329,13 +334,15 @@ TEST_F(WorkerAgentTest, BadInputsFailWithTheirCodeAndTheAgentServesTheNextTrial)
         endpoint_->gateway().WaitForFinished(c.trial.trial_id(), 1, absl::Seconds(120));
     ASSERT_TRUE(finished.has_value()) << c.name;
     EXPECT_EQ(finished->state(), v1::TRIAL_STATE_FAILED) << c.name;
-    EXPECT_EQ(finished->failure().code(), c.code) << c.name << ": " << finished->failure().message();
+    EXPECT_EQ(finished->failure().code(), c.code)
+        << c.name << ": " << finished->failure().message();
     EXPECT_THAT(finished->failure().message(), HasSubstr(c.message)) << c.name;
   }
   v1::TrialSpec good = Trial("good", Level(0.3));
   good.mutable_recipe()->set_finetune_epochs(0);
   ASSERT_TRUE(endpoint_->gateway().Assign(good));
-  std::optional<v1::TrialFinished> finished = endpoint_->gateway().WaitForFinished("good", 1, absl::Seconds(120));
+  std::optional<v1::TrialFinished> finished =
+      endpoint_->gateway().WaitForFinished("good", 1, absl::Seconds(120));
   ASSERT_TRUE(finished.has_value());
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_SUCCEEDED) << finished->failure().message();
 }
@@ -399,7 +406,8 @@ TEST_F(WorkerAgentTest, PastMaxDurationIsATimeout) {
   ASSERT_TRUE(finished.has_value());
   EXPECT_EQ(finished->state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(finished->failure().code(), v1::FAILURE_CODE_TIMEOUT);
-  EXPECT_THAT(finished->failure().message(), HasSubstr("max_duration 500ms in fine-tuning epoch 1"));
+  EXPECT_THAT(finished->failure().message(),
+              HasSubstr("max_duration 500ms in fine-tuning epoch 1"));
 }
 
 TEST_F(WorkerAgentTest, RepeatedAssignmentIsIgnored) {
@@ -410,7 +418,8 @@ TEST_F(WorkerAgentTest, RepeatedAssignmentIsIgnored) {
   ASSERT_TRUE(endpoint_->gateway().WaitForFinished("twice", 1).has_value());
   absl::SleepFor(absl::Milliseconds(200));
   int started = 0;
-  for (const v1::TrialEvent& e : endpoint_->gateway().Events("twice", 1)) started += e.has_started();
+  for (const v1::TrialEvent& e : endpoint_->gateway().Events("twice", 1))
+    started += e.has_started();
   EXPECT_EQ(started, 1);
 }
 
@@ -437,7 +446,8 @@ TEST_F(WorkerAgentTest, ReconnectReportsHeldAttemptsAndResendsUnacknowledgedEven
     EXPECT_EQ(all[3 + i].event_sequence(), first[i].event_sequence());
     EXPECT_EQ(all[3 + i].SerializeAsString(), first[i].SerializeAsString());
   }
-  for (int i = 0; i < 200 && agent_->attempts_held() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 200 && agent_->attempts_held() > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(agent_->attempts_held(), 0);
 }
 
@@ -457,7 +467,8 @@ TEST_F(WorkerAgentTest, DrainHandsBackWhatDoesNotFinishInTime) {
   ASSERT_EQ(drains[1].handed_back_size(), 1);
   EXPECT_EQ(drains[1].handed_back(0).trial_id(), "long");
   // A handed-back attempt sends nothing more.
-  for (const v1::TrialEvent& e : endpoint_->gateway().Events("long", 1)) EXPECT_FALSE(e.has_finished());
+  for (const v1::TrialEvent& e : endpoint_->gateway().Events("long", 1))
+    EXPECT_FALSE(e.has_finished());
 }
 
 }  // namespace

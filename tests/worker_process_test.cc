@@ -71,7 +71,8 @@ TEST(WorkerProcessTest, SigtermDrainsHandsBackAndLeavesNoProcess) {
   ASSERT_TRUE(gateway.Assign(trial));
   ASSERT_TRUE(gateway.WaitFor([](const std::vector<v1::WorkerMessage>& messages) {
     for (const v1::WorkerMessage& m : messages) {
-      if (m.trial_event().has_intermediate() && m.trial_event().intermediate().step() == 1) return true;
+      if (m.trial_event().has_intermediate() && m.trial_event().intermediate().step() == 1)
+        return true;
     }
     return false;
   }));
@@ -81,7 +82,8 @@ TEST(WorkerProcessTest, SigtermDrainsHandsBackAndLeavesNoProcess) {
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_THAT(metrics->body, HasSubstr("autocompress_worker_slots{use=\"busy\"} 1"));
   EXPECT_THAT(metrics->body, HasSubstr("autocompress_worker_artifact_cache_misses_total 3"));
-  EXPECT_THAT(metrics->body, HasSubstr("autocompress_worker_trial_phase_seconds_count{phase=\"fetch\"} 1"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("autocompress_worker_trial_phase_seconds_count{phase=\"fetch\"} 1"));
 
   const std::vector<pid_t> children = testing::ChildrenOf(worker->process->pid());
   EXPECT_GE(children.size(), 1u);  // the running trial (and the spare started ahead)
@@ -89,7 +91,8 @@ TEST(WorkerProcessTest, SigtermDrainsHandsBackAndLeavesNoProcess) {
   absl::StatusOr<int> exit = worker->process->Wait(absl::Seconds(20));
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_EQ(*exit, 0);
-  for (pid_t child : children) EXPECT_TRUE(testing::ProcessGone(child)) << "trial process " << child << " survived";
+  for (pid_t child : children)
+    EXPECT_TRUE(testing::ProcessGone(child)) << "trial process " << child << " survived";
 
   std::vector<v1::WorkerDraining> drains;
   for (const v1::WorkerMessage& m : gateway.messages()) {

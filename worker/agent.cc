@@ -65,8 +65,8 @@ struct AgentMetrics {
 
   prometheus::Histogram& Phase(const std::string& phase) {
     return phase_seconds.Add({{"phase", phase}},
-                             prometheus::Histogram::BucketBoundaries{
-                                 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 7200});
+                             prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10,
+                                                                     30, 60, 300, 1800, 7200});
   }
 
   prometheus::Family<prometheus::Counter>& trials;
@@ -160,16 +160,16 @@ absl::StatusOr<std::unique_ptr<WorkerAgent>> WorkerAgent::Start(
   if (options.worker_id.empty()) return absl::InvalidArgumentError("worker: empty worker id");
   if (options.trial_command.empty()) return absl::InvalidArgumentError("worker: no trial command");
   if (options.work_dir.empty()) return absl::InvalidArgumentError("worker: no work directory");
-  std::unique_ptr<WorkerAgent> agent(new WorkerAgent(std::move(options), std::move(channel), registry));
+  std::unique_ptr<WorkerAgent> agent(
+      new WorkerAgent(std::move(options), std::move(channel), registry));
   WorkerAgent* self = agent.get();
-  ASSIGN_OR_RETURN(
-      agent->cache_,
-      ArtifactCache::Open({(fs::path(agent->options_.work_dir) / "cache").string(),
-                           agent->options_.cache_max_bytes},
-                          [self](const v1::ArtifactRef& ref, const std::string& path) {
-                            return DownloadArtifact(*self->artifacts_, ref, path,
-                                                    self->options_.transfer_timeout);
-                          }));
+  ASSIGN_OR_RETURN(agent->cache_,
+                   ArtifactCache::Open({(fs::path(agent->options_.work_dir) / "cache").string(),
+                                        agent->options_.cache_max_bytes},
+                                       [self](const v1::ArtifactRef& ref, const std::string& path) {
+                                         return DownloadArtifact(*self->artifacts_, ref, path,
+                                                                 self->options_.transfer_timeout);
+                                       }));
   std::error_code error;
   fs::remove_all(fs::path(agent->options_.work_dir) / "trials", error);
   fs::create_directories(fs::path(agent->options_.work_dir) / "trials", error);
@@ -234,7 +234,8 @@ void WorkerAgent::SpawnerLoop() {
         continue;
       }
     }
-    absl::StatusOr<std::unique_ptr<TrialProcess>> spawned = TrialProcess::Spawn(options_.trial_command);
+    absl::StatusOr<std::unique_ptr<TrialProcess>> spawned =
+        TrialProcess::Spawn(options_.trial_command);
     absl::MutexLock lock(&mu_);
     if (!spawned.ok()) {
       spawn_error_ = spawned.status();
@@ -320,9 +321,8 @@ void WorkerAgent::SessionLoop() {
     if (accepted) backoff = options_.min_reconnect_backoff;
     // +-20% jitter, so workers cut off together do not reconnect in lockstep.
     const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
-    auto stopping = [](WorkerAgent* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-      return self->stopping_;
-    };
+    auto stopping = [](WorkerAgent* self)
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) { return self->stopping_; };
     if (mu_.AwaitWithTimeout(absl::Condition(+stopping, this), backoff * jitter)) return;
     backoff = std::min(backoff * 2, options_.max_reconnect_backoff);
   }
@@ -428,8 +428,8 @@ void WorkerAgent::HandleMessage(const v1::SchedulerMessage& message) {
     case v1::SchedulerMessage::kAccepted: {
       const v1::WorkerAccepted& accepted = message.accepted();
       if (accepted.has_heartbeat_interval()) {
-        heartbeat_interval_ = std::max(absl::Milliseconds(10),
-                                       FromProtoDuration(accepted.heartbeat_interval()));
+        heartbeat_interval_ =
+            std::max(absl::Milliseconds(10), FromProtoDuration(accepted.heartbeat_interval()));
       }
       accepted_ = true;
       connected_ = true;
@@ -528,8 +528,9 @@ void WorkerAgent::RunAttempt(std::shared_ptr<Attempt> attempt) {
 v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
   const v1::TrialSpec& spec = attempt.spec;
   const absl::Time start = absl::Now();
-  const absl::Time deadline =
-      spec.has_max_duration() ? start + FromProtoDuration(spec.max_duration()) : absl::InfiniteFuture();
+  const absl::Time deadline = spec.has_max_duration()
+                                  ? start + FromProtoDuration(spec.max_duration())
+                                  : absl::InfiniteFuture();
 
   // Inputs from the node's cache.
   const v1::DatasetSpec& dataset = spec.recipe().dataset();
@@ -546,10 +547,9 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
   };
   internal::ChildRequest request;
   *request.mutable_trial() = spec;
-  for (auto [ref, extract, path] :
-       {std::tuple{&spec.model(), false, request.mutable_model_path()},
-        {&dataset.train(), archives, request.mutable_train_path()},
-        {&dataset.eval(), archives, request.mutable_eval_path()}}) {
+  for (auto [ref, extract, path] : {std::tuple{&spec.model(), false, request.mutable_model_path()},
+                                    {&dataset.train(), archives, request.mutable_train_path()},
+                                    {&dataset.eval(), archives, request.mutable_eval_path()}}) {
     absl::StatusOr<std::string> local = fetch(*ref, extract);
     if (!local.ok()) {
       return Failed(FetchFailureCode(local.status()),
@@ -695,9 +695,9 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
   }
   const absl::Time upload_start = absl::Now();
   for (const internal::ResultFile& file : result->files()) {
-    absl::StatusOr<v1::ArtifactRef> ref = UploadArtifact(
-        *artifacts_, file.path(), absl::StrCat(spec.trial_id(), "/", file.name()),
-        v1::ARTIFACT_KIND_RESULT, options_.transfer_timeout);
+    absl::StatusOr<v1::ArtifactRef> ref =
+        UploadArtifact(*artifacts_, file.path(), absl::StrCat(spec.trial_id(), "/", file.name()),
+                       v1::ARTIFACT_KIND_RESULT, options_.transfer_timeout);
     if (!ref.ok()) {
       return Failed(v1::FAILURE_CODE_INFRASTRUCTURE,
                     absl::StrCat("uploading ", file.name(), ": ", ref.status().message()));
@@ -722,11 +722,10 @@ void WorkerAgent::Drain(const std::string& reason, absl::Duration grace) {
     *draining->mutable_deadline() = ToProtoTime(deadline);
     Enqueue(std::move(message));
   }
-  LOG(INFO) << "service=worker event=draining reason=\"" << reason << "\" attempts="
-            << attempts_.size() << " grace=" << absl::FormatDuration(grace);
-  auto all_done = [](WorkerAgent* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-    return self->attempts_.empty();
-  };
+  LOG(INFO) << "service=worker event=draining reason=\"" << reason
+            << "\" attempts=" << attempts_.size() << " grace=" << absl::FormatDuration(grace);
+  auto all_done = [](WorkerAgent* self)
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) { return self->attempts_.empty(); };
   if (!mu_.AwaitWithDeadline(absl::Condition(+all_done, this), deadline)) {
     // Out of time: stop what still runs and give it back; it did not fail.
     v1::WorkerMessage message;

@@ -78,8 +78,9 @@ class WorkerAgent {
   };
 
   // Starts connecting to the scheduler on `channel` (WorkerGateway and ArtifactService).
-  static absl::StatusOr<std::unique_ptr<WorkerAgent>> Start(
-      Options options, std::shared_ptr<grpc::Channel> channel, prometheus::Registry& registry);
+  static absl::StatusOr<std::unique_ptr<WorkerAgent>> Start(Options options,
+                                                            std::shared_ptr<grpc::Channel> channel,
+                                                            prometheus::Registry& registry);
   // Stops every child and closes the session without draining (as a crash would, but
   // leaving no process behind).
   ~WorkerAgent();

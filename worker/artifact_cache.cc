@@ -55,7 +55,8 @@ absl::Status ArtifactCache::Scan() {
     if (error) return FsError(absl::StrCat("creating ", (dir / sub).string()), error);
   }
   absl::MutexLock lock(&mu_);
-  for (const auto& [sub, prefix] : {std::pair{"blobs", kBlobPrefix}, {"extracted", kExtractedPrefix}}) {
+  for (const auto& [sub, prefix] :
+       {std::pair{"blobs", kBlobPrefix}, {"extracted", kExtractedPrefix}}) {
     for (const auto& item : fs::directory_iterator(dir / sub, error)) {
       const std::string name = item.path().filename().string();
       if (!IsSha256Hex(name)) continue;
@@ -99,9 +100,10 @@ absl::StatusOr<std::unique_ptr<ArtifactCache::Pin>> ArtifactCache::GetExtracted(
                      if (error) return FsError(absl::StrCat("creating ", temp), error);
                      absl::StatusOr<int64_t> bytes = ExtractArchive(blob->path(), temp);
                      if (!bytes.ok()) {
-                       return absl::Status(bytes.status().code(),
-                                           absl::StrCat("dataset artifact ", ref.name(), " (",
-                                                        ref.sha256(), "): ", bytes.status().message()));
+                       return absl::Status(
+                           bytes.status().code(),
+                           absl::StrCat("dataset artifact ", ref.name(), " (", ref.sha256(),
+                                        "): ", bytes.status().message()));
                      }
                      return bytes;
                    });
@@ -223,8 +225,8 @@ absl::StatusOr<int64_t> ExtractArchive(const std::string& archive_path, const st
       const int read = archive_read_data_block(reader.get(), &block, &size, &offset);
       if (read == ARCHIVE_EOF) break;
       if (read != ARCHIVE_OK) {
-        return absl::InvalidArgumentError(absl::StrCat("archive entry '", name, "' is corrupt: ",
-                                                       archive_error_string(reader.get())));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "archive entry '", name, "' is corrupt: ", archive_error_string(reader.get())));
       }
       if (fseeko(out.get(), offset, SEEK_SET) != 0 || fwrite(block, 1, size, out.get()) != size) {
         return absl::InternalError(absl::StrCat("cannot write ", target.string()));

@@ -84,7 +84,8 @@ class ArtifactCache {
     absl::Status status;
   };
 
-  ArtifactCache(Options options, Fetcher fetch) : options_(std::move(options)), fetch_(std::move(fetch)) {}
+  ArtifactCache(Options options, Fetcher fetch)
+      : options_(std::move(options)), fetch_(std::move(fetch)) {}
   absl::Status Scan();
   // Makes `key` present (building it with `make` into a temporary path once) and pins it.
   absl::StatusOr<std::unique_ptr<Pin>> GetOrMake(

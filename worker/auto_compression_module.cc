@@ -59,9 +59,9 @@ absl::StatusOr<std::unique_ptr<AutoCompressionModule>> CreateAutoCompressionModu
   }
   if (!factory) {
     const std::vector<std::string> names = RegisteredModuleNames();
-    return absl::InvalidArgumentError(absl::StrCat(
-        "recipe.module: '", name, "' is not compiled into this worker; it has: ",
-        names.empty() ? "none" : absl::StrJoin(names, ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("recipe.module: '", name, "' is not compiled into this worker; it has: ",
+                     names.empty() ? "none" : absl::StrJoin(names, ", ")));
   }
   return factory();
 }
@@ -72,10 +72,10 @@ absl::StatusOr<std::unique_ptr<compression::CompressionSession>> AutoCompression
       compression::CompressionSession::Load(context.model_path, context.device);
   if (loaded.ok()) return loaded;
   // Named by the artifact the user gave, not by its path in the node's cache.
-  return absl::Status(loaded.status().code(),
-                      absl::StrCat("model ", context.trial->model().name(), " (",
-                                   context.trial->model().sha256(), ") on ", context.device, ": ",
-                                   loaded.status().message()));
+  return absl::Status(
+      loaded.status().code(),
+      absl::StrCat("model ", context.trial->model().name(), " (", context.trial->model().sha256(),
+                   ") on ", context.device, ": ", loaded.status().message()));
 }
 
 // ---- The declarative recipe ---------------------------------------------------------
@@ -136,9 +136,8 @@ absl::StatusOr<const EvaluatorSpec*> FindEvaluator(const std::string& name) {
   }
   std::vector<std::string> known;
   for (const EvaluatorSpec& e : Evaluators()) known.push_back(e.name);
-  return absl::InvalidArgumentError(absl::StrCat("recipe.evaluator: '", name,
-                                                 "' is not known; known: ",
-                                                 absl::StrJoin(known, ", ")));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "recipe.evaluator: '", name, "' is not known; known: ", absl::StrJoin(known, ", ")));
 }
 
 Metrics MetricsOf(const EvaluatorSpec& evaluator, const training::Evaluation& e) {
@@ -176,8 +175,7 @@ absl::StatusOr<std::unique_ptr<training::Dataset>> Prepare(std::unique_ptr<train
           std::vector<int64_t> shape(inputs.dim(), 1);
           shape[1] = spec.mean_size();
           const torch::Tensor mean =
-              torch::tensor(std::vector<float>(spec.mean().begin(), spec.mean().end()))
-                  .view(shape);
+              torch::tensor(std::vector<float>(spec.mean().begin(), spec.mean().end())).view(shape);
           const torch::Tensor stddev =
               torch::tensor(std::vector<float>(spec.stddev().begin(), spec.stddev().end()))
                   .view(shape);
@@ -211,10 +209,12 @@ class RecipeModule final : public AutoCompressionModule {
     RETURN_IF_ERROR(training::ValidateRecipe(recipe_));
     ASSIGN_OR_RETURN(evaluator_, FindEvaluator(spec.evaluator()));
     eval_recipe_ = recipe_;
-    if (spec.dataset().eval_batch_size() > 0) eval_recipe_.batch_size = spec.dataset().eval_batch_size();
+    if (spec.dataset().eval_batch_size() > 0)
+      eval_recipe_.batch_size = spec.dataset().eval_batch_size();
     epochs_ = spec.finetune_epochs();
     ASSIGN_OR_RETURN(train_, LoadSplit(spec.dataset(), context.train_path, "train", 0));
-    const int64_t max_eval = static_cast<int64_t>(spec.max_eval_batches()) * eval_recipe_.batch_size;
+    const int64_t max_eval =
+        static_cast<int64_t>(spec.max_eval_batches()) * eval_recipe_.batch_size;
     ASSIGN_OR_RETURN(eval_, LoadSplit(spec.dataset(), context.eval_path, "test", max_eval));
     hooks_ = std::make_unique<training::DatasetTrainingHooks>(*train_, recipe_);
     return absl::OkStatus();
@@ -225,12 +225,15 @@ class RecipeModule final : public AutoCompressionModule {
     return MetricsOf(*evaluator_, e);
   }
 
-  compression::TrainingHooks* SparsifyingTrainer(const std::string&) override { return hooks_.get(); }
+  compression::TrainingHooks* SparsifyingTrainer(const std::string&) override {
+    return hooks_.get();
+  }
 
   int FineTuneEpochs(const std::string&) override { return epochs_; }
 
-  absl::StatusOr<Metrics> FineTuneEpoch(const std::string&, compression::CompressionSession& session,
-                                        int epoch, const StepCallback& after_step) override {
+  absl::StatusOr<Metrics> FineTuneEpoch(const std::string&,
+                                        compression::CompressionSession& session, int epoch,
+                                        const StepCallback& after_step) override {
     if (tuner_ == nullptr) {
       ASSIGN_OR_RETURN(tuner_, training::FineTuner::Create(session, *train_, recipe_, epochs_));
     }
@@ -241,8 +244,9 @@ class RecipeModule final : public AutoCompressionModule {
   }
 
   absl::StatusOr<at::Tensor> ExampleInput() override {
-    return compression::CatchTorch("example input",
-                                   [&]() -> absl::StatusOr<at::Tensor> { return eval_->inputs()[0].unsqueeze(0); });
+    return compression::CatchTorch("example input", [&]() -> absl::StatusOr<at::Tensor> {
+      return eval_->inputs()[0].unsqueeze(0);
+    });
   }
 
  private:
@@ -256,6 +260,8 @@ class RecipeModule final : public AutoCompressionModule {
 
 }  // namespace
 
-std::unique_ptr<AutoCompressionModule> MakeRecipeModule() { return std::make_unique<RecipeModule>(); }
+std::unique_ptr<AutoCompressionModule> MakeRecipeModule() {
+  return std::make_unique<RecipeModule>();
+}
 
 }  // namespace autocompress::worker

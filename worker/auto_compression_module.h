@@ -74,8 +74,8 @@ class AutoCompressionModule {
   // checked to be finite, and `train_examples` gives the pipeline its images/s.
   using StepCallback = std::function<absl::Status()>;
   virtual absl::StatusOr<Metrics> FineTuneEpoch(const std::string& algorithm,
-                                                compression::CompressionSession& session,
-                                                int epoch, const StepCallback& after_step) = 0;
+                                                compression::CompressionSession& session, int epoch,
+                                                const StepCallback& after_step) = 0;
   // One input batch of one example, for the latency measurement.
   virtual absl::StatusOr<at::Tensor> ExampleInput() = 0;
 };
@@ -90,11 +90,11 @@ absl::StatusOr<std::unique_ptr<AutoCompressionModule>> CreateAutoCompressionModu
     const std::string& name);
 std::vector<std::string> RegisteredModuleNames();
 
-#define AUTOCOMPRESS_REGISTER_MODULE(name, type)                                   \
-  static const bool autocompress_module_registered_##type =                       \
-      ::autocompress::worker::RegisterAutoCompressionModule(                      \
-          name, [] { return std::unique_ptr<::autocompress::worker::AutoCompressionModule>( \
-                         new type()); })
+#define AUTOCOMPRESS_REGISTER_MODULE(name, type)                                           \
+  static const bool autocompress_module_registered_##type =                                \
+      ::autocompress::worker::RegisterAutoCompressionModule(name, [] {                     \
+        return std::unique_ptr<::autocompress::worker::AutoCompressionModule>(new type()); \
+      })
 
 // The declarative recipe (TrainingRecipe's dataset, optimizer, criterion, evaluator,
 // epochs, schedule) as a module: data from the dataset artifacts in their format,

@@ -18,7 +18,8 @@ constexpr int64_t kMiB = int64_t{1} << 20;
 
 // stdout of `command`; empty when it cannot run or fails.
 std::string Run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>/dev/null").c_str(), "r"), pclose);
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>/dev/null").c_str(), "r"),
+                                             pclose);
   if (pipe == nullptr) return "";
   std::string out;
   char buffer[4096];
@@ -40,9 +41,10 @@ absl::StatusOr<std::vector<GpuInfo>> ParseGpuQuery(const std::string& text) {
     int64_t total_mib = 0, free_mib = 0;
     if (fields.size() != 5 || !absl::SimpleAtoi(fields[0], &gpu.index) ||
         !absl::SimpleAtoi(fields[2], &total_mib) || !absl::SimpleAtoi(fields[3], &free_mib)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("nvidia-smi line ", line_number, ": expected index, name, total MiB, "
-                       "free MiB, uuid; got '", line, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("nvidia-smi line ", line_number,
+                                                     ": expected index, name, total MiB, "
+                                                     "free MiB, uuid; got '",
+                                                     line, "'"));
     }
     gpu.name = fields[1];
     gpu.total_bytes = total_mib * kMiB;
@@ -81,9 +83,9 @@ std::map<int, int64_t> GpuMemoryByProcess() {
 }
 
 std::vector<GpuInfo> QueryGpus() {
-  const std::string out = Run(
-      "nvidia-smi --query-gpu=index,name,memory.total,memory.free,uuid "
-      "--format=csv,noheader,nounits");
+  const std::string out =
+      Run("nvidia-smi --query-gpu=index,name,memory.total,memory.free,uuid "
+          "--format=csv,noheader,nounits");
   absl::StatusOr<std::vector<GpuInfo>> gpus = ParseGpuQuery(out);
   if (!gpus.ok()) {
     LOG(WARNING) << "service=worker event=gpu_query_failed error=\"" << gpus.status() << "\"";
@@ -104,8 +106,7 @@ std::vector<v1::Device> DiscoverDevices(const DeviceOptions& options) {
   const int usable = gpus.empty() ? 0 : CudaDeviceCount();
   if (!gpus.empty() && usable != static_cast<int>(gpus.size())) {
     LOG(WARNING) << "service=worker event=gpus_unusable nvidia_smi=" << gpus.size()
-                 << " libtorch_cuda=" << usable
-                 << " (a CPU-only LibTorch offers no GPU)";
+                 << " libtorch_cuda=" << usable << " (a CPU-only LibTorch offers no GPU)";
   }
   const std::set<std::string> busy = usable > 0 ? BusyGpuUuids() : std::set<std::string>{};
   for (const GpuInfo& gpu : gpus) {

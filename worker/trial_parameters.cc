@@ -46,8 +46,8 @@ absl::StatusOr<double> DoubleOf(const Json& value, const std::string& path, doub
   }
   const double v = value.get<double>();
   if (v < min || (min_exclusive && v == min)) {
-    return Invalid(path, absl::StrCat(value.dump(), " must be ", min_exclusive ? "> " : ">= ",
-                                      min));
+    return Invalid(path,
+                   absl::StrCat(value.dump(), " must be ", min_exclusive ? "> " : ">= ", min));
   }
   return v;
 }
@@ -134,8 +134,7 @@ void SetSegment(Json& entry, const char* key, absl::string_view segment) {
 }
 
 // The config list of one branch from its `config_list::` members.
-absl::StatusOr<Json> DecodeConfigList(const Json& branch, bool quantizer,
-                                      const std::string& path) {
+absl::StatusOr<Json> DecodeConfigList(const Json& branch, bool quantizer, const std::string& path) {
   // Groups by their segments ("op_types::op_names" or with quant_types), first-seen order.
   std::vector<std::pair<std::string, Json>> groups;
   const size_t parts = quantizer ? 5 : 4;
@@ -144,11 +143,11 @@ absl::StatusOr<Json> DecodeConfigList(const Json& branch, bool quantizer,
     const std::vector<absl::string_view> segments = absl::StrSplit(key, "::");
     if (segments.size() != parts || segments.back().empty()) {
       return Invalid(absl::StrCat(path, ".", key),
-                     quantizer ? "expected config_list::<quant_types>::<op_types>::<op_names>::<field>"
-                               : "expected config_list::<op_types>::<op_names>::<field>");
+                     quantizer
+                         ? "expected config_list::<quant_types>::<op_types>::<op_names>::<field>"
+                         : "expected config_list::<op_types>::<op_names>::<field>");
     }
-    const std::string group_key =
-        absl::StrJoin(segments.begin() + 1, segments.end() - 1, "::");
+    const std::string group_key = absl::StrJoin(segments.begin() + 1, segments.end() - 1, "::");
     auto group = std::find_if(groups.begin(), groups.end(),
                               [&](const auto& g) { return g.first == group_key; });
     if (group == groups.end()) {

@@ -37,7 +37,8 @@ TEST(TrialParametersTest, GroupsKeepFirstSeenOrderAndNames) {
   EXPECT_EQ(Json::parse(decoded->config_list_json), Json::parse(R"([
       {"op_types": ["Conv2d"], "op_names": ["conv1", "conv2"], "sparsity": 0.5, "exclude": false},
       {"op_types": ["Conv2d"], "sparsity": 0.2}])"));
-  EXPECT_EQ(Json::parse(decoded->kwargs_json), Json::parse(R"({"sparsifying_training_batches": 2})"));
+  EXPECT_EQ(Json::parse(decoded->kwargs_json),
+            Json::parse(R"({"sparsifying_training_batches": 2})"));
 }
 
 TEST(TrialParametersTest, QuantizerEmptySegmentIsAbsentNotEmptyName) {
@@ -71,8 +72,10 @@ TEST(TrialParametersTest, TopLevelKnobsOverrideRecipeOrBecomeKwargs) {
   EXPECT_DOUBLE_EQ(recipe.optimizer().learning_rate(), 0.003);
   EXPECT_EQ(recipe.finetune_epochs(), 2);
   EXPECT_EQ(recipe.optimizer().name(), "adam");
-  EXPECT_THAT(decoded->recipe_overrides, ElementsAre("learning_rate", "finetune_epochs", "optimizer"));
-  EXPECT_EQ(Json::parse(decoded->kwargs_json), Json::parse(R"({"sparsifying_training_epochs": 3})"));
+  EXPECT_THAT(decoded->recipe_overrides,
+              ElementsAre("learning_rate", "finetune_epochs", "optimizer"));
+  EXPECT_EQ(Json::parse(decoded->kwargs_json),
+            Json::parse(R"({"sparsifying_training_epochs": 3})"));
 }
 
 TEST(TrialParametersTest, NoCompressorChoiceMeansNoCompression) {

@@ -106,7 +106,8 @@ absl::StatusOr<double> MeasureLatencyMs(const std::string& model_path, const std
       model.forward({input});
       if (cuda) torch::cuda::synchronize();
       const auto end = std::chrono::steady_clock::now();
-      if (i >= kLatencyWarmup) ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+      if (i >= kLatencyWarmup)
+        ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
     }
     std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
     return ms[ms.size() / 2];
@@ -147,7 +148,8 @@ class Pipeline {
     section_ = name;
     section_start_ = now;
   }
-  absl::Status CheckFinite(const Metrics& metrics, const char* name, const std::string& where) const {
+  absl::Status CheckFinite(const Metrics& metrics, const char* name,
+                           const std::string& where) const {
     auto it = metrics.find(name);
     if (it == metrics.end() || std::isfinite(it->second)) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(
@@ -175,7 +177,8 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   const absl::Time start = absl::Now();
   Enter("decoding parameters");
   recipe_ = trial_.recipe();
-  ASSIGN_OR_RETURN(DecodedParameters decoded, DecodeTrialParameters(trial_.parameters_json(), recipe_));
+  ASSIGN_OR_RETURN(DecodedParameters decoded,
+                   DecodeTrialParameters(trial_.parameters_json(), recipe_));
   std::unique_ptr<AutoCompressionModule> module;
   if (recipe_.module().empty()) {
     module = MakeRecipeModule();
@@ -196,7 +199,8 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   Enter("loading data");
   RETURN_IF_ERROR(module->Init(context));
   Enter("loading model");
-  ASSIGN_OR_RETURN(std::unique_ptr<compression::CompressionSession> session, module->Model(context));
+  ASSIGN_OR_RETURN(std::unique_ptr<compression::CompressionSession> session,
+                   module->Model(context));
 
   Section("compress");
   if (!decoded.algorithm.empty()) {
@@ -207,8 +211,9 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     options.kwargs_json = KwargsWithRecipeDefaults(decoded.algorithm, decoded.kwargs_json, recipe_);
     options.hooks = module->SparsifyingTrainer(decoded.algorithm);
     if (options.hooks == nullptr && compression::TrainsBeforePruning(decoded.algorithm)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "recipe.module: '", recipe_.module(), "' has no sparsifying trainer for ", decoded.algorithm));
+      return absl::InvalidArgumentError(absl::StrCat("recipe.module: '", recipe_.module(),
+                                                     "' has no sparsifying trainer for ",
+                                                     decoded.algorithm));
     }
     RETURN_IF_ERROR(session->Compress(options));
   }

@@ -104,7 +104,8 @@ TEST(TrialPipelineTest, AnUnsupportedFormatIsInvalidInput) {
   const internal::ChildResult result = RunTrialPipeline(request, collect);
   EXPECT_EQ(result.state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(result.failure().code(), v1::FAILURE_CODE_INVALID_INPUT);
-  EXPECT_THAT(result.failure().message(), ::testing::HasSubstr("DATASET_FORMAT_IMAGE_FOLDER is not supported"));
+  EXPECT_THAT(result.failure().message(),
+              ::testing::HasSubstr("DATASET_FORMAT_IMAGE_FOLDER is not supported"));
 }
 
 }  // namespace

@@ -152,8 +152,8 @@ absl::StatusOr<std::optional<internal::ChildMessage>> TrialProcess::Next(absl::D
   for (;;) {
     // A whole message in the buffer?
     if (!buffer_.empty()) {
-      google::protobuf::io::CodedInputStream in(
-          reinterpret_cast<const uint8_t*>(buffer_.data()), static_cast<int>(buffer_.size()));
+      google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(buffer_.data()),
+                                                static_cast<int>(buffer_.size()));
       uint32_t size = 0;
       if (in.ReadVarint32(&size)) {
         const size_t start = static_cast<size_t>(in.CurrentPosition());
@@ -236,9 +236,9 @@ v1::TrialFailure DescribeExit(const ChildExit& exit, const std::string& phase,
   }
   absl::StrAppend(&message, " in ", phase.empty() ? "start-up" : phase);
   // The last non-empty line the child printed usually says what went wrong.
-  std::vector<absl::string_view> lines =
-      absl::StrSplit(stderr_tail, '\n', absl::SkipWhitespace());
-  if (!lines.empty()) absl::StrAppend(&message, "; last output: ", absl::StripAsciiWhitespace(lines.back()));
+  std::vector<absl::string_view> lines = absl::StrSplit(stderr_tail, '\n', absl::SkipWhitespace());
+  if (!lines.empty())
+    absl::StrAppend(&message, "; last output: ", absl::StripAsciiWhitespace(lines.back()));
   failure.set_message(message);
   return failure;
 }

@@ -35,8 +35,8 @@ struct ChildExit {
 class TrialProcess {
  public:
   // Starts argv[0] (a path) with `argv` and writes `request` to its stdin.
-  static absl::StatusOr<std::unique_ptr<TrialProcess>> Start(
-      const std::vector<std::string>& argv, const internal::ChildRequest& request);
+  static absl::StatusOr<std::unique_ptr<TrialProcess>> Start(const std::vector<std::string>& argv,
+                                                             const internal::ChildRequest& request);
   // Starts the child without a request: it loads (LibTorch takes ~0.5 s here) and then
   // waits on stdin, so a prestarted child is ready when an attempt comes.
   static absl::StatusOr<std::unique_ptr<TrialProcess>> Spawn(const std::vector<std::string>& argv);

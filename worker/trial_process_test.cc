@@ -22,8 +22,8 @@ using ::testing::HasSubstr;
 std::unique_ptr<TrialProcess> StartChild(const std::string& mode) {
   internal::ChildRequest request;
   request.mutable_trial()->set_parameters_json(mode);
-  auto process = TrialProcess::Start(
-      {testing::RunfilePath("worker/testing/fake_trial_child")}, request);
+  auto process =
+      TrialProcess::Start({testing::RunfilePath("worker/testing/fake_trial_child")}, request);
   EXPECT_TRUE(process.ok()) << process.status();
   return process.ok() ? std::move(*process) : nullptr;
 }

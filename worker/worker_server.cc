@@ -40,7 +40,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   if (agent.hostname.empty()) agent.hostname = HostName();
   if (agent.worker_id.empty()) agent.worker_id = agent.hostname;
   if (agent.trial_command.empty()) agent.trial_command = {SelfExecutable(), "--run_trial"};
-  if (agent.work_dir.empty()) agent.work_dir = absl::StrCat("/tmp/autocompress-worker-", agent.worker_id);
+  if (agent.work_dir.empty())
+    agent.work_dir = absl::StrCat("/tmp/autocompress-worker-", agent.worker_id);
   if (agent.devices.empty()) agent.devices = DiscoverDevices(options.devices);
   if (agent.devices.empty()) {
     return absl::InvalidArgumentError("devices: no GPU found and cpu_slots is 0: nothing to offer");
@@ -68,7 +69,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   server->drain_grace_ = options.drain_grace;
   RETURN_IF_ERROR(server->Start(options.server, registry, {}));
   std::string devices;
-  for (const v1::Device& d : agent.devices) absl::StrAppend(&devices, devices.empty() ? "" : ",", d.name(), "x", d.slots());
+  for (const v1::Device& d : agent.devices)
+    absl::StrAppend(&devices, devices.empty() ? "" : ",", d.name(), "x", d.slots());
   LOG(INFO) << "service=worker scheduler=" << options.scheduler_address
             << " worker_id=" << agent.worker_id << " devices=" << devices
             << " cpu_threads=" << agent.cpu_threads;

@@ -28,11 +28,9 @@ namespace training = autocompress::training;
 class FashionBalancedModule final : public autocompress::worker::AutoCompressionModule {
  public:
   absl::Status Init(const ModuleContext& context) override {
-    const nlohmann::json args =
-        nlohmann::json::parse(context.recipe->module_args_json().empty()
-                                  ? "{}"
-                                  : context.recipe->module_args_json(),
-                              nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json args = nlohmann::json::parse(
+        context.recipe->module_args_json().empty() ? "{}" : context.recipe->module_args_json(),
+        nullptr, /*allow_exceptions=*/false);
     if (!args.is_object()) {
       return absl::InvalidArgumentError("recipe.module_args_json: not a JSON object");
     }
@@ -60,7 +58,8 @@ class FashionBalancedModule final : public autocompress::worker::AutoCompression
       const torch::Tensor of_class = eval_->labels().eq(c);
       const int64_t n = of_class.sum().item<int64_t>();
       if (n == 0) continue;
-      recall_sum += static_cast<double>(predicted.eq(c).logical_and(of_class).sum().item<int64_t>()) / n;
+      recall_sum +=
+          static_cast<double>(predicted.eq(c).logical_and(of_class).sum().item<int64_t>()) / n;
       ++classes;
     }
     return Metrics{{"accuracy", e.accuracy},

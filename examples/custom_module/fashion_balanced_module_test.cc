@@ -46,7 +46,9 @@ autocompress::internal::ChildRequest Request(const std::string& module) {
                                   {"fashion_test.tar", request.mutable_eval_path()}}) {
     const std::string dir = TempPath(tar);
     std::filesystem::create_directories(dir);
-    EXPECT_TRUE(autocompress::worker::ExtractArchive(RunfilePath(std::string("worker/testdata/") + tar), dir).ok());
+    EXPECT_TRUE(autocompress::worker::ExtractArchive(
+                    RunfilePath(std::string("worker/testdata/") + tar), dir)
+                    .ok());
     *path = dir;
   }
   const std::string out = TempPath("out-" + module);
@@ -76,8 +78,9 @@ TEST(FashionBalancedModuleTest, AnUnknownModuleListsTheRegisteredOnes) {
   const auto result = autocompress::worker::RunTrialPipeline(Request("nope"), reports);
   EXPECT_EQ(result.state(), v1::TRIAL_STATE_FAILED);
   EXPECT_EQ(result.failure().code(), v1::FAILURE_CODE_INVALID_INPUT);
-  EXPECT_THAT(result.failure().message(),
-              ::testing::HasSubstr("'nope' is not compiled into this worker; it has: fashion_balanced"));
+  EXPECT_THAT(
+      result.failure().message(),
+      ::testing::HasSubstr("'nope' is not compiled into this worker; it has: fashion_balanced"));
 }
 
 }  // namespace

@@ -317,8 +317,9 @@ int Main() {
   std::printf("| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | | <= 1 | %s |\n",
               paced_trials, paced_rate, commit_p50, verdict(commit_p50 <= 1));
   std::printf("| commit latency p99 ms (paced) | %.3f | | | |\n", commit_p99);
-  std::printf("| store write p50 / p99 ms per commit (paced, fsync included) | %.3f / %.3f | | | |\n",
-              write_p50, write_p99);
+  std::printf(
+      "| store write p50 / p99 ms per commit (paced, fsync included) | %.3f / %.3f | | | |\n",
+      write_p50, write_p99);
   std::printf("| event->ack p50 / p99 ms (paced, worker side) | %.3f / %.3f | | | |\n",
               paced_ack_p50, paced_ack_p99);
   std::printf("| event->ack p50 / p99 ms (phase 1 flood, backlog included) | %.3f / %.3f | | | |\n",

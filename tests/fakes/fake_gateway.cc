@@ -70,9 +70,8 @@ void FakeGateway::set_heartbeat_interval(absl::Duration interval) {
 
 bool FakeGateway::WaitForSession(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto open = [](FakeGateway* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-    return self->stream_ != nullptr;
-  };
+  auto open = [](FakeGateway* self)
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) { return self->stream_ != nullptr; };
   return mu_.AwaitWithTimeout(absl::Condition(+open, this), timeout);
 }
 
@@ -137,9 +136,8 @@ bool FakeGateway::WaitFor(
     if (predicate(messages_)) return true;
     // Re-checked on every change of messages_ (and at least every 50 ms).
     const size_t seen = messages_.size();
-    auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return messages_.size() != seen;
-    };
+    auto changed = [this, seen]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return messages_.size() != seen; };
     const absl::Time next = std::min(deadline, absl::Now() + absl::Milliseconds(50));
     mu_.AwaitWithDeadline(absl::Condition(&changed), next);
     if (absl::Now() >= deadline) return predicate(messages_);

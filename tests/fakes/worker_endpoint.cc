@@ -34,7 +34,7 @@ WorkerEndpoint::~WorkerEndpoint() {
 }
 
 absl::StatusOr<v1::ArtifactRef> WorkerEndpoint::Upload(const std::string& path,
-                                                        v1::ArtifactKind kind) {
+                                                       v1::ArtifactKind kind) {
   return worker::UploadArtifact(*artifacts_, path, std::filesystem::path(path).filename().string(),
                                 kind, absl::Minutes(5));
 }

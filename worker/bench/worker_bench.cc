@@ -47,7 +47,8 @@ ABSL_FLAG(std::string, worker_server, "worker/worker_server", "The trial child b
 ABSL_FLAG(std::string, model, "worker/testdata/fashion_model.pt", "TorchScript model.");
 ABSL_FLAG(std::string, train_tar, "worker/bench/fashion_full_train.tar", "Training split.");
 ABSL_FLAG(std::string, test_tar, "worker/bench/fashion_full_test.tar", "Test split.");
-ABSL_FLAG(std::string, pytorch_script, "worker/bench/pytorch_finetune.py", "Baseline; empty = skip.");
+ABSL_FLAG(std::string, pytorch_script, "worker/bench/pytorch_finetune.py",
+          "Baseline; empty = skip.");
 ABSL_FLAG(std::string, python, "/usr/bin/python3", "Interpreter with python3-torch.");
 
 namespace autocompress::worker {
@@ -86,7 +87,9 @@ int Main() {
   v1::ArtifactService::Stub& artifacts = (*endpoint)->artifacts();
   auto upload = [&](const std::string& path, v1::ArtifactKind kind) {
     auto ref = (*endpoint)->Upload(path, kind);
-    if (!ref.ok()) std::fprintf(stderr, "upload %s: %s\n", path.c_str(), std::string(ref.status().message()).c_str());
+    if (!ref.ok())
+      std::fprintf(stderr, "upload %s: %s\n", path.c_str(),
+                   std::string(ref.status().message()).c_str());
     return ref.ok() ? *ref : v1::ArtifactRef();
   };
 
@@ -136,11 +139,11 @@ int Main() {
   }
 
   // The in-process side reads the same extracted files from a cache of its own.
-  auto local_cache = ArtifactCache::Open(
-      {dir + "/local-cache", int64_t{4} << 30},
-      [&](const v1::ArtifactRef& ref, const std::string& path) {
-        return DownloadArtifact(artifacts, ref, path, absl::Minutes(5));
-      });
+  auto local_cache =
+      ArtifactCache::Open({dir + "/local-cache", int64_t{4} << 30},
+                          [&](const v1::ArtifactRef& ref, const std::string& path) {
+                            return DownloadArtifact(artifacts, ref, path, absl::Minutes(5));
+                          });
   auto model_pin = (*local_cache)->Get(trial.model());
   auto train_pin = (*local_cache)->GetExtracted(data.train());
   auto test_pin = (*local_cache)->GetExtracted(data.eval());
@@ -197,14 +200,15 @@ int Main() {
 
   double pytorch_rate = 0;
   if (!absl::GetFlag(FLAGS_pytorch_script).empty()) {
-    const std::string command = absl::StrCat(
-        absl::GetFlag(FLAGS_python), " ", absl::GetFlag(FLAGS_pytorch_script), " ",
-        absl::GetFlag(FLAGS_model), " ", absl::GetFlag(FLAGS_train_examples), " ", repeats, " ",
-        data.batch_size(), " ", threads, " 0.5");
+    const std::string command =
+        absl::StrCat(absl::GetFlag(FLAGS_python), " ", absl::GetFlag(FLAGS_pytorch_script), " ",
+                     absl::GetFlag(FLAGS_model), " ", absl::GetFlag(FLAGS_train_examples), " ",
+                     repeats, " ", data.batch_size(), " ", threads, " 0.5");
     auto out = testing::CommandOutput(command);
     if (out.ok()) {
       auto parsed = nlohmann::json::parse(*out, nullptr, false);
-      if (parsed.is_object()) pytorch_rate = Median(parsed["images_per_second"].get<std::vector<double>>());
+      if (parsed.is_object())
+        pytorch_rate = Median(parsed["images_per_second"].get<std::vector<double>>());
     }
     if (pytorch_rate == 0) std::fprintf(stderr, "PyTorch baseline failed: %s\n", command.c_str());
   }
@@ -218,18 +222,21 @@ int Main() {
   std::printf(
       "\n## Worker: level 0.5 + %d epoch(s) on %d Fashion-MNIST images, eval 10000, %d "
       "threads, batch %d, medians of %d\n\n",
-      absl::GetFlag(FLAGS_epochs), absl::GetFlag(FLAGS_train_examples), threads,
-      data.batch_size(), repeats);
+      absl::GetFlag(FLAGS_epochs), absl::GetFlag(FLAGS_train_examples), threads, data.batch_size(),
+      repeats);
   std::printf("| measure | worker | baseline | target | met |\n|---|---|---|---|---|\n");
-  std::printf("| trial wall s (worker: assign to acked finish; baseline: pipeline in process) "
-              "| %.2f | %.2f | | |\n",
-              worker_median, plain_median);
-  std::printf("| overhead %% of trial time, by wall medians above (machine noise included) "
-              "| %.2f | | | |\n",
-              paired_pct);
-  std::printf("| overhead %% of trial time: worker wall minus the child's own pipeline time "
-              "| %.2f | | <= 1 | %s |\n",
-              overhead_pct, verdict(overhead_pct <= 1));
+  std::printf(
+      "| trial wall s (worker: assign to acked finish; baseline: pipeline in process) "
+      "| %.2f | %.2f | | |\n",
+      worker_median, plain_median);
+  std::printf(
+      "| overhead %% of trial time, by wall medians above (machine noise included) "
+      "| %.2f | | | |\n",
+      paired_pct);
+  std::printf(
+      "| overhead %% of trial time: worker wall minus the child's own pipeline time "
+      "| %.2f | | <= 1 | %s |\n",
+      overhead_pct, verdict(overhead_pct <= 1));
   std::printf("| fine-tuning images/s (worker child vs in-process pipeline) | %.0f | %.0f | | |\n",
               rate, Median(plain_rate));
   std::printf("| fine-tuning images/s (worker vs PyTorch DataLoader loop) | %.0f | %.0f | | |\n",

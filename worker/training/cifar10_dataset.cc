@@ -30,9 +30,9 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadCifar10(const std::string& director
     }
   }
   if (files.empty()) {
-    return absl::NotFoundError(absl::StrCat("no CIFAR-10 ", split, " batches (",
-                                            split == "train" ? "data_batch_N.bin" : "test_batch.bin",
-                                            ") under ", directory));
+    return absl::NotFoundError(absl::StrCat(
+        "no CIFAR-10 ", split, " batches (",
+        split == "train" ? "data_batch_N.bin" : "test_batch.bin", ") under ", directory));
   }
   std::sort(files.begin(), files.end());
   std::string bytes;
@@ -40,9 +40,9 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadCifar10(const std::string& director
     std::ifstream in(file, std::ios::binary);
     std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (content.empty() || content.size() % kRecord != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file.string(), ": ", content.size(), " bytes is not a whole number of ", kRecord,
-          "-byte CIFAR-10 records"));
+      return absl::InvalidArgumentError(absl::StrCat(file.string(), ": ", content.size(),
+                                                     " bytes is not a whole number of ", kRecord,
+                                                     "-byte CIFAR-10 records"));
     }
     bytes += content;
   }

@@ -33,7 +33,8 @@ const std::vector<Format>& Formats() {
       {"cifar10", [](const std::string& directory,
                      const std::string& split) { return LoadCifar10(directory, split); }},
       // One file per split: the split name is the file's business.
-      {"tensors", [](const std::string& file, const std::string&) { return LoadSavedTensors(file); }},
+      {"tensors",
+       [](const std::string& file, const std::string&) { return LoadSavedTensors(file); }},
   };
   return *formats;
 }

@@ -106,7 +106,8 @@ TEST(SavedTensorsDatasetTest, ReadsWhatPythonSaved) {
   ASSERT_TRUE(reference.ok()) << reference.status();
   for (const char* file : {"tensors_tuple.pt", "tensors_dict.pt"}) {
     auto data = LoadDataset(
-        "tensors", autocompress::testing::RunfilePath(std::string("worker/testdata/") + file), "train");
+        "tensors", autocompress::testing::RunfilePath(std::string("worker/testdata/") + file),
+        "train");
     ASSERT_TRUE(data.ok()) << file << ": " << data.status();
     EXPECT_EQ((*data)->size(), 64) << file;
     EXPECT_TRUE(torch::equal((*data)->labels(), (*reference)->labels().slice(0, 0, 64))) << file;
@@ -152,8 +153,9 @@ TEST(Cifar10DatasetTest, ReadsBinaryBatchesInNameOrder) {
   WriteBytes(dir + "/cifar-10-batches-bin/data_batch_3.bin", "short");
   EXPECT_THAT(std::string(LoadDataset("cifar10", dir, "train").status().message()),
               HasSubstr("data_batch_3.bin: 5 bytes is not a whole number of 3073-byte"));
-  EXPECT_EQ(LoadDataset("cifar10", autocompress::testing::TempPath("empty"), "train").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      LoadDataset("cifar10", autocompress::testing::TempPath("empty"), "train").status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 TEST(IdxDatasetTest, BadFilesAreErrorsNamingTheFile) {

@@ -13,13 +13,16 @@ namespace autocompress::training {
 
 FineTuner::FineTuner(compression::CompressionSession& session, Recipe recipe, int epochs,
                      std::unique_ptr<EpochTrainer> trainer)
-    : session_(session), recipe_(std::move(recipe)), epochs_(epochs), trainer_(std::move(trainer)) {}
+    : session_(session),
+      recipe_(std::move(recipe)),
+      epochs_(epochs),
+      trainer_(std::move(trainer)) {}
 
 FineTuner::~FineTuner() = default;
 
-absl::StatusOr<std::unique_ptr<FineTuner>> FineTuner::Create(compression::CompressionSession& session,
-                                                             const Dataset& train,
-                                                             const Recipe& recipe, int epochs) {
+absl::StatusOr<std::unique_ptr<FineTuner>> FineTuner::Create(
+    compression::CompressionSession& session, const Dataset& train, const Recipe& recipe,
+    int epochs) {
   if (epochs < 0) {
     return absl::InvalidArgumentError(absl::StrCat("epochs: ", epochs, " is negative"));
   }

@@ -33,7 +33,7 @@ struct TrainingData {
 };
 
 struct EpochMetrics {
-  int64_t epoch = 0;  // 0-based
+  int64_t epoch = 0;         // 0-based
   double learning_rate = 0;  // the schedule's value for this epoch
   EpochStats train;
   std::optional<Evaluation> validation;

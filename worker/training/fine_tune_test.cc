@@ -150,7 +150,8 @@ TEST(EvaluateTest, MatchesAnIndependentCount) {
     }
     correct += best == label;
     int64_t above = 0;  // outputs larger than the label's: top-5 when fewer than 5
-    for (int64_t c = 0; c < out.size(0); ++c) above += out[c].item<double>() > out[label].item<double>();
+    for (int64_t c = 0; c < out.size(0); ++c)
+      above += out[c].item<double>() > out[label].item<double>();
     correct_top5 += above < 5;
     loss += std::log(sum) - out[label].item<double>();
   }
@@ -211,7 +212,9 @@ TEST(RecipeTest, BadRecipesNameTheField) {
   EXPECT_THAT(message(r), HasSubstr("known: cross_entropy, nll, mse"));
   r = Recipe();
   r.lr_schedule = "linear";
-  EXPECT_THAT(message(r), HasSubstr("recipe.lr_schedule: 'linear' is not known; known: constant, step, cosine"));
+  EXPECT_THAT(
+      message(r),
+      HasSubstr("recipe.lr_schedule: 'linear' is not known; known: constant, step, cosine"));
   r = Recipe();
   r.lr_schedule = "step";
   r.step_epochs = 0;

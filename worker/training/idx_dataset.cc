@@ -146,7 +146,8 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadIdxSplit(const std::string& directo
     for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
       const std::string name = entry.path().filename().string();
       for (const char* suffix : {"-images-idx3-ubyte", "-images-idx3-ubyte.gz"}) {
-        if (absl::EndsWith(name, suffix)) found.push_back(name.substr(0, name.size() - strlen(suffix)));
+        if (absl::EndsWith(name, suffix))
+          found.push_back(name.substr(0, name.size() - strlen(suffix)));
       }
     }
     if (found.size() == 1) {

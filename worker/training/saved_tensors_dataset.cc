@@ -29,8 +29,12 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadSavedTensors(const std::string& pat
           absl::StrCat(path, ": not a torch.save file (", e.what(), ")"));
     }
     if (value.isTuple() && value.toTupleRef().elements().size() == 2) {
-      inputs = value.toTupleRef().elements()[0].isTensor() ? value.toTupleRef().elements()[0].toTensor() : torch::Tensor();
-      targets = value.toTupleRef().elements()[1].isTensor() ? value.toTupleRef().elements()[1].toTensor() : torch::Tensor();
+      inputs = value.toTupleRef().elements()[0].isTensor()
+                   ? value.toTupleRef().elements()[0].toTensor()
+                   : torch::Tensor();
+      targets = value.toTupleRef().elements()[1].isTensor()
+                    ? value.toTupleRef().elements()[1].toTensor()
+                    : torch::Tensor();
     } else if (value.isList() && value.toListRef().size() == 2) {
       const auto& list = value.toListRef();
       if (list[0].isTensor() && list[1].isTensor()) {
@@ -45,9 +49,11 @@ absl::StatusOr<std::unique_ptr<Dataset>> LoadSavedTensors(const std::string& pat
       }
     }
     if (!inputs.defined() || !targets.defined()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": expected (inputs, targets) tensors, a list of two, or a dict with "
-                "'inputs' and 'targets'; got ", value.tagKind()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       ": expected (inputs, targets) tensors, a list of two, or a dict with "
+                       "'inputs' and 'targets'; got ",
+                       value.tagKind()));
     }
     return absl::OkStatus();
   });

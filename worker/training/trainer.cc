@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-
 #include <optional>
 #include <regex>
 
@@ -248,8 +247,7 @@ absl::StatusOr<Evaluation> Evaluate(torch::jit::Module& model, const Dataset& da
           result.examples += labels.size(0);
           correct.Add(outputs.argmax(1).eq(labels).sum());
           const int64_t k = std::min<int64_t>(5, outputs.size(1));
-          correct_top5.Add(
-              std::get<1>(outputs.topk(k, 1)).eq(labels.unsqueeze(1)).any(1).sum());
+          correct_top5.Add(std::get<1>(outputs.topk(k, 1)).eq(labels.unsqueeze(1)).any(1).sum());
           loss_sum.Add(loss * labels.size(0));
           return absl::OkStatus();
         });

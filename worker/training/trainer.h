@@ -56,8 +56,8 @@ struct EpochStats {
 
 struct Evaluation {
   int64_t examples = 0;
-  int64_t correct = 0;  // argmax of the output equals the label
-  double accuracy = 0;  // correct / examples
+  int64_t correct = 0;       // argmax of the output equals the label
+  double accuracy = 0;       // correct / examples
   int64_t correct_top5 = 0;  // the label is among the 5 largest outputs (all, below 5 classes)
   double top5_accuracy = 0;
   double mean_loss = 0;
