@@ -160,6 +160,10 @@ absl::StatusOr<std::unique_ptr<WorkerAgent>> WorkerAgent::Start(
   if (options.worker_id.empty()) return absl::InvalidArgumentError("worker: empty worker id");
   if (options.trial_command.empty()) return absl::InvalidArgumentError("worker: no trial command");
   if (options.work_dir.empty()) return absl::InvalidArgumentError("worker: no work directory");
+  if (options.cpu_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker: cpu_threads ", options.cpu_threads, " must be >= 1"));
+  }
   std::unique_ptr<WorkerAgent> agent(
       new WorkerAgent(std::move(options), std::move(channel), registry));
   WorkerAgent* self = agent.get();
@@ -271,7 +275,7 @@ absl::StatusOr<std::unique_ptr<TrialProcess>> WorkerAgent::TakeProcess() {
 
 bool WorkerAgent::connected() const {
   absl::MutexLock lock(&mu_);
-  return connected_;
+  return accepted_;
 }
 
 int WorkerAgent::attempts_held() const {
@@ -351,7 +355,6 @@ bool WorkerAgent::RunSession() {
   }
   {
     absl::MutexLock lock(&mu_);
-    connected_ = false;
     accepted_ = false;
     stream_ = nullptr;
     context_ = nullptr;
@@ -432,7 +435,6 @@ void WorkerAgent::HandleMessage(const v1::SchedulerMessage& message) {
             std::max(absl::Milliseconds(10), FromProtoDuration(accepted.heartbeat_interval()));
       }
       accepted_ = true;
-      connected_ = true;
       // Everything not acknowledged, per attempt in order, before anything new.
       int resent = 0;
       for (auto& [key, attempt] : attempts_) {
@@ -498,7 +500,6 @@ void WorkerAgent::SendEvent(Attempt& attempt, v1::TrialEvent event) {
   v1::WorkerMessage message;
   *message.mutable_trial_event() = std::move(event);
   attempt.unacked[message.trial_event().event_sequence()] = message;
-  if (message.trial_event().has_finished()) attempt.ended = true;
   // Before the session is accepted, the resend at acceptance carries it.
   if (accepted_) Enqueue(std::move(message));
 }
@@ -520,7 +521,7 @@ void WorkerAgent::RunAttempt(std::shared_ptr<Attempt> attempt) {
   *event.mutable_finished() = std::move(finished);
   SendEvent(*attempt, std::move(event));
   absl::MutexLock lock(&mu_);
-  attempt->ended = true;
+  attempt->ended = true;  // from here an ack that empties `unacked` releases it
   if (attempt->handed_back || attempt->unacked.empty()) attempts_.erase(attempt->key);
   --live_attempts_;
 }

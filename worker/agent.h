@@ -57,8 +57,8 @@ class WorkerAgent {
     std::string version;
     // Devices offered (devices.h's DiscoverDevices), each with its slots.
     std::vector<v1::Device> devices;
-    // CPU threads offered to trials in all (WorkerHello.cpu_threads).
-    int cpu_threads = 1;
+    // CPU threads offered to trials in all (WorkerHello.cpu_threads); >= 1.
+    int cpu_threads = 0;
     // Refreshes GPU free memory for heartbeats; empty = none.
     std::function<std::vector<v1::DeviceStatus>()> device_status;
     // The command of a trial child: argv of `worker_server --run_trial` (or a test's).
@@ -133,8 +133,7 @@ class WorkerAgent {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  bool connected_ ABSL_GUARDED_BY(mu_) = false;
-  // The current session's WorkerAccepted came: events may be sent.
+  // The current session's WorkerAccepted came: connected, and events may be sent.
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(mu_);

@@ -76,11 +76,14 @@ std::string ArtifactCache::TempPath() {
   return (fs::path(options_.dir) / "tmp" / absl::StrCat(++temp_counter_)).string();
 }
 
+absl::Status ArtifactCache::CheckDigest(const v1::ArtifactRef& ref) {
+  if (IsSha256Hex(ref.sha256())) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("artifact ", ref.name(), ": '", ref.sha256(), "' is not a SHA-256 digest"));
+}
+
 absl::StatusOr<std::unique_ptr<ArtifactCache::Pin>> ArtifactCache::Get(const v1::ArtifactRef& ref) {
-  if (!IsSha256Hex(ref.sha256())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("artifact ", ref.name(), ": '", ref.sha256(), "' is not a SHA-256 digest"));
-  }
+  RETURN_IF_ERROR(CheckDigest(ref));
   const std::string final_path = (fs::path(options_.dir) / "blobs" / ref.sha256()).string();
   return GetOrMake(absl::StrCat(kBlobPrefix, ref.sha256()), final_path,
                    [&](const std::string& temp) -> absl::StatusOr<int64_t> {
@@ -91,10 +94,13 @@ absl::StatusOr<std::unique_ptr<ArtifactCache::Pin>> ArtifactCache::Get(const v1:
 
 absl::StatusOr<std::unique_ptr<ArtifactCache::Pin>> ArtifactCache::GetExtracted(
     const v1::ArtifactRef& ref) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Pin> blob, Get(ref));
+  RETURN_IF_ERROR(CheckDigest(ref));
   const std::string final_path = (fs::path(options_.dir) / "extracted" / ref.sha256()).string();
+  // The archive is fetched only when the extraction is missing, and may be evicted
+  // once extracted.
   return GetOrMake(absl::StrCat(kExtractedPrefix, ref.sha256()), final_path,
                    [&](const std::string& temp) -> absl::StatusOr<int64_t> {
+                     ASSIGN_OR_RETURN(std::unique_ptr<Pin> blob, Get(ref));
                      std::error_code error;
                      fs::create_directories(temp, error);
                      if (error) return FsError(absl::StrCat("creating ", temp), error);

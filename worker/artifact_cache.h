@@ -87,6 +87,8 @@ class ArtifactCache {
   ArtifactCache(Options options, Fetcher fetch)
       : options_(std::move(options)), fetch_(std::move(fetch)) {}
   absl::Status Scan();
+  // InvalidArgument unless the digest is 64 lowercase hex characters (it names files).
+  static absl::Status CheckDigest(const v1::ArtifactRef& ref);
   // Makes `key` present (building it with `make` into a temporary path once) and pins it.
   absl::StatusOr<std::unique_ptr<Pin>> GetOrMake(
       const std::string& key, const std::string& final_path,

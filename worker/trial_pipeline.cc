@@ -24,6 +24,7 @@
 #include "compression/algorithm_registry.h"
 #include "compression/compression_session.h"
 #include "compression/torch_status.h"
+#include "glog/logging.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -179,6 +180,10 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   recipe_ = trial_.recipe();
   ASSIGN_OR_RETURN(DecodedParameters decoded,
                    DecodeTrialParameters(trial_.parameters_json(), recipe_));
+  LOG(INFO) << "trial=" << trial_.trial_id() << " attempt=" << trial_.attempt()
+            << " algorithm=" << (decoded.algorithm.empty() ? "none" : decoded.algorithm)
+            << " config_list=" << decoded.config_list_json << " kwargs=" << decoded.kwargs_json
+            << " recipe_overrides=" << absl::StrJoin(decoded.recipe_overrides, ",");
   std::unique_ptr<AutoCompressionModule> module;
   if (recipe_.module().empty()) {
     module = MakeRecipeModule();

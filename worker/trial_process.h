@@ -7,8 +7,9 @@
 // DescribeExit turns how the child ended into a TrialFailure whose message names the
 // cause and the phase: "signal 11 (SIGSEGV) in fine-tuning epoch 2".
 //
-// PR_SET_PDEATHSIG fires when the thread that started the child exits: start it from
-// the thread that waits for it. Not thread-safe: that thread makes every call.
+// PR_SET_PDEATHSIG fires when the thread that started the child exits: start children
+// from a thread that outlives them (the agent's spawner). Not thread-safe: one thread at
+// a time makes the calls.
 #ifndef AUTOCOMPRESS_WORKER_TRIAL_PROCESS_H_
 #define AUTOCOMPRESS_WORKER_TRIAL_PROCESS_H_
 

@@ -52,7 +52,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
     if (d.name() == "cpu") cpu_slots += d.slots();
     gpus |= d.name() != "cpu";
   }
-  if (agent.cpu_threads <= 1) {
+  if (agent.cpu_threads == 0) {
     agent.cpu_threads = gpus ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
                              : cpu_slots * options.threads_per_trial;
   }

@@ -34,7 +34,9 @@ class WorkerServer final : public Server {
     // How long a SIGTERM waits for running trials before handing them back.
     absl::Duration drain_grace = absl::Seconds(25);
     // The agent; empty worker_id = the host name, empty trial_command = this binary
-    // with --run_trial, empty work_dir = /tmp/autocompress-worker-<worker_id>.
+    // with --run_trial, empty work_dir = /tmp/autocompress-worker-<worker_id>, empty
+    // devices = discovered, cpu_threads 0 = cpu_slots x threads_per_trial without a
+    // GPU, else the machine's hardware threads.
     WorkerAgent::Options agent;
   };
 
