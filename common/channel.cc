@@ -23,6 +23,9 @@ std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
               static_cast<int>(absl::ToInt64Milliseconds(options.max_reconnect_backoff)));
   // Retries live in CallWithRetry alone, so that attempts are counted in one place.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  if (!options.ssl_target_name_override.empty()) {
+    args.SetSslTargetNameOverride(options.ssl_target_name_override);
+  }
   auto credentials =
       options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
   return grpc::CreateCustomChannel(target, credentials, args);

@@ -28,6 +28,9 @@ struct ChannelOptions {
   absl::Duration max_reconnect_backoff = absl::Seconds(10);
   // Transport security; null means insecure.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS, the name checked in the server's certificate instead of the target's host
+  // (for a target that is an IP address); empty = the host.
+  std::string ssl_target_name_override;
 };
 
 // A channel to `target` ("host:port", "dns:///name:port", "unix:/path").

@@ -141,6 +141,8 @@ absl::StatusOr<std::shared_ptr<WorkerSession>> Scheduler::ConnectWorker(
   metrics_->workers_connected.Set(connected);
   dispatch_needed_ = true;
   Dispatch();
+  // Dispatch returns early when nothing waits; the new worker's slots still count.
+  UpdateSlotGauges();
   return worker.session;
 }
 

@@ -20,7 +20,7 @@
 #include "gtest/gtest.h"
 #include "scheduler_service/scheduler_server.h"
 #include "tuner_service/tuner_server.h"
-#include "worker/artifact_transfer.h"
+#include "common/artifact_transfer.h"
 #include "worker/worker_server.h"
 
 namespace autocompress {
@@ -73,7 +73,7 @@ TEST(EndToEndTest, AutoCompressionExperimentRunsToDoneOnARealWorker) {
   auto artifacts = v1::ArtifactService::NewStub(channel);
   auto experiments = v1::ExperimentService::NewStub(channel);
   auto upload = [&](const std::string& file, v1::ArtifactKind kind) {
-    auto ref = worker::UploadArtifact(*artifacts, RunfilePath("worker/testdata/" + file), file,
+    auto ref = UploadArtifact(*artifacts, RunfilePath("worker/testdata/" + file), file,
                                       kind, absl::Seconds(30));
     EXPECT_TRUE(ref.ok()) << ref.status();
     return ref.ok() ? *ref : v1::ArtifactRef();

@@ -29,7 +29,7 @@
 #include "prometheus/registry.h"
 #include "tests/fakes/worker_endpoint.h"
 #include "worker/agent.h"
-#include "worker/artifact_transfer.h"
+#include "common/artifact_transfer.h"
 
 namespace autocompress {
 namespace {
@@ -258,7 +258,7 @@ TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
     EXPECT_EQ(ref.kind(), v1::ARTIFACT_KIND_RESULT);
     const std::string path = dir_ + "/" + fs::path(ref.name()).filename().string();
     ASSERT_TRUE(
-        worker::DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
+        DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
     files[fs::path(ref.name()).filename().string()] = path;
   }
   ASSERT_EQ(files.count("model.pt"), 1u);

@@ -17,7 +17,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "worker/artifact_cache.h"
-#include "worker/artifact_transfer.h"
+#include "common/artifact_transfer.h"
 #include "worker/devices.h"
 #include "worker/trial_process.h"
 

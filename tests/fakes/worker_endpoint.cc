@@ -7,7 +7,7 @@
 #include "common/status_macros.h"
 #include "scheduler_service/artifact_service_impl.h"
 #include "scheduler_service/artifacts/artifact_store.h"
-#include "worker/artifact_transfer.h"
+#include "common/artifact_transfer.h"
 
 namespace autocompress::testing {
 
@@ -35,7 +35,7 @@ WorkerEndpoint::~WorkerEndpoint() {
 
 absl::StatusOr<v1::ArtifactRef> WorkerEndpoint::Upload(const std::string& path,
                                                        v1::ArtifactKind kind) {
-  return worker::UploadArtifact(*artifacts_, path, std::filesystem::path(path).filename().string(),
+  return UploadArtifact(*artifacts_, path, std::filesystem::path(path).filename().string(),
                                 kind, absl::Minutes(5));
 }
 

@@ -35,7 +35,7 @@
 #include "tests/fakes/worker_endpoint.h"
 #include "worker/agent.h"
 #include "worker/artifact_cache.h"
-#include "worker/artifact_transfer.h"
+#include "common/artifact_transfer.h"
 #include "worker/trial_pipeline.h"
 
 ABSL_FLAG(int, train_examples, 60000, "Fashion-MNIST training images fine-tuned on.");

@@ -6,28 +6,33 @@
 // scheduler lacks; DataLoss for content that does not match its digest;
 // Unavailable/DeadlineExceeded for transport problems (the caller retries those);
 // Internal for local file errors. Thread-safe (stubs are).
-#ifndef AUTOCOMPRESS_WORKER_ARTIFACT_TRANSFER_H_
-#define AUTOCOMPRESS_WORKER_ARTIFACT_TRANSFER_H_
+#ifndef AUTOCOMPRESS_COMMON_ARTIFACT_TRANSFER_H_
+#define AUTOCOMPRESS_COMMON_ARTIFACT_TRANSFER_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
 
-namespace autocompress::worker {
+namespace autocompress {
+
+// Adds call metadata (a bearer token) to a transfer's context; may be empty.
+using ContextDecorator = std::function<void(grpc::ClientContext&)>;
 
 // Writes the content of `ref` to `path` (created or truncated); on error `path` is
 // removed.
 absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
                               const v1::ArtifactRef& ref, const std::string& path,
-                              absl::Duration timeout);
+                              absl::Duration timeout, const ContextDecorator& decorate = nullptr);
 
 // Uploads the file at `path` as `name` of `kind`; returns the stored reference.
 absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterface& artifacts,
                                                const std::string& path, const std::string& name,
-                                               v1::ArtifactKind kind, absl::Duration timeout);
+                                               v1::ArtifactKind kind, absl::Duration timeout,
+                                               const ContextDecorator& decorate = nullptr);
 
-}  // namespace autocompress::worker
+}  // namespace autocompress
 
-#endif  // AUTOCOMPRESS_WORKER_ARTIFACT_TRANSFER_H_
+#endif  // AUTOCOMPRESS_COMMON_ARTIFACT_TRANSFER_H_

@@ -1,4 +1,4 @@
-#include "worker/artifact_transfer.h"
+#include "common/artifact_transfer.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -13,7 +13,7 @@
 #include "common/status.h"
 #include "common/status_macros.h"
 
-namespace autocompress::worker {
+namespace autocompress {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
@@ -30,7 +30,7 @@ absl::Status FileError(const std::string& what, const std::string& path) {
 
 absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
                               const v1::ArtifactRef& ref, const std::string& path,
-                              absl::Duration timeout) {
+                              absl::Duration timeout, const ContextDecorator& decorate) {
   const std::string what = absl::StrCat("artifact ", ref.name(), " (", ref.sha256(), ")");
   std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "wb"), fclose);
   if (file == nullptr) return FileError("cannot create", path);
@@ -41,6 +41,7 @@ absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
   };
   grpc::ClientContext context;
   context.set_deadline(DeadlineAfter(timeout));
+  if (decorate) decorate(context);
   v1::DownloadRequest request;
   request.set_sha256(ref.sha256());
   std::unique_ptr<grpc::ClientReaderInterface<v1::DownloadResponse>> reader =
@@ -73,7 +74,8 @@ absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
 
 absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterface& artifacts,
                                                const std::string& path, const std::string& name,
-                                               v1::ArtifactKind kind, absl::Duration timeout) {
+                                               v1::ArtifactKind kind, absl::Duration timeout,
+                                               const ContextDecorator& decorate) {
   ASSIGN_OR_RETURN(std::string digest, Sha256HexOfFile(path));
   std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "rb"), fclose);
   if (file == nullptr) return FileError("cannot open", path);
@@ -83,6 +85,7 @@ absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterfac
 
   grpc::ClientContext context;
   context.set_deadline(DeadlineAfter(timeout));
+  if (decorate) decorate(context);
   v1::UploadResponse response;
   std::unique_ptr<grpc::ClientWriterInterface<v1::UploadRequest>> writer =
       artifacts.Upload(&context, &response);
@@ -112,4 +115,4 @@ absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterfac
   return response.artifact();
 }
 
-}  // namespace autocompress::worker
+}  // namespace autocompress
