@@ -237,7 +237,7 @@ void LiveView::OnEvent(const v1::ExperimentEvent& event) {
     if (m.has_intermediate()) {
       latest_[m.trial_id()] = m.intermediate();
       if (!terminal_) {
-        Line(absl::StrCat("trial ", m.trial_id(), " step ", m.intermediate().step(), " ", metric,
+        Line(absl::StrCat("trial ", m.trial_id(), " epoch ", m.intermediate().step(), " ", metric,
                           "=", Number(MetricOf(m.intermediate(), metric))));
       }
     } else if (m.has_final_report()) {
@@ -278,7 +278,7 @@ void LiveView::Redraw() {
     std::string line = absl::StrCat("  running ", t->id(), " ", p.algorithm, " ", p.knobs);
     auto it = latest_.find(t->id());
     if (it != latest_.end()) {
-      absl::StrAppend(&line, "  step ", it->second.step(), " ", metric, " ",
+      absl::StrAppend(&line, "  epoch ", it->second.step(), " ", metric, " ",
                       Number(MetricOf(it->second, metric)));
     }
     lines.push_back(line);
