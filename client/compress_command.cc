@@ -304,23 +304,23 @@ absl::Status Train(const std::vector<std::string>& args) {
 
 }  // namespace
 
-int RunCompress(const std::vector<std::string>& args) {
+static bool PrintedHelp(const std::vector<std::string>& args, const char* usage) {
   for (const std::string& arg : args) {
     if (arg == "--help" || arg == "-h") {
-      std::fputs(kCompressUsage, stdout);
-      return 0;
+      std::fputs(usage, stdout);
+      return true;
     }
   }
+  return false;
+}
+
+int RunCompress(const std::vector<std::string>& args) {
+  if (PrintedHelp(args, kCompressUsage)) return 0;
   return Report("compress", Compress(args));
 }
 
 int RunTrain(const std::vector<std::string>& args) {
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kTrainUsage, stdout);
-      return 0;
-    }
-  }
+  if (PrintedHelp(args, kTrainUsage)) return 0;
   return Report("train", Train(args));
 }
 

@@ -14,9 +14,7 @@ namespace autocompress {
 namespace {
 
 ServerOptions Loopback(int port) {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  ServerOptions options = ServerOptions::Loopback(port);
   options.shutdown_grace = absl::Seconds(1);
   return options;
 }

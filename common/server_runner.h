@@ -45,6 +45,14 @@ struct ServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // When set, every RPC is counted and timed here (not owned, must outlive the server).
   RpcMetrics* rpc_metrics = nullptr;
+
+  // Bound to 127.0.0.1 on `port` (0 = a free one): tests and the embedded mode.
+  static ServerOptions Loopback(int port = 0) {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = port;
+    return options;
+  }
 };
 
 class ServerRunner {

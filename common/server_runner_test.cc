@@ -37,13 +37,6 @@ class BlockingService final : public TunerService::Service {
   absl::Notification release_;
 };
 
-ServerOptions Loopback() {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  return options;
-}
-
 std::shared_ptr<grpc::Channel> TcpChannel(int port) {
   return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                              grpc::InsecureChannelCredentials());
@@ -51,7 +44,7 @@ std::shared_ptr<grpc::Channel> TcpChannel(int port) {
 
 TEST(ServerRunnerTest, PortZeroBindsAFreePortAndServesHealth) {
   TunerService::Service service;
-  ServerRunner runner(Loopback());
+  ServerRunner runner(ServerOptions::Loopback());
   runner.AddService(&service, kTuner);
   ASSERT_TRUE(runner.Start().ok());
   ASSERT_GT(runner.port(), 0);
@@ -63,9 +56,9 @@ TEST(ServerRunnerTest, PortZeroBindsAFreePortAndServesHealth) {
 }
 
 TEST(ServerRunnerTest, TakenPortIsUnavailable) {
-  ServerRunner first(Loopback());
+  ServerRunner first(ServerOptions::Loopback());
   ASSERT_TRUE(first.Start().ok());
-  ServerOptions options = Loopback();
+  ServerOptions options = ServerOptions::Loopback();
   options.port = first.port();
   ServerRunner second(options);
   EXPECT_EQ(second.Start().code(), absl::StatusCode::kUnavailable);
@@ -73,7 +66,7 @@ TEST(ServerRunnerTest, TakenPortIsUnavailable) {
 
 TEST(ServerRunnerTest, ShutdownDrainsInFlightCallsAndRefusesNewOnes) {
   BlockingService service;
-  ServerOptions options = Loopback();
+  ServerOptions options = ServerOptions::Loopback();
   options.shutdown_grace = absl::Seconds(30);
   ServerRunner runner(options);
   runner.AddService(&service, kTuner);
@@ -105,7 +98,7 @@ TEST(ServerRunnerTest, ShutdownDrainsInFlightCallsAndRefusesNewOnes) {
 
 TEST(ServerRunnerTest, ShutdownCancelsCallsThatOutliveTheGrace) {
   BlockingService service;
-  ServerOptions options = Loopback();
+  ServerOptions options = ServerOptions::Loopback();
   options.shutdown_grace = absl::Milliseconds(200);
   ServerRunner runner(options);
   runner.AddService(&service, kTuner);
@@ -129,7 +122,7 @@ TEST(ServerRunnerTest, ShutdownCancelsCallsThatOutliveTheGrace) {
 
 TEST(ServerRunnerTest, HealthTurnsNotServingWhileTheListenerStillAccepts) {
   TunerService::Service service;
-  ServerOptions options = Loopback();
+  ServerOptions options = ServerOptions::Loopback();
   options.health_grace = absl::Seconds(3);
   ServerRunner runner(options);
   runner.AddService(&service, kTuner);
@@ -154,9 +147,9 @@ TEST(ServerRunnerTest, HealthTurnsNotServingWhileTheListenerStillAccepts) {
 }
 
 TEST(ServerRunnerTest, ShutdownIsIdempotentAndSafeBeforeStart) {
-  ServerRunner never_started(Loopback());
+  ServerRunner never_started(ServerOptions::Loopback());
   never_started.Shutdown();
-  ServerRunner runner(Loopback());
+  ServerRunner runner(ServerOptions::Loopback());
   ASSERT_TRUE(runner.Start().ok());
   runner.Shutdown();
   runner.Shutdown();

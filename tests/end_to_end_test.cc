@@ -14,26 +14,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
+#include "common/artifact_transfer.h"
 #include "common/channel.h"
 #include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler_service/scheduler_server.h"
 #include "tuner_service/tuner_server.h"
-#include "common/artifact_transfer.h"
 #include "worker/worker_server.h"
 
 namespace autocompress {
 namespace {
 
 using testing::RunfilePath;
-
-ServerOptions Loopback() {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  return options;
-}
 
 double Metric(const v1::MetricReport& report, const std::string& name) {
   for (const v1::Metric& m : report.metrics()) {
@@ -46,12 +39,12 @@ double Metric(const v1::MetricReport& report, const std::string& name) {
 TEST(EndToEndTest, AutoCompressionExperimentRunsToDoneOnARealWorker) {
   prometheus::Registry registry;
   tuner::TunerServer::Options tuner_options;
-  tuner_options.server = Loopback();
+  tuner_options.server = ServerOptions::Loopback();
   auto tuner = tuner::TunerServer::BuildAndStart(tuner_options, registry);
   ASSERT_TRUE(tuner.ok()) << tuner.status();
 
   scheduler::SchedulerServer::Options scheduler_options;
-  scheduler_options.server = Loopback();
+  scheduler_options.server = ServerOptions::Loopback();
   scheduler_options.data_dir = testing::TempPath("e2e-data");
   scheduler_options.tuner_address = absl::StrCat("127.0.0.1:", (*tuner)->port());
   auto scheduler = scheduler::SchedulerServer::BuildAndStart(scheduler_options, registry);
@@ -59,7 +52,7 @@ TEST(EndToEndTest, AutoCompressionExperimentRunsToDoneOnARealWorker) {
   const std::string address = absl::StrCat("127.0.0.1:", (*scheduler)->port());
 
   worker::WorkerServer::Options worker_options;
-  worker_options.server = Loopback();
+  worker_options.server = ServerOptions::Loopback();
   worker_options.scheduler_address = address;
   worker_options.devices.cpu_slots = 2;
   worker_options.threads_per_trial = 1;
@@ -73,8 +66,8 @@ TEST(EndToEndTest, AutoCompressionExperimentRunsToDoneOnARealWorker) {
   auto artifacts = v1::ArtifactService::NewStub(channel);
   auto experiments = v1::ExperimentService::NewStub(channel);
   auto upload = [&](const std::string& file, v1::ArtifactKind kind) {
-    auto ref = UploadArtifact(*artifacts, RunfilePath("worker/testdata/" + file), file,
-                                      kind, absl::Seconds(30));
+    auto ref = UploadArtifact(*artifacts, RunfilePath("worker/testdata/" + file), file, kind,
+                              absl::Seconds(30));
     EXPECT_TRUE(ref.ok()) << ref.status();
     return ref.ok() ? *ref : v1::ArtifactRef();
   };

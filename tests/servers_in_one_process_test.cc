@@ -26,13 +26,6 @@ namespace {
 using grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
 
-ServerOptions Loopback() {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  return options;
-}
-
 std::string Serialize(prometheus::Registry& registry) {
   return prometheus::TextSerializer().Serialize(registry.Collect());
 }
@@ -40,18 +33,18 @@ std::string Serialize(prometheus::Registry& registry) {
 TEST(ServersInOneProcessTest, TunerSchedulerAndWorkerServeSideBySide) {
   prometheus::Registry registry;
   tuner::TunerServer::Options tuner_options;
-  tuner_options.server = Loopback();
+  tuner_options.server = ServerOptions::Loopback();
   auto tuner = tuner::TunerServer::BuildAndStart(tuner_options, registry);
   ASSERT_TRUE(tuner.ok()) << tuner.status();
 
   scheduler::SchedulerServer::Options scheduler_options;
-  scheduler_options.server = Loopback();
+  scheduler_options.server = ServerOptions::Loopback();
   scheduler_options.data_dir = testing::TempPath("one-process-data");
   auto scheduler = scheduler::SchedulerServer::BuildAndStart(scheduler_options, registry);
   ASSERT_TRUE(scheduler.ok()) << scheduler.status();
 
   worker::WorkerServer::Options worker_options;
-  worker_options.server = Loopback();
+  worker_options.server = ServerOptions::Loopback();
   worker_options.scheduler_address = absl::StrCat("127.0.0.1:", (*scheduler)->port());
   auto worker = worker::WorkerServer::BuildAndStart(worker_options, registry);
   ASSERT_TRUE(worker.ok()) << worker.status();
@@ -106,13 +99,13 @@ TEST(ServersInOneProcessTest, TunerSchedulerAndWorkerServeSideBySide) {
 TEST(ServersInOneProcessTest, AssemblyErrorsAreStatusesNotCrashes) {
   prometheus::Registry registry;
   scheduler::SchedulerServer::Options scheduler_options;
-  scheduler_options.server = Loopback();
+  scheduler_options.server = ServerOptions::Loopback();
   scheduler_options.data_dir = "/proc/autocompress-data";
   EXPECT_EQ(scheduler::SchedulerServer::BuildAndStart(scheduler_options, registry).status().code(),
             absl::StatusCode::kFailedPrecondition);
 
   tuner::TunerServer::Options tuner_options;
-  tuner_options.server = Loopback();
+  tuner_options.server = ServerOptions::Loopback();
   tuner_options.tuner.max_studies = 0;
   EXPECT_EQ(tuner::TunerServer::BuildAndStart(tuner_options, registry).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -125,7 +118,7 @@ TEST(ServersInOneProcessTest, AssemblyErrorsAreStatusesNotCrashes) {
             absl::StatusCode::kUnavailable);
 
   worker::WorkerServer::Options worker_options;
-  worker_options.server = Loopback();
+  worker_options.server = ServerOptions::Loopback();
   worker_options.scheduler_address = "";
   EXPECT_EQ(worker::WorkerServer::BuildAndStart(worker_options, registry).status().code(),
             absl::StatusCode::kInvalidArgument);

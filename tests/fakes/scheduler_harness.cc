@@ -15,9 +15,7 @@ namespace autocompress::testing {
 namespace {
 
 ServerOptions Loopback(int port) {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  ServerOptions options = ServerOptions::Loopback(port);
   options.shutdown_grace = absl::Milliseconds(200);
   return options;
 }
