@@ -51,7 +51,7 @@ std::vector<GroupCommitter::Pending> GroupCommitter::TakeGroup() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](GroupCommitter* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-        return self->stopping_ || !self->queue_.empty();
+        return !self->writing_ && (self->stopping_ || !self->queue_.empty());
       },
       this));
   std::vector<Pending> group;
@@ -64,7 +64,25 @@ std::vector<GroupCommitter::Pending> GroupCommitter::TakeGroup() {
     group.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
+  writing_ = !group.empty();
   return group;
+}
+
+absl::Status GroupCommitter::CommitNow(const WriteBatch& batch) {
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](GroupCommitter* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+          return self->stopping_ || (!self->writing_ && self->queue_.empty());
+        },
+        this));
+    if (stopping_) return absl::FailedPreconditionError("group committer: shutting down");
+    writing_ = true;
+  }
+  const absl::Status status = batch.empty() ? absl::OkStatus() : commit_({&batch});
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  return status;
 }
 
 void GroupCommitter::Run() {
@@ -77,6 +95,10 @@ void GroupCommitter::Run() {
       if (!pending.batch.empty()) batches.push_back(&pending.batch);
     }
     const absl::Status status = batches.empty() ? absl::OkStatus() : commit_(batches);
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+    }
     for (Pending& pending : group) pending.done.set_value(status);
   }
 }

@@ -13,7 +13,7 @@
 // else), so it is ready once everything submitted before it is.
 //
 // Thread-safety: Submit may be called from any thread. The commit function runs on the
-// committer's thread only, one call at a time.
+// committer's thread (or a CommitNow caller's), one call at a time.
 #ifndef AUTOCOMPRESS_SCHEDULER_SERVICE_STORE_GROUP_COMMITTER_H_
 #define AUTOCOMPRESS_SCHEDULER_SERVICE_STORE_GROUP_COMMITTER_H_
 
@@ -56,6 +56,11 @@ class GroupCommitter {
   // Queues `batch`; the future is ready with the status of the transaction that wrote it.
   std::shared_future<absl::Status> Submit(WriteBatch batch);
 
+  // Writes `batch` on the calling thread, as a group of its own, once everything
+  // submitted before is written: no queue and no thread hop for a caller that batches
+  // by itself (the scheduler's CommitPipeline). FailedPrecondition once stopping.
+  absl::Status CommitNow(const WriteBatch& batch);
+
  private:
   struct Pending {
     WriteBatch batch;
@@ -73,6 +78,8 @@ class GroupCommitter {
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // A group (the thread's or a CommitNow caller's) is being written.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

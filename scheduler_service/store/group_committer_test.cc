@@ -104,6 +104,30 @@ TEST(GroupCommitterTest, CommitsInSubmitOrderAcrossThreads) {
   EXPECT_EQ(db.committed(), submitted);
 }
 
+TEST(GroupCommitterTest, CommitNowWritesOnTheCallerBehindEverythingSubmittedBefore) {
+  FakeDatabase db(/*hold_first=*/true);
+  GroupCommitter committer(db.CommitFn());
+  std::shared_future<absl::Status> first = committer.Submit(Tagged("first"));
+  db.AwaitHeld();
+  std::shared_future<absl::Status> queued = committer.Submit(Tagged("queued"));
+  // CommitNow waits for the held group and the queued batch, then writes its own.
+  absl::Status now_status = absl::UnknownError("not run");
+  std::thread now([&] { now_status = committer.CommitNow(Tagged("now")); });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(db.committed(), std::vector<std::string>({"first"}));  // still held
+  db.Release();
+  now.join();
+  EXPECT_TRUE(now_status.ok()) << now_status;
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_TRUE(queued.get().ok());
+  EXPECT_EQ(db.committed(), std::vector<std::string>({"first", "queued", "now"}));
+  // A batch submitted after it is written after it; an empty CommitNow writes nothing.
+  EXPECT_TRUE(committer.Submit(Tagged("after")).get().ok());
+  EXPECT_TRUE(committer.CommitNow(WriteBatch{}).ok());
+  EXPECT_EQ(db.groups().back(), std::vector<std::string>({"after"}));
+  EXPECT_THAT(db.groups(), SizeIs(4));
+}
+
 TEST(GroupCommitterTest, GroupsBatchesQueuedDuringACommit) {
   FakeDatabase db(/*hold_first=*/true);
   GroupCommitter committer(db.CommitFn());

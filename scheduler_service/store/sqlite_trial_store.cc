@@ -620,6 +620,10 @@ std::shared_future<absl::Status> SqliteTrialStore::Submit(WriteBatch batch) {
   return committer_->Submit(std::move(batch));
 }
 
+absl::Status SqliteTrialStore::Commit(const WriteBatch& batch) {
+  return committer_->CommitNow(batch);
+}
+
 absl::Status SqliteTrialStore::WriteGroup(const std::vector<const WriteBatch*>& group) {
   using sqlite_internal::Annotate;
   // A ROLLBACK that failed last time would otherwise make every BEGIN fail.

@@ -92,6 +92,8 @@ class SqliteTrialStore final : public TrialStore {
   SqliteTrialStore& operator=(const SqliteTrialStore&) = delete;
 
   std::shared_future<absl::Status> Submit(WriteBatch batch) override;
+  // On the calling thread, behind every batch submitted before (no queue hop).
+  absl::Status Commit(const WriteBatch& batch) override;
   // Experiments by id, trials by (experiment_id, sequence, id), metrics by
   // (trial_id, attempt, step).
   absl::StatusOr<StoredState> LoadAll() override;

@@ -95,8 +95,10 @@ class TrialStore {
   // (after the batches submitted before it).
   virtual std::shared_future<absl::Status> Submit(WriteBatch batch) = 0;
 
-  // Submit and wait.
-  absl::Status Commit(WriteBatch batch) { return Submit(std::move(batch)).get(); }
+  // Submit and wait. Implementations may write on the calling thread instead (no queue
+  // hop), ordered after every batch submitted before the call; the default submits a
+  // copy.
+  virtual absl::Status Commit(const WriteBatch& batch) { return Submit(batch).get(); }
 
   // Reads every committed experiment, trial and metric.
   virtual absl::StatusOr<StoredState> LoadAll() = 0;
