@@ -553,7 +553,7 @@ int main(int argc, char** argv) {
   stop->callback([&] {
     with_client("stop", [&](Client& client) -> absl::Status {
       ASSIGN_OR_RETURN(v1::Experiment e, client.StopExperiment(stop_id));
-      std::printf("%s %s\n", e.id().c_str(), StateName(e.state()));
+      std::printf("%s %s\n", e.id().c_str(), StateName(e.state()).c_str());
       return absl::OkStatus();
     });
   });
@@ -570,7 +570,7 @@ int main(int argc, char** argv) {
       std::vector<std::string> paths;
       RETURN_IF_ERROR(resume_limits.Fill(limits, paths));
       ASSIGN_OR_RETURN(v1::Experiment e, client.ResumeExperiment(resume_id, limits, paths));
-      std::printf("%s %s\n", e.id().c_str(), StateName(e.state()));
+      std::printf("%s %s\n", e.id().c_str(), StateName(e.state()).c_str());
       return absl::OkStatus();
     });
   });

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/proto_time.h"
 #include "nlohmann/json.hpp"
@@ -103,40 +104,13 @@ std::string HumanBytes(double bytes) {
                    : absl::StrFormat("%.1f %s", bytes, units[unit]);
 }
 
-const char* StateName(v1::TrialState state) {
-  switch (state) {
-    case v1::TRIAL_STATE_WAITING:
-      return "WAITING";
-    case v1::TRIAL_STATE_ASSIGNED:
-      return "ASSIGNED";
-    case v1::TRIAL_STATE_RUNNING:
-      return "RUNNING";
-    case v1::TRIAL_STATE_SUCCEEDED:
-      return "SUCCEEDED";
-    case v1::TRIAL_STATE_FAILED:
-      return "FAILED";
-    case v1::TRIAL_STATE_EARLY_STOPPED:
-      return "EARLY_STOPPED";
-    case v1::TRIAL_STATE_CANCELED:
-      return "CANCELED";
-    default:
-      return "UNSPECIFIED";
-  }
+// The enum value's name without its prefix: "SUCCEEDED" for TRIAL_STATE_SUCCEEDED.
+std::string StateName(v1::TrialState state) {
+  return std::string(absl::StripPrefix(v1::TrialState_Name(state), "TRIAL_STATE_"));
 }
 
-const char* StateName(v1::ExperimentState state) {
-  switch (state) {
-    case v1::EXPERIMENT_STATE_RUNNING:
-      return "RUNNING";
-    case v1::EXPERIMENT_STATE_DONE:
-      return "DONE";
-    case v1::EXPERIMENT_STATE_STOPPED:
-      return "STOPPED";
-    case v1::EXPERIMENT_STATE_FAILED:
-      return "FAILED";
-    default:
-      return "UNSPECIFIED";
-  }
+std::string StateName(v1::ExperimentState state) {
+  return std::string(absl::StripPrefix(v1::ExperimentState_Name(state), "EXPERIMENT_STATE_"));
 }
 
 std::string TrialsTable(const std::vector<v1::Trial>& trials, const std::string& objective) {

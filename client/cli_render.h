@@ -26,8 +26,8 @@ ParameterSummary SummarizeParameters(const std::string& parameters_json);
 
 std::optional<double> MetricOf(const v1::MetricReport& report, const std::string& name);
 std::string HumanBytes(double bytes);
-const char* StateName(v1::TrialState state);
-const char* StateName(v1::ExperimentState state);
+std::string StateName(v1::TrialState state);
+std::string StateName(v1::ExperimentState state);
 
 // The trials table, one row per trial in the given order; `objective` names the metric
 // shown first.
