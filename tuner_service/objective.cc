@@ -133,4 +133,29 @@ absl::StatusOr<FeasibilityVerdict> JudgeFeasibility(const v1::ObjectiveSpec& obj
   return FeasibilityVerdict{violation == 0, violation};
 }
 
+absl::StatusOr<std::vector<double>> SecondaryLosses(const v1::ObjectiveSpec& objective,
+                                                    const v1::Observation& observation) {
+  std::vector<double> losses;
+  for (int i = 0; i < objective.secondary_size(); ++i) {
+    const v1::Objective& secondary = objective.secondary(i);
+    int found = -1;
+    for (int k = 0; k < observation.metrics_size() && found < 0; ++k) {
+      if (observation.metrics(k).name() == secondary.metric()) found = k;
+    }
+    if (found < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("metrics: no metric '", secondary.metric(),
+                                                     "', which config.objective.secondary[", i,
+                                                     "] needs"));
+    }
+    const double value = observation.metrics(found).value();
+    if (!std::isfinite(value)) {
+      return absl::InvalidArgumentError(absl::StrCat("metrics[", found, "].value: ", value, " ('",
+                                                     secondary.metric(),
+                                                     "') is not a finite number"));
+    }
+    losses.push_back(secondary.mode() == v1::OPTIMIZE_MODE_MAXIMIZE ? -value : value);
+  }
+  return losses;
+}
+
 }  // namespace autocompress::tuner

@@ -8,6 +8,8 @@
 #ifndef AUTOCOMPRESS_TUNER_SERVICE_OBJECTIVE_H_
 #define AUTOCOMPRESS_TUNER_SERVICE_OBJECTIVE_H_
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -32,6 +34,13 @@ struct FeasibilityVerdict {
 // `metrics`, a non-finite one, a negative violation) and, for a missing metric, the
 // constraint that needs it.
 absl::StatusOr<FeasibilityVerdict> JudgeFeasibility(const v1::ObjectiveSpec& objective,
+                                                    const v1::Observation& observation);
+
+// The losses of a FINAL observation's secondary objectives, in order: each metric's value
+// from `metrics`, negated when it is maximized (empty without secondary objectives).
+// InvalidArgument naming the objective that needs a metric missing from `metrics`, or a
+// non-finite one.
+absl::StatusOr<std::vector<double>> SecondaryLosses(const v1::ObjectiveSpec& objective,
                                                     const v1::Observation& observation);
 
 }  // namespace autocompress::tuner

@@ -145,7 +145,7 @@ absl::StatusOr<v1::SuggestResponse> Study::SuggestNew(int count) {
   return response;
 }
 
-absl::StatusOr<FeasibilityVerdict> Study::Validate(const v1::Observation& observation) const {
+absl::StatusOr<Study::FinalVerdict> Study::Validate(const v1::Observation& observation) const {
   if (!trials_.contains(observation.parameter_id())) {
     return absl::InvalidArgumentError(
         absl::StrCat("parameter_id ", observation.parameter_id(), " was never suggested"));
@@ -168,11 +168,11 @@ absl::StatusOr<FeasibilityVerdict> Study::Validate(const v1::Observation& observ
           return absl::InvalidArgumentError(
               absl::StrCat("parameter_id ", observation.parameter_id(), ": step must be >= 0"));
         }
-        return FeasibilityVerdict{};
+        return FinalVerdict{};
       }
       return JudgeFinal(observation);
     case v1::OBSERVATION_KIND_ABANDONED:
-      return FeasibilityVerdict{};
+      return FinalVerdict{};
     default:
       return absl::InvalidArgumentError(absl::StrCat("parameter_id ", observation.parameter_id(),
                                                      ": kind must be FINAL, INTERMEDIATE or "
@@ -180,19 +180,22 @@ absl::StatusOr<FeasibilityVerdict> Study::Validate(const v1::Observation& observ
   }
 }
 
-absl::StatusOr<FeasibilityVerdict> Study::JudgeFinal(const v1::Observation& observation) const {
-  auto verdict = JudgeFeasibility(objective_, observation);
-  if (!verdict.ok()) {
-    return Prefixed(absl::StrCat("parameter_id ", observation.parameter_id(), ": "),
-                    verdict.status());
-  }
-  return *verdict;
+absl::StatusOr<Study::FinalVerdict> Study::JudgeFinal(const v1::Observation& observation) const {
+  const std::string where = absl::StrCat("parameter_id ", observation.parameter_id(), ": ");
+  auto feasibility = JudgeFeasibility(objective_, observation);
+  if (!feasibility.ok()) return Prefixed(where, feasibility.status());
+  auto secondary = SecondaryLosses(objective_, observation);
+  if (!secondary.ok()) return Prefixed(where, secondary.status());
+  FinalVerdict verdict;
+  static_cast<FeasibilityVerdict&>(verdict) = *feasibility;
+  verdict.secondary_losses = *std::move(secondary);
+  return verdict;
 }
 
-absl::StatusOr<std::vector<FeasibilityVerdict>> Study::ValidateAll(
+absl::StatusOr<std::vector<Study::FinalVerdict>> Study::ValidateAll(
     const google::protobuf::RepeatedPtrField<v1::Observation>& observations,
     absl::string_view field) const {
-  std::vector<FeasibilityVerdict> verdicts;
+  std::vector<FinalVerdict> verdicts;
   verdicts.reserve(observations.size());
   for (int i = 0; i < observations.size(); ++i) {
     auto verdict = Validate(observations[i]);
@@ -209,7 +212,7 @@ std::vector<double> Study::IntermediateValues(const TrialState& state) const {
   return values;
 }
 
-bool Study::Apply(const v1::Observation& observation, const FeasibilityVerdict& verdict,
+bool Study::Apply(const v1::Observation& observation, const FinalVerdict& verdict,
                   bool tell_algorithm) {
   TrialState& state = trials_[observation.parameter_id()];
   TrialRecord& record = history_.trials[state.index];
@@ -236,6 +239,11 @@ bool Study::Apply(const v1::Observation& observation, const FeasibilityVerdict& 
     record.loss = maximize_ ? -observation.value() : observation.value();
     record.feasible = verdict.feasible;
     record.violation = verdict.violation;
+    if (!verdict.secondary_losses.empty()) {
+      record.losses = {record.loss};
+      record.losses.insert(record.losses.end(), verdict.secondary_losses.begin(),
+                           verdict.secondary_losses.end());
+    }
     state.final_value = observation.value();
     ++history_.completed;
   } else {
@@ -250,7 +258,7 @@ bool Study::Apply(const v1::Observation& observation, const FeasibilityVerdict& 
 
 absl::StatusOr<v1::ReportResponse> Study::Report(const v1::ReportRequest& request) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::vector<FeasibilityVerdict> verdicts,
+  ASSIGN_OR_RETURN(std::vector<FinalVerdict> verdicts,
                    ValidateAll(request.observations(), "observations"));
   // Every trial with intermediate observations in the request gets a decision; the
   // assessor is asked only when something new arrived (a retried report gets the

@@ -84,21 +84,27 @@ class Study {
     std::string stop_reason;
   };
 
+  // What an observation teaches: its feasibility, and for a FINAL one of a study with
+  // secondary objectives their losses (minimized: negated when maximizing), in order.
+  struct FinalVerdict : FeasibilityVerdict {
+    std::vector<double> secondary_losses;
+  };
+
   struct RememberedSuggest {
     int count = 0;
     v1::SuggestResponse response;
   };
 
   // Checks one observation; its feasibility verdict (feasible unless FINAL) when valid.
-  absl::StatusOr<FeasibilityVerdict> Validate(const v1::Observation& observation) const
+  absl::StatusOr<FinalVerdict> Validate(const v1::Observation& observation) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Applies one validated observation; true when it was new. The algorithm hears of an
   // ended trial only when `tell_algorithm` (a replay rebuilds it with Restore instead).
-  bool Apply(const v1::Observation& observation, const FeasibilityVerdict& verdict,
-             bool tell_algorithm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<FeasibilityVerdict> JudgeFinal(const v1::Observation& observation) const;
+  bool Apply(const v1::Observation& observation, const FinalVerdict& verdict, bool tell_algorithm)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<FinalVerdict> JudgeFinal(const v1::Observation& observation) const;
   // Validates a whole list of observations, prefixing errors with `field`[i].
-  absl::StatusOr<std::vector<FeasibilityVerdict>> ValidateAll(
+  absl::StatusOr<std::vector<FinalVerdict>> ValidateAll(
       const google::protobuf::RepeatedPtrField<v1::Observation>& observations,
       absl::string_view field) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::SuggestResponse> SuggestNew(int count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -278,6 +278,25 @@ TEST(StudyTest, FeasibilityOfFinalObservationsIsCheckedWithTheirPath) {
   EXPECT_EQ(study->completed(), 2);
 }
 
+TEST(StudyTest, SecondaryObjectivesNeedTheirMetricInEveryFinalReport) {
+  v1::CreateStudyRequest request = Request(kSmall, "tpe");
+  v1::Objective* size = request.mutable_config()->mutable_objective()->add_secondary();
+  size->set_metric("effective_bytes");
+  size->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
+  auto study = std::move(*Study::Create(request));
+  ASSERT_TRUE(study->Suggest(2).ok());
+  auto missing = study->Report(Report({Final(1, 0.9, "accuracy", 0.9)}));
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("observations[0]: parameter_id 1: metrics: no metric 'effective_bytes', "
+                        "which config.objective.secondary[0] needs"));
+  EXPECT_THAT(
+      std::string(
+          study->Report(Report({Final(1, 0.9, "effective_bytes", INFINITY)})).status().message()),
+      HasSubstr("metrics[0].value: inf ('effective_bytes') is not a finite number"));
+  ASSERT_TRUE(study->Report(Report({Final(1, 0.9, "effective_bytes", 1000)})).ok());
+  EXPECT_EQ(study->completed(), 1);
+}
+
 // Maximize 1 - x on [0, 1] subject to x >= 0.6: the best-valued region is infeasible.
 // Returns how many of the suggestions after the first `warmup` were infeasible.
 int InfeasibleSuggestions(bool teach, uint64_t seed, int trials, int warmup) {

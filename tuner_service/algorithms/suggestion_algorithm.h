@@ -35,6 +35,9 @@ struct TrialRecord {
   bool feasible = true;
   // Total constraint violation (>= 0) of an infeasible trial; 0 when feasible.
   double violation = 0;
+  // A completed trial of a multi-objective study: the loss of every objective, primary
+  // first (losses[0] == loss); empty in a single-objective study.
+  std::vector<double> losses = {};
 };
 
 // Where a completed trial ranks, best first: every feasible trial before every infeasible

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/random/distributions.h"
+#include "common/pareto.h"
 
 namespace autocompress::tuner {
 namespace {
@@ -285,8 +286,60 @@ std::vector<double> CategoricalLogProbs(int categories, const std::vector<int>& 
 struct Observation {
   const Assignment* x;
   RankKey rank;
+  // Every objective's loss of a completed trial in a multi-objective study, else null.
+  const std::vector<double>* losses = nullptr;
   bool below = false;
 };
+
+// The good set of a multi-objective study (Optuna 3.1's MOTPE): feasible observations
+// by non-domination rank, whole ranks while they fit; of the rank that does not fit, the
+// subset with the largest hypervolume (greedy, against a reference point beyond the
+// worst feasible values). As in the single-objective split, infeasible observations
+// join only while none is feasible, least violating first (`order` is sorted by rank).
+void MarkBelowMultiObjective(std::vector<Observation>& obs, const std::vector<int>& order,
+                             int n_below) {
+  std::vector<int> feasible;
+  std::vector<Point> points;
+  for (int i : order) {
+    if (obs[i].losses == nullptr || obs[i].rank.infeasible) continue;
+    feasible.push_back(i);
+    points.push_back(*obs[i].losses);
+  }
+  if (feasible.empty()) {
+    int marked = 0;
+    for (int i : order) {
+      if (marked >= n_below) break;
+      if (obs[i].losses == nullptr) continue;
+      obs[i].below = true;
+      ++marked;
+    }
+    return;
+  }
+  if (static_cast<int>(feasible.size()) <= n_below) {
+    for (int i : feasible) obs[i].below = true;
+    return;
+  }
+  const std::vector<int> rank = NonDominationRanks(points);
+  const Point reference = ReferencePointBeyond(points);
+  int marked = 0;
+  for (int level = 0; marked < n_below; ++level) {
+    std::vector<int> members;
+    std::vector<Point> member_points;
+    for (size_t k = 0; k < feasible.size(); ++k) {
+      if (rank[k] != level) continue;
+      members.push_back(feasible[k]);
+      member_points.push_back(points[k]);
+    }
+    const int room = n_below - marked;
+    if (static_cast<int>(members.size()) <= room) {
+      for (int i : members) obs[i].below = true;
+      marked += static_cast<int>(members.size());
+      continue;
+    }
+    for (int k : SelectByHypervolume(member_points, reference, room)) obs[members[k]].below = true;
+    marked = n_below;
+  }
+}
 
 // The rank a pending trial pretends to have under the constant liar: the worst or best
 // completed rank, or the mean loss of the feasible trials (the mean violation when none
@@ -340,9 +393,11 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
   std::vector<Observation> obs;
   const std::optional<RankKey> lie = Lie(history, options_.constant_liar);
   int feasible = 0;
+  bool multi_objective = false;
   for (const TrialRecord& t : history.trials) {
     if (t.status == TrialStatus::kCompleted) {
-      obs.push_back({&t.x, RankOf(t)});
+      obs.push_back({&t.x, RankOf(t), t.losses.size() > 1 ? &t.losses : nullptr});
+      multi_objective = multi_objective || t.losses.size() > 1;
     } else if (t.status == TrialStatus::kPending && lie.has_value()) {
       obs.push_back({&t.x, *lie});
     } else {
@@ -360,10 +415,14 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
   const double raw =
       options_.gamma_mode == "linear" ? options_.gamma * n : options_.gamma * std::sqrt(n);
   int n_below = std::min<int>(static_cast<int>(std::ceil(raw)), options_.max_below);
-  // The good set holds infeasible observations only while there is no feasible one.
-  if (feasible > 0) n_below = std::min(n_below, feasible);
-  for (int r = 0; r < n_below && r < static_cast<int>(order.size()); ++r)
-    obs[order[r]].below = true;
+  if (multi_objective) {
+    MarkBelowMultiObjective(obs, order, n_below);
+  } else {
+    // The good set holds infeasible observations only while there is no feasible one.
+    if (feasible > 0) n_below = std::min(n_below, feasible);
+    for (int r = 0; r < n_below && r < static_cast<int>(order.size()); ++r)
+      obs[order[r]].below = true;
+  }
 
   const auto& dims = space_->dimensions();
   Assignment x(dims.size(), kNaN);

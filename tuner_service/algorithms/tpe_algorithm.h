@@ -17,6 +17,10 @@
 // (tuner_service/README.md has the table); NNI's behaviour is one argument set away:
 // {"n_startup_jobs": 20, "gamma": 0.25, "gamma_mode": "sqrt", "g_weight": 1}.
 //
+// With several objectives (TrialRecord.losses), the good set is chosen by
+// non-domination rank and hypervolume instead of by loss (Optuna 3.1's MOTPE; the
+// tuner README says how).
+//
 // Options beyond NNI:
 // - g_weight: candidates maximize log l(x) - g_weight * log g(x); below 1 this tempers
 //   the penalty for revisiting well-explored regions, i.e. exploits the good set more.

@@ -1,6 +1,10 @@
 #include "tuner_service/testing/test_functions.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <map>
+#include <mutex>
 
 #include "nlohmann/json.hpp"
 
@@ -32,7 +36,57 @@ double Hartmann6Value(const std::vector<double>& x) {
   return total;
 }
 
+std::vector<double> Zdt1Value(const std::vector<double>& x) {
+  double sum = 0;
+  for (size_t i = 1; i < x.size(); ++i) sum += x[i];
+  const double g = 1 + 9 * sum / static_cast<double>(x.size() - 1);
+  return {x[0], g * (1 - std::sqrt(x[0] / g))};
+}
+
+double DiscConstraint(const std::vector<double>& x) {
+  return (x[0] - 2.5) * (x[0] - 2.5) + (x[1] - 7.5) * (x[1] - 7.5) - 25;
+}
+
+std::string UniformSpace(int dims, double lo, double hi) {
+  nlohmann::json space = nlohmann::json::object();
+  for (int i = 0; i < dims; ++i) {
+    space["x" + std::to_string(i)] = {{"_type", "uniform"}, {"_value", {lo, hi}}};
+  }
+  return space.dump();
+}
+
 }  // namespace
+
+const MultiObjectiveProblem& Zdt1(int dims) {
+  static auto* problems = new std::map<int, MultiObjectiveProblem>();
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = problems->find(dims);
+  if (it == problems->end()) {
+    it = problems
+             ->emplace(dims,
+                       MultiObjectiveProblem{
+                           "zdt1", UniformSpace(dims, 0, 1), dims, {1.1, 11.0}, Zdt1Value})
+             .first;
+  }
+  return it->second;
+}
+
+const ConstrainedProblem& BraninInDisc() {
+  static const auto* problem = [] {
+    double best = std::numeric_limits<double>::infinity();
+    constexpr int kSteps = 3000;
+    for (int i = 0; i <= kSteps; ++i) {
+      for (int j = 0; j <= kSteps; ++j) {
+        const std::vector<double> x = {-2.5 + 10.0 * i / kSteps, 2.5 + 10.0 * j / kSteps};
+        if (DiscConstraint(x) <= 0) best = std::min(best, BraninValue(x));
+      }
+    }
+    return new ConstrainedProblem{
+        {"branin_disc", Branin().search_space_json, 2, best, BraninValue}, DiscConstraint, best};
+  }();
+  return *problem;
+}
 
 const TestProblem& Branin() {
   static const auto* problem = new TestProblem{"branin",
