@@ -27,6 +27,10 @@ absl::StatusOr<std::unique_ptr<SuggestionAlgorithm>> NewTpe(
   ASSIGN_OR_RETURN(o.max_below, args.Int("max_below", o.max_below, 1, 100000));
   ASSIGN_OR_RETURN(o.n_ei_candidates, args.Int("n_ei_candidates", o.n_ei_candidates, 1, 100000));
   ASSIGN_OR_RETURN(o.g_weight, args.Double("g_weight", o.g_weight, 0.0, 10.0));
+  ASSIGN_OR_RETURN(o.multi_objective_gamma,
+                   args.Double("multi_objective_gamma", o.multi_objective_gamma, 1e-6, 1.0));
+  ASSIGN_OR_RETURN(o.multi_objective_g_weight,
+                   args.Double("multi_objective_g_weight", o.multi_objective_g_weight, 0.0, 10.0));
   ASSIGN_OR_RETURN(o.prior_weight, args.Double("prior_weight", o.prior_weight, 1e-9, 1e9));
   ASSIGN_OR_RETURN(o.linear_forgetting,
                    args.Int("linear_forgetting", o.linear_forgetting, 0, 1000000));

@@ -137,16 +137,18 @@ struct NumericView {
 // truncated to the dimension's bounds. D = 1 is the univariate case.
 class Parzen {
  public:
-  // `obs` holds n observations of D values in time order (row-major).
+  // `obs` holds n observations of D values in time order (row-major); `weights` (n of
+  // them, or empty for hyperopt's linear forgetting) weighs their kernels.
   Parzen(const std::vector<const NumericView*>& views, const std::vector<double>& obs,
-         const TpeOptions& options) {
+         const TpeOptions& options, const std::vector<double>& weights_in = {}) {
     const int d_count = static_cast<int>(views.size());
     const int n = d_count == 0 ? 0 : static_cast<int>(obs.size()) / d_count;
     dims_ = d_count;
     k_ = n + 1;  // observations + prior
     mu_.resize(k_ * dims_);
     sigma_.resize(k_ * dims_);
-    std::vector<double> weights = LinearForgettingWeights(n, options.linear_forgetting);
+    std::vector<double> weights =
+        weights_in.empty() ? LinearForgettingWeights(n, options.linear_forgetting) : weights_in;
     weights.push_back(options.prior_weight);
     const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
     log_weight_.resize(k_);
@@ -273,10 +275,12 @@ class Parzen {
 
 // Categorical density: linearly forgotten counts plus prior_weight per category.
 std::vector<double> CategoricalLogProbs(int categories, const std::vector<int>& obs,
-                                        const TpeOptions& options) {
+                                        const TpeOptions& options,
+                                        const std::vector<double>& weights = {}) {
   std::vector<double> counts(categories, options.prior_weight);
-  std::vector<double> w =
-      LinearForgettingWeights(static_cast<int>(obs.size()), options.linear_forgetting);
+  std::vector<double> w = weights.empty() ? LinearForgettingWeights(static_cast<int>(obs.size()),
+                                                                    options.linear_forgetting)
+                                          : weights;
   for (size_t i = 0; i < obs.size(); ++i) counts[obs[i]] += w[i];
   const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
   for (double& c : counts) c = std::log(c / total);
@@ -289,6 +293,8 @@ struct Observation {
   // Every objective's loss of a completed trial in a multi-objective study, else null.
   const std::vector<double>* losses = nullptr;
   bool below = false;
+  // Multi-objective good set: the kernel weight (hypervolume contribution); else unused.
+  double weight = 1;
 };
 
 // The good set of a multi-objective study (Optuna 3.1's MOTPE): feasible observations
@@ -339,6 +345,21 @@ void MarkBelowMultiObjective(std::vector<Observation>& obs, const std::vector<in
     for (int k : SelectByHypervolume(member_points, reference, room)) obs[members[k]].below = true;
     marked = n_below;
   }
+  // Kernel weights of the good set: each one's hypervolume contribution within it
+  // (plus a tiny epsilon), over the largest, so dominated members barely count.
+  std::vector<int> below;
+  std::vector<Point> below_points;
+  for (int i : feasible) {
+    if (!obs[i].below) continue;
+    below.push_back(i);
+    below_points.push_back(*obs[i].losses);
+  }
+  if (below.size() < 2) return;
+  std::vector<double> contribution =
+      HypervolumeContributions(below_points, ReferencePointBeyond(below_points));
+  double largest = 0;
+  for (double& c : contribution) largest = std::max(largest, c += 1e-12);
+  for (size_t k = 0; k < below.size(); ++k) obs[below[k]].weight = contribution[k] / largest;
 }
 
 // The rank a pending trial pretends to have under the constant liar: the worst or best
@@ -405,6 +426,9 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
     }
     if (!obs.back().rank.infeasible) ++feasible;
   }
+  // A front needs a wider good set, and a milder g(x), than a single optimum.
+  const double gamma = multi_objective ? options_.multi_objective_gamma : options_.gamma;
+  const double g_weight = multi_objective ? options_.multi_objective_g_weight : options_.g_weight;
   // Split by rank (ties: earlier first; lies for pending sort after equal real ranks
   // because they come later in time).
   std::vector<int> order(obs.size());
@@ -412,8 +436,7 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
   std::stable_sort(order.begin(), order.end(),
                    [&](int a, int b) { return obs[a].rank < obs[b].rank; });
   const double n = static_cast<double>(obs.size());
-  const double raw =
-      options_.gamma_mode == "linear" ? options_.gamma * n : options_.gamma * std::sqrt(n);
+  const double raw = options_.gamma_mode == "linear" ? gamma * n : gamma * std::sqrt(n);
   int n_below = std::min<int>(static_cast<int>(std::ceil(raw)), options_.max_below);
   if (multi_objective) {
     MarkBelowMultiObjective(obs, order, n_below);
@@ -442,12 +465,15 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
         continue;
       }
       std::vector<int> below, above;
+      std::vector<double> below_weights;
       for (const Observation& o : obs) {
         const double v = (*o.x)[dim];
         if (std::isnan(v)) continue;
         (o.below ? below : above).push_back(static_cast<int>(v));
+        if (o.below && multi_objective) below_weights.push_back(o.weight);
       }
-      const std::vector<double> l = CategoricalLogProbs(d.num_categories, below, options_);
+      const std::vector<double> l =
+          CategoricalLogProbs(d.num_categories, below, options_, below_weights);
       const std::vector<double> g = CategoricalLogProbs(d.num_categories, above, options_);
       int chosen = 0;
       double best_score = -kInf;
@@ -456,7 +482,7 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
       std::discrete_distribution<int> draw_l(pl.begin(), pl.end());
       for (int c = 0; c < options_.n_ei_candidates; ++c) {
         const int candidate = draw_l(gen);
-        const double score = l[candidate] - options_.g_weight * g[candidate];
+        const double score = l[candidate] - g_weight * g[candidate];
         if (score > best_score) {
           best_score = score;
           chosen = candidate;
@@ -482,13 +508,14 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
       std::vector<const NumericView*> views;
       for (const NumericView& v : view_storage) views.push_back(&v);
 
-      std::vector<double> below, above;
+      std::vector<double> below, above, below_weights;
       for (const Observation& o : obs) {
         if (std::isnan((*o.x)[group[0]])) continue;
         std::vector<double>& target = o.below ? below : above;
         for (int j = 0; j < gd; ++j) target.push_back(view_storage[j].Internal((*o.x)[group[j]]));
+        if (o.below && multi_objective) below_weights.push_back(o.weight);
       }
-      const Parzen l(views, below, options_);
+      const Parzen l(views, below, options_, below_weights);
       const Parzen g(views, above, options_);
       std::vector<double> internal(gd), final_values(gd), best_final(gd);
       double best_score = -kInf;
@@ -497,7 +524,7 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
         for (int j = 0; j < gd; ++j) final_values[j] = view_storage[j].Finalize(internal[j]);
         const double score =
             l.LogDensity(views, internal.data(), final_values.data(), scratch) -
-            options_.g_weight * g.LogDensity(views, internal.data(), final_values.data(), scratch);
+            g_weight * g.LogDensity(views, internal.data(), final_values.data(), scratch);
         if (score > best_score || c == 0) {
           best_score = score;
           best_final = final_values;

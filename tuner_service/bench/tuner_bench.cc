@@ -6,8 +6,13 @@
 // Speed: Suggest + Report latency p50/p99 at N = 100 and 1000 completed trials (6-D), in
 // process and over loopback gRPC, beside Optuna's ask/tell overhead at the same N; and
 // the request bytes per trial, which stay constant with the incremental protocol.
+// Several objectives: ZDT1 hypervolume (ours, random, Optuna's multi-objective TPE and
+// NSGA-II); constraints: Branin in a disc, regret of the best feasible result (ours,
+// random, Optuna's constrained TPE).
 // Last line: tuner-bench: regret_ratio_branin=R1 regret_ratio_hartmann6=R2
-//            latency_ratio_n1000=R3   (ours / Optuna's; < 1 is better)
+//            latency_ratio_n1000=R3 (ours / Optuna's TPE; < 1 is better)
+//            hypervolume_ratio_zdt1=R4 (ours / the better of Optuna's; > 1 is better)
+//            constrained_regret_ratio=R5 (ours / Optuna's; < 1 is better)
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
@@ -23,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/pareto.h"
 #include "common/server_runner.h"
 #include "common/testing/command_output.h"
 #include "nlohmann/json.hpp"
@@ -32,9 +38,13 @@
 
 ABSL_FLAG(int, seeds, 20, "Seeds per problem and algorithm (0..seeds-1).");
 ABSL_FLAG(int, trials, 100, "Trials per optimization run.");
-ABSL_FLAG(std::string, algorithms, "tpe,random,anneal,evolution,grid_search",
+ABSL_FLAG(int, first_seed, 0, "Seeds are first_seed .. first_seed + seeds - 1 (a held-out check).");
+ABSL_FLAG(std::string, algorithms, "tpe,tpe_univariate,random,anneal,evolution,grid_search",
           "Algorithms to measure.");
 ABSL_FLAG(int, latency_window, 50, "Trials timed at each N.");
+ABSL_FLAG(std::string, mo_algorithms, "tpe;random",
+          "Algorithms of the multi-objective and constrained table, ';'-separated (the first "
+          "is the one compared with Optuna).");
 ABSL_FLAG(std::string, optuna_script, "tuner_service/bench/optuna_bench.py",
           "Optuna side of the benchmark; empty to skip.");
 ABSL_FLAG(std::string, python, "/usr/bin/python3", "Interpreter with python3-optuna.");
@@ -74,12 +84,28 @@ std::string GridSpace(const TestProblem& problem) {
   return "{" + absl::StrJoin(dims, ",") + "}";
 }
 
-v1::CreateStudyRequest StudyRequest(const std::string& space, const std::string& algorithm,
+// A bench label is an algorithm name, or "tpe_univariate" (TPE with multivariate off).
+struct Labelled {
+  std::string name;
+  std::string args_json;
+};
+Labelled AlgorithmOf(const std::string& label) {
+  if (label == "tpe_univariate") return {"tpe", R"({"multivariate": false})"};
+  // "name:{json}" passes arguments (for trying settings: --mo_algorithms='tpe:{"gamma":0.2}').
+  if (const size_t colon = label.find(':'); colon != std::string::npos) {
+    return {label.substr(0, colon), label.substr(colon + 1)};
+  }
+  return {label, ""};
+}
+
+v1::CreateStudyRequest StudyRequest(const std::string& space, const std::string& label,
                                     uint64_t seed) {
   v1::CreateStudyRequest request;
   request.set_study_id("bench");
   request.mutable_config()->set_search_space_json(space);
-  request.mutable_config()->mutable_tuner()->set_name(algorithm);
+  const Labelled algorithm = AlgorithmOf(label);
+  request.mutable_config()->mutable_tuner()->set_name(algorithm.name);
+  request.mutable_config()->mutable_tuner()->set_args_json(algorithm.args_json);
   v1::Objective* primary = request.mutable_config()->mutable_objective()->mutable_primary();
   primary->set_metric("y");
   primary->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
@@ -115,6 +141,64 @@ double Regret(const TestProblem& problem, const std::string& algorithm, uint64_t
     (void)(*study)->Report(FinalReport(s.parameter_id(), y));
   }
   return best - problem.optimum;
+}
+
+v1::Metric MetricOf(const std::string& name, double value) {
+  v1::Metric m;
+  m.set_name(name);
+  m.set_value(value);
+  return m;
+}
+
+// Hypervolume of every result after `trials` trials of `label` on ZDT1, both objectives
+// given to the study (primary f1, secondary f2).
+double Zdt1Hypervolume(const std::string& label, uint64_t seed, int trials) {
+  const testing::MultiObjectiveProblem& zdt1 = testing::Zdt1();
+  v1::CreateStudyRequest request = StudyRequest(zdt1.search_space_json, label, seed);
+  v1::Objective* f2 = request.mutable_config()->mutable_objective()->add_secondary();
+  f2->set_metric("f2");
+  f2->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
+  auto study = std::move(*Study::Create(request));
+  std::vector<Point> points;
+  for (int i = 0; i < trials; ++i) {
+    const v1::Suggestion s = study->Suggest(1)->suggestions(0);
+    const std::vector<double> f = zdt1.evaluate(testing::ParseX(s.parameters_json(), zdt1.dims));
+    points.push_back(f);
+    v1::ReportRequest report = FinalReport(s.parameter_id(), f[0]);
+    *report.mutable_observations(0)->add_metrics() = MetricOf("f2", f[1]);
+    (void)study->Report(report);
+  }
+  return Hypervolume(points, zdt1.reference);
+}
+
+// Best feasible value minus the feasible optimum after `trials` trials of `label` on
+// Branin in a disc, the constraint `c <= 0` given to the study; inf when no trial was
+// feasible.
+double ConstrainedRegret(const std::string& label, uint64_t seed, int trials) {
+  const testing::ConstrainedProblem& problem = testing::BraninInDisc();
+  v1::CreateStudyRequest request = StudyRequest(problem.problem.search_space_json, label, seed);
+  v1::MetricConstraint* c = request.mutable_config()->mutable_objective()->add_constraints();
+  c->set_metric("c");
+  c->set_comparison(v1::COMPARISON_LESS_EQUAL);
+  c->set_bound(0);
+  auto study = std::move(*Study::Create(request));
+  double best = INFINITY;
+  for (int i = 0; i < trials; ++i) {
+    const v1::Suggestion s = study->Suggest(1)->suggestions(0);
+    const std::vector<double> x = testing::ParseX(s.parameters_json(), 2);
+    const double y = problem.problem.evaluate(x), violation = problem.constraint(x);
+    if (violation <= 0) best = std::min(best, y);
+    v1::ReportRequest report = FinalReport(s.parameter_id(), y);
+    *report.mutable_observations(0)->add_metrics() = MetricOf("c", violation);
+    (void)study->Report(report);
+  }
+  return best - problem.feasible_optimum;
+}
+
+std::string Cell(const std::vector<double>& v, const char* format = "%.4g") {
+  const Quartiles q = Summarize(v);
+  return absl::StrCat(absl::StrFormat(format, q.median), " [", absl::StrFormat(format, q.q25), ", ",
+                      absl::StrFormat(format, q.q75), "]");
 }
 
 struct Latency {
@@ -197,8 +281,9 @@ nlohmann::json RunOptuna(int seeds, int trials, const std::vector<int>& ns, int 
   const std::string script = absl::GetFlag(FLAGS_optuna_script);
   if (script.empty()) return nullptr;
   const std::string command =
-      absl::StrCat(absl::GetFlag(FLAGS_python), " ", script, " --seeds ", seeds, " --trials ",
-                   trials, " --latency_n ", absl::StrJoin(ns, ","), " --latency_window ", window);
+      absl::StrCat(absl::GetFlag(FLAGS_python), " ", script, " --seeds ", seeds, " --first_seed ",
+                   absl::GetFlag(FLAGS_first_seed), " --trials ", trials, " --latency_n ",
+                   absl::StrJoin(ns, ","), " --latency_window ", window);
   std::fprintf(stderr, "running Optuna: %s\n", command.c_str());
   absl::StatusOr<std::string> output = autocompress::testing::CommandOutput(command);
   if (!output.ok()) {
@@ -211,6 +296,7 @@ nlohmann::json RunOptuna(int seeds, int trials, const std::vector<int>& ns, int 
 
 int Main() {
   const int seeds = absl::GetFlag(FLAGS_seeds), trials = absl::GetFlag(FLAGS_trials);
+  const int first_seed = absl::GetFlag(FLAGS_first_seed);
   const int window = absl::GetFlag(FLAGS_latency_window);
   const std::vector<int> ns = {100, 1000};
   const std::vector<std::string> algorithms = absl::StrSplit(absl::GetFlag(FLAGS_algorithms), ',');
@@ -226,7 +312,7 @@ int Main() {
     std::printf("| %s |", algorithm.c_str());
     for (int p = 0; p < 2; ++p) {
       std::vector<double> regrets;
-      for (int seed = 0; seed < seeds; ++seed) {
+      for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
         regrets.push_back(Regret(*problems[p], algorithm, seed, trials));
       }
       Quartiles q = Summarize(regrets);
@@ -243,6 +329,46 @@ int Main() {
       std::printf(" %.4g [%.4g, %.4g] |", q.median, q.q25, q.q75);
     }
     std::printf("\n");
+  }
+
+  // Several objectives and constraints: ours (TPE, random) beside Optuna's samplers.
+  std::printf(
+      "\n## Multi-objective and constrained, %d trials, %d seeds (median [q25, q75])\n\n"
+      "ZDT1: 30 parameters, hypervolume of all results against (1.1, 11), higher is better.\n"
+      "Branin in a disc: x within radius 5 of (2.5, 7.5), feasible optimum %.6f; regret of\n"
+      "the best feasible result (inf: none feasible).\n\n",
+      trials, seeds, testing::BraninInDisc().feasible_optimum);
+  std::printf("| sampler | ZDT1 hypervolume | Branin-in-disc feasible regret |\n|---|---|---|\n");
+  double ours_hv = 0, ours_constrained = 0;
+  const std::vector<std::string> mo_algorithms =
+      absl::StrSplit(absl::GetFlag(FLAGS_mo_algorithms), ';');
+  for (const std::string& label : mo_algorithms) {
+    std::vector<double> hv, regret;
+    for (int seed = first_seed; seed < first_seed + seeds; ++seed) {
+      hv.push_back(Zdt1Hypervolume(label, seed, trials));
+      regret.push_back(ConstrainedRegret(label, seed, trials));
+    }
+    if (label == mo_algorithms.front()) {
+      ours_hv = Summarize(hv).median;
+      ours_constrained = Summarize(regret).median;
+    }
+    std::printf("| ours %s | %s | %s |\n", label.c_str(), Cell(hv, "%.3f").c_str(),
+                Cell(regret).c_str());
+  }
+  double optuna_hv = NAN, optuna_constrained = NAN;
+  if (!optuna.is_null()) {
+    const auto& mo = optuna["multi_objective"];
+    const std::vector<double> tpe_hv = mo["tpe"].get<std::vector<double>>();
+    const std::vector<double> nsga_hv = mo["nsga2"].get<std::vector<double>>();
+    std::vector<double> constrained;
+    for (const auto& v : optuna["constrained"]["tpe"]) {
+      constrained.push_back(v.is_null() ? INFINITY : v.get<double>());
+    }
+    optuna_hv = std::max(Summarize(tpe_hv).median, Summarize(nsga_hv).median);
+    optuna_constrained = Summarize(constrained).median;
+    std::printf("| Optuna TPE (multi-objective / constrained) | %s | %s |\n",
+                Cell(tpe_hv, "%.3f").c_str(), Cell(constrained).c_str());
+    std::printf("| Optuna NSGA-II | %s | n/a |\n", Cell(nsga_hv, "%.3f").c_str());
   }
 
   std::printf("\n## Speed: Suggest + Report per trial, TPE, 6-D, N completed trials\n\n");
@@ -270,8 +396,8 @@ int Main() {
   const double r3 = optuna_p50_1000 > 0 ? in_process[1].p50_ms / optuna_p50_1000 : NAN;
   std::printf(
       "\ntuner-bench: regret_ratio_branin=%.3f regret_ratio_hartmann6=%.3f "
-      "latency_ratio_n1000=%.4f\n",
-      r1, r2, r3);
+      "latency_ratio_n1000=%.4f hypervolume_ratio_zdt1=%.3f constrained_regret_ratio=%.3f\n",
+      r1, r2, r3, ours_hv / optuna_hv, ours_constrained / optuna_constrained);
   return 0;
 }
 
