@@ -1,5 +1,5 @@
 // autocompress: the command-line tool (CLI11). Against a scheduler (--server): submit,
-// status, trials, watch, stop, resume, update, export. On this machine alone: run (the
+// status, trials, pareto, watch, stop, resume, update, export. On this machine alone: run (the
 // embedded scheduler, tuner and worker), validate, compress. `autocompress CMD --help`
 // describes each.
 //
@@ -201,15 +201,40 @@ absl::StatusOr<v1::Trial> ResolveTrial(Client& client, const std::string& target
   return client.GetTrial(experiment.best_trial_id());
 }
 
-absl::Status PrintResults(Client& client, const v1::Experiment& experiment) {
+bool MultiObjective(const v1::Experiment& experiment) {
+  return experiment.spec().objective().secondary_size() > 0;
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr || std::fwrite(text.data(), 1, text.size(), f) != text.size() ||
+      std::fclose(f) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+// The trials table with the baseline, the front and the best feasible trial marked, the
+// summary, and with several objectives the front's table and plot (`plot`, if named).
+absl::Status PrintResults(Client& client, const v1::Experiment& experiment,
+                          const std::string& plot = "") {
   ASSIGN_OR_RETURN(std::vector<v1::Trial> trials, TrialsOf(client, experiment.id()));
+  ASSIGN_OR_RETURN(v1::ListParetoTrialsResponse front, client.ListParetoTrials(experiment.id()));
   const v1::Trial* best = nullptr;
   for (const v1::Trial& t : trials) {
     if (t.id() == experiment.best_trial_id()) best = &t;
   }
   std::printf("\n%s\n%s",
-              TrialsTable(trials, experiment.spec().objective().primary().metric()).c_str(),
+              TrialsTable(trials, experiment.spec().objective().primary().metric(),
+                          TrialMarks(experiment, &front))
+                  .c_str(),
               ExperimentSummary(experiment, best).c_str());
+  if (!MultiObjective(experiment)) return absl::OkStatus();
+  std::printf("\nPareto front:\n%s", ParetoTable(front).c_str());
+  if (!plot.empty()) {
+    RETURN_IF_ERROR(WriteFile(plot, ParetoSvg(trials, front, experiment)));
+    std::printf("front plotted in %s\n", plot.c_str());
+  }
   return absl::OkStatus();
 }
 
@@ -301,7 +326,11 @@ int Run(const RunArgs& args) {
     return kExitInterrupted;
   }
   if (!done.ok()) return fail(done.status());
-  if (absl::Status printed = PrintResults(client, *done); !printed.ok()) return fail(printed);
+  if (absl::Status printed =
+          PrintResults(client, *done, (fs::path(args.data_dir) / "pareto.svg").string());
+      !printed.ok()) {
+    return fail(printed);
+  }
   if (!done->best_trial_id().empty()) {
     const std::string out =
         args.output.empty() ? (fs::path(args.data_dir) / "best").string() : args.output;
@@ -509,7 +538,10 @@ int main(int argc, char** argv) {
         for (const auto& t : list) items.push_back(ToJson(t));
         std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
       } else {
-        std::printf("%s", TrialsTable(list, e.spec().objective().primary().metric()).c_str());
+        ASSIGN_OR_RETURN(v1::ListParetoTrialsResponse front, client.ListParetoTrials(trials_id));
+        std::printf(
+            "%s", TrialsTable(list, e.spec().objective().primary().metric(), TrialMarks(e, &front))
+                      .c_str());
       }
       return absl::OkStatus();
     });
@@ -596,16 +628,72 @@ int main(int argc, char** argv) {
     });
   });
 
+  // pareto
+  std::string pareto_id, pareto_plot;
+  bool pareto_json = false;
+  CLI::App* pareto = app.add_subcommand(
+      "pareto", "The Pareto front of an experiment's objectives: a table and an SVG plot");
+  connection.AddTo(*pareto);
+  pareto->add_option("experiment", pareto_id, "Experiment id")->required();
+  pareto->add_option("--plot", pareto_plot,
+                     "Write the front (with every trial, the baseline and the constraints) as "
+                     "an SVG file a browser opens");
+  pareto->add_flag("--json", pareto_json, "The ListParetoTrials response as JSON");
+  pareto->callback([&] {
+    with_client("pareto", [&](Client& client) -> absl::Status {
+      ASSIGN_OR_RETURN(v1::Experiment e, client.GetExperiment(pareto_id));
+      ASSIGN_OR_RETURN(v1::ListParetoTrialsResponse front, client.ListParetoTrials(pareto_id));
+      if (pareto_json) {
+        std::printf("%s\n", ToJson(front).c_str());
+      } else {
+        std::printf("%s", ParetoTable(front).c_str());
+      }
+      if (!pareto_plot.empty()) {
+        ASSIGN_OR_RETURN(std::vector<v1::Trial> all, TrialsOf(client, pareto_id));
+        RETURN_IF_ERROR(WriteFile(pareto_plot, ParetoSvg(all, front, e)));
+        std::fprintf(stderr, "front plotted in %s\n", pareto_plot.c_str());
+      }
+      return absl::OkStatus();
+    });
+  });
+
   // export
   std::string export_target, export_experiment, export_output;
-  CLI::App* exp =
-      app.add_subcommand("export", "Download a trial's compressed model, report and calibration");
+  bool export_pareto = false;
+  CLI::App* exp = app.add_subcommand(
+      "export", "Download a trial's compressed model, report and calibration (or the front's)");
   connection.AddTo(*exp);
-  exp->add_option("trial", export_target, "Trial id, or best (with --experiment)")->required();
-  exp->add_option("--experiment,-e", export_experiment, "Experiment of `best`");
+  exp->add_option("trial", export_target, "Trial id, or best (with --experiment)");
+  exp->add_option("--experiment,-e", export_experiment, "Experiment of `best` or --pareto");
   exp->add_option("--output,-o", export_output, "Folder to write into")->required();
+  exp->add_flag("--pareto", export_pareto,
+                "Every trial on the experiment's front, each into OUTPUT/TRIAL_ID/ with its "
+                "trial.json, and OUTPUT/front.json");
   exp->callback([&] {
     with_client("export", [&](Client& client) -> absl::Status {
+      if (export_pareto) {
+        if (export_experiment.empty() || !export_target.empty()) {
+          return absl::InvalidArgumentError(
+              "export --pareto: name the experiment with --experiment, and no trial");
+        }
+        ASSIGN_OR_RETURN(v1::ListParetoTrialsResponse front,
+                         client.ListParetoTrials(export_experiment));
+        if (front.trials().empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "experiment ", export_experiment, " has no feasible succeeded trial yet"));
+        }
+        for (const v1::Trial& trial : front.trials()) {
+          RETURN_IF_ERROR(
+              ExportTrial(client, trial, (fs::path(export_output) / trial.id()).string()));
+        }
+        const std::string summary = (fs::path(export_output) / "front.json").string();
+        RETURN_IF_ERROR(WriteFile(summary, ToJson(front) + "\n"));
+        std::printf("%s\n", summary.c_str());
+        return absl::OkStatus();
+      }
+      if (export_target.empty()) {
+        return absl::InvalidArgumentError("export: name a trial id, best, or --pareto");
+      }
       ASSIGN_OR_RETURN(v1::Trial trial, ResolveTrial(client, export_target, export_experiment));
       return ExportTrial(client, trial, export_output);
     });

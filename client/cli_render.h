@@ -30,8 +30,24 @@ std::string StateName(v1::TrialState state);
 std::string StateName(v1::ExperimentState state);
 
 // The trials table, one row per trial in the given order; `objective` names the metric
-// shown first.
-std::string TrialsTable(const std::vector<v1::Trial>& trials, const std::string& objective);
+// shown first (and its `_drop`); `marks` adds a note per trial id (baseline, front,
+// best).
+std::string TrialsTable(const std::vector<v1::Trial>& trials, const std::string& objective,
+                        const std::map<std::string, std::string>& marks = {});
+
+// The marks of the trials table: the baseline, the front's trials (when the experiment
+// has several objectives; `front` may be null) and the best feasible trial.
+std::map<std::string, std::string> TrialMarks(const v1::Experiment& experiment,
+                                              const v1::ListParetoTrialsResponse* front);
+
+// The front as a table: each objective, the primary's drop, sparsity and ratio.
+std::string ParetoTable(const v1::ListParetoTrialsResponse& front);
+
+// An SVG scatter of the succeeded `trials` (primary objective up, first secondary
+// objective, else effective_bytes, across): the front as a line, the baseline, the best
+// feasible trial ringed, and the constraints that fall on these axes as dashed lines.
+std::string ParetoSvg(const std::vector<v1::Trial>& trials,
+                      const v1::ListParetoTrialsResponse& front, const v1::Experiment& experiment);
 
 // One experiment in a few lines (state, counts, best trial) / one line per experiment.
 std::string ExperimentSummary(const v1::Experiment& experiment, const v1::Trial* best);

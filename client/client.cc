@@ -187,6 +187,17 @@ absl::StatusOr<v1::Trial> Client::GetTrial(const std::string& trial_id) {
   return response.trial();
 }
 
+absl::StatusOr<v1::ListParetoTrialsResponse> Client::ListParetoTrials(
+    const std::string& experiment_id) {
+  v1::ListParetoTrialsRequest request;
+  request.set_experiment_id(experiment_id);
+  v1::ListParetoTrialsResponse response;
+  RETURN_IF_ERROR(Call([&](grpc::ClientContext* c) {
+    return experiments_->ListParetoTrials(c, request, &response);
+  }));
+  return response;
+}
+
 absl::Status Client::Watch(const std::string& experiment_id, int64_t after_sequence,
                            bool follow_resumes,
                            const std::function<bool(const v1::ExperimentEvent&)>& on_event,

@@ -88,6 +88,8 @@ class Client {
   // Every trial, following pages (request's page_token is ignored).
   absl::StatusOr<std::vector<v1::Trial>> ListAllTrials(v1::ListTrialsRequest request);
   absl::StatusOr<v1::Trial> GetTrial(const std::string& trial_id);
+  // The experiment's Pareto front over its objectives (best primary first).
+  absl::StatusOr<v1::ListParetoTrialsResponse> ListParetoTrials(const std::string& experiment_id);
 
   // Follows an experiment's events: `on_event` is called for each, in order, until it
   // returns false, the stream ends (the experiment reached a final state and

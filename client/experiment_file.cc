@@ -632,7 +632,8 @@ class FileReader {
                {"experiment_name", "labels", "search_space", "search_space_file", "tuner",
                 "assessor", "objective", "trial_concurrency", "max_trial_number",
                 "max_experiment_duration", "max_trial_duration", "max_retries", "trial_gpu_number",
-                "trial_resources", "model", "data", "training", "export", "seed"});
+                "trial_resources", "model", "data", "training", "export", "seed",
+                "skip_baseline"});
     v1::ExperimentSpec& spec = out_.spec;
     if (auto name = r_.String(f, "experiment_name")) spec.set_name(*name);
     r_.StringMap(f, "labels", *spec.mutable_labels());
@@ -650,6 +651,7 @@ class FileReader {
     if (auto seed = r_.Number(f, "seed", 0, 9007199254740992.0, /*integer=*/true)) {
       spec.set_seed(static_cast<uint64_t>(*seed));
     }
+    if (auto skip = r_.Bool(f, "skip_baseline")) spec.set_skip_baseline(*skip);
     f.Done();
   }
 

@@ -147,6 +147,7 @@ struct CompressionSession::Impl {
   Json LayerReports() const;
   std::string ReportJson() const;
   std::string CalibrationJson() const;
+  ModelSize Size() const;
 };
 
 // Parse and validate everything, then hand the algorithm a target; the session's state
@@ -427,6 +428,38 @@ std::string CompressionSession::Impl::ReportJson() const {
 absl::StatusOr<std::string> CompressionSession::ReportJson() const {
   return CatchTorch("writing the report",
                     [&]() -> absl::StatusOr<std::string> { return impl_->ReportJson(); });
+}
+
+ModelSize CompressionSession::Impl::Size() const {
+  torch::NoGradGuard no_grad;
+  ModelSize size;
+  for (const auto& parameter : model.named_parameters(/*recurse=*/true)) {
+    const torch::Tensor& p = parameter.value;
+    const int64_t width = static_cast<int64_t>(p.element_size());
+    const int64_t dense = p.numel() * width;
+    size.dense_bytes += dense;
+    const std::string& name = parameter.name;
+    const size_t dot = name.rfind('.');
+    auto quantized = dot != std::string::npos && name.substr(dot + 1) == "weight"
+                         ? quant.weights.find(name.substr(0, dot))
+                         : quant.weights.end();
+    if (quantized != quant.weights.end()) {
+      const auto& q = quantized->second;
+      int64_t bytes = (p.numel() * q.config.bits + 7) / 8;
+      if (q.scale.defined()) bytes += 4 * q.scale.numel();
+      if (q.zero_point.defined()) bytes += 4 * q.zero_point.numel();
+      size.effective_bytes += bytes;
+      continue;
+    }
+    const int64_t nonzero = p.count_nonzero().item<int64_t>();
+    size.effective_bytes += std::min(dense, nonzero * width + (p.numel() + 7) / 8);
+  }
+  return size;
+}
+
+absl::StatusOr<ModelSize> CompressionSession::Size() const {
+  return CatchTorch("measuring the model size",
+                    [&]() -> absl::StatusOr<ModelSize> { return impl_->Size(); });
 }
 
 std::string CompressionSession::Impl::CalibrationJson() const {

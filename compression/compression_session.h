@@ -10,6 +10,7 @@
 #ifndef AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_
 #define AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,18 @@ struct CompressOptions {
   // Training for the data-driven pruners (slim, taylorfo, apoz, mean_activation); not
   // owned, may be null for the others.
   TrainingHooks* hooks = nullptr;
+};
+
+// The model's size on one axis for every algorithm (compression/README.md, "Effective
+// bytes"): what its parameters need when zeros are not stored and quantized weights
+// take their bit width.
+struct ModelSize {
+  // Every parameter at its dtype's width: the uncompressed model.
+  int64_t dense_bytes = 0;
+  // A quantized weight: ceil(elements x bits / 8) plus 4 bytes per scale and zero-point
+  // element. Any other parameter: the smaller of dense and sparse storage, sparse being
+  // the non-zero elements at the dtype's width plus a 1-bit-per-element bitmap.
+  int64_t effective_bytes = 0;
 };
 
 class CompressionSession {
@@ -95,6 +108,9 @@ class CompressionSession {
   // Per-layer report (sparsity, kept filters, bits, scale, zero point) and model totals
   // as JSON text.
   absl::StatusOr<std::string> ReportJson() const;
+
+  // The model's size now (after Compress, and after fine-tuning: masks hold).
+  absl::StatusOr<ModelSize> Size() const;
 
   // Quantizers' calibration table as JSON: per layer weight_bits, and for qat/naive the
   // weight scale and zero point (NNI's export_model calibration dict). "{}" for pruners.

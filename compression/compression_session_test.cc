@@ -92,6 +92,61 @@ TEST(CompressionSessionTest, LevelOnDefaultReachesTheConfiguredSparsity) {
   }
 }
 
+// Effective bytes restated from the report: per weight, the smaller of dense and sparse
+// (non-zeros at 4 bytes plus a bitmap) or, quantized, bits per element plus 4 bytes
+// per scale and zero-point entry; every other parameter dense.
+TEST(CompressionSessionTest, EffectiveBytesFollowTheDefinitionForPrunersAndQuantizers) {
+  auto dense_session = Load("small_cnn.pt");
+  int64_t parameters = 0;
+  for (const auto& p : dense_session->module().parameters()) parameters += p.numel();
+  const ModelSize dense = dense_session->Size().value();
+  EXPECT_EQ(dense.dense_bytes, 4 * parameters);
+  EXPECT_EQ(dense.effective_bytes, dense.dense_bytes);  // random weights have no zeros
+
+  struct Case {
+    const char* algorithm;
+    const char* config_list;
+  };
+  for (const Case& c : {Case{"level", R"([{"sparsity": 0.8, "op_types": ["default"]}])"},
+                        Case{"l1", R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])"},
+                        Case{"naive", R"([{"quant_types": ["weight"], "quant_bits": 8,
+                                          "op_types": ["Conv2d", "Linear"]}])"},
+                        Case{"bnn", R"([{"quant_types": ["weight"], "quant_bits": 8,
+                                        "op_types": ["Conv2d"]}])"}}) {
+    auto session = Load("small_cnn.pt");
+    ASSERT_TRUE(session->Compress({c.algorithm, c.config_list, ""}).ok()) << c.algorithm;
+    const nlohmann::json report = nlohmann::json::parse(session->ReportJson().value());
+    int64_t expected = dense.dense_bytes;
+    for (const auto& layer : report["layers"]) {
+      const int64_t n = layer.contains("weight_elements")
+                            ? layer["weight_elements"].get<int64_t>()
+                            : Weight(session->module(), layer["name"].get<std::string>()).numel();
+      expected -= 4 * n;
+      if (layer.contains("weight_bits")) {
+        expected += (n * layer["weight_bits"].get<int64_t>() + 7) / 8;
+        if (layer.contains("weight_scale")) expected += 4 * layer["weight_scale"].size();
+        if (layer.contains("weight_zero_point")) expected += 4 * layer["weight_zero_point"].size();
+      } else {
+        const auto zeros = static_cast<int64_t>(
+            std::llround(layer["weight_sparsity"].get<double>() * static_cast<double>(n)));
+        expected += std::min(4 * n, 4 * (n - zeros) + (n + 7) / 8);
+      }
+    }
+    // l1 also zeroes the bias of each pruned filter.
+    if (std::string(c.algorithm) == "l1") {
+      for (const char* layer : {"conv1", "conv2"}) {
+        const torch::Tensor bias = Weight(session->module(), layer, "bias");
+        const int64_t n = bias.numel(), nonzero = bias.count_nonzero().item<int64_t>();
+        expected += std::min(4 * n, 4 * nonzero + (n + 7) / 8) - 4 * n;
+      }
+    }
+    const ModelSize size = session->Size().value();
+    EXPECT_EQ(size.dense_bytes, dense.dense_bytes) << c.algorithm;
+    EXPECT_EQ(size.effective_bytes, expected) << c.algorithm;
+    EXPECT_LT(size.effective_bytes, dense.effective_bytes) << c.algorithm;
+  }
+}
+
 TEST(CompressionSessionTest, MasksSurviveOptimizerStepsWithMomentum) {
   auto session = Load("small_cnn.pt");
   ASSERT_TRUE(

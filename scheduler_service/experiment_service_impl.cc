@@ -84,6 +84,13 @@ grpc::Status ExperimentServiceImpl::GetTrial(grpc::ServerContext*,
                [&](v1::Trial t) { *response->mutable_trial() = std::move(t); });
 }
 
+grpc::Status ExperimentServiceImpl::ListParetoTrials(grpc::ServerContext*,
+                                                     const v1::ListParetoTrialsRequest* request,
+                                                     v1::ListParetoTrialsResponse* response) {
+  return Reply("ListParetoTrials", scheduler_->ListParetoTrials(request->experiment_id()),
+               [&](v1::ListParetoTrialsResponse r) { *response = std::move(r); });
+}
+
 grpc::Status ExperimentServiceImpl::WatchExperiment(
     grpc::ServerContext* context, const v1::WatchExperimentRequest* request,
     grpc::ServerWriter<v1::ExperimentEvent>* writer) {

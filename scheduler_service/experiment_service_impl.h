@@ -34,6 +34,9 @@ class ExperimentServiceImpl final : public v1::ExperimentService::Service {
                           v1::ListTrialsResponse* response) override;
   grpc::Status GetTrial(grpc::ServerContext* context, const v1::GetTrialRequest* request,
                         v1::GetTrialResponse* response) override;
+  grpc::Status ListParetoTrials(grpc::ServerContext* context,
+                                const v1::ListParetoTrialsRequest* request,
+                                v1::ListParetoTrialsResponse* response) override;
   grpc::Status WatchExperiment(grpc::ServerContext* context,
                                const v1::WatchExperimentRequest* request,
                                grpc::ServerWriter<v1::ExperimentEvent>* writer) override;

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "autocompress/v1/tuner.pb.h"
@@ -159,7 +160,17 @@ void CheckObjectiveByTunerRule(const v1::ObjectiveSpec& objective, Issues& issue
   }
 }
 
-void CheckObjective(const v1::ObjectiveSpec& objective, Issues& issues) {
+// A `*_drop` metric comes from the baseline trial; without one it never appears.
+void CheckDropNeedsBaseline(const std::string& metric, bool skip_baseline, const std::string& path,
+                            Issues& issues) {
+  if (skip_baseline && absl::EndsWith(metric, "_drop")) {
+    issues.Add(path, absl::StrCat("\"", metric,
+                                  "\" is computed from the baseline trial, which "
+                                  "skip_baseline turns off"));
+  }
+}
+
+void CheckObjective(const v1::ObjectiveSpec& objective, bool skip_baseline, Issues& issues) {
   CheckObjectiveByTunerRule(objective, issues);
   if (objective.secondary_size() > kMaxObjectives) {
     issues.Add("spec.objective.secondary",
@@ -172,6 +183,7 @@ void CheckObjective(const v1::ObjectiveSpec& objective, Issues& issues) {
   std::set<std::string> optimized;
   auto check = [&](const v1::Objective& o, const std::string& path) {
     CheckMetricName(o.metric(), path + ".metric", issues);
+    CheckDropNeedsBaseline(o.metric(), skip_baseline, path + ".metric", issues);
     if (!o.metric().empty() && !optimized.insert(o.metric()).second) {
       issues.Add(path + ".metric",
                  absl::StrCat("\"", o.metric(), "\" is already an objective of this experiment"));
@@ -182,8 +194,9 @@ void CheckObjective(const v1::ObjectiveSpec& objective, Issues& issues) {
     check(objective.secondary(i), absl::StrCat("spec.objective.secondary[", i, "]"));
   }
   for (int i = 0; i < objective.constraints_size(); ++i) {
-    CheckMetricName(objective.constraints(i).metric(),
-                    absl::StrCat("spec.objective.constraints[", i, "].metric"), issues);
+    const std::string path = absl::StrCat("spec.objective.constraints[", i, "].metric");
+    CheckMetricName(objective.constraints(i).metric(), path, issues);
+    CheckDropNeedsBaseline(objective.constraints(i).metric(), skip_baseline, path, issues);
   }
 }
 
@@ -374,7 +387,7 @@ std::vector<SpecIssue> ValidateExperimentSpec(const v1::ExperimentSpec& spec,
     issues.Add("spec.search_space_json", "required: a search space in NNI's JSON format");
   }
   CheckAlgorithms(spec, issues);
-  CheckObjective(spec.objective(), issues);
+  CheckObjective(spec.objective(), spec.skip_baseline(), issues);
   CheckLimits(spec.limits(), issues);
   CheckResources(spec.trial_resources(), issues);
   CheckArtifact(spec.model(), "spec.model", artifact_present, issues);

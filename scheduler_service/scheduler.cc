@@ -242,7 +242,11 @@ absl::Status Scheduler::Load() {
       lease.last_seen = now;
       leases_[LeaseKey(trial.id(), trial.attempt())] = std::move(lease);
     }
-    experiment->by_parameter[trial.parameter_id()] = record.get();
+    if (trial.baseline()) {
+      experiment->baseline = record.get();
+    } else {
+      experiment->by_parameter[trial.parameter_id()] = record.get();
+    }
     experiment->trials.push_back(record.get());
     TrialRecord& added = *record;
     trials_[trial.id()] = std::move(record);
@@ -500,8 +504,12 @@ absl::StatusOr<v1::Experiment> Scheduler::CreateExperiment(
     experiment.study_ready = true;
     metrics_->ExperimentStateChanged(v1::EXPERIMENT_STATE_UNSPECIFIED,
                                      v1::EXPERIMENT_STATE_RUNNING);
+    const bool baseline = !experiment.experiment.spec().skip_baseline();
+    if (baseline) experiment.experiment.set_baseline_trial_id(absl::StrCat(id, "-0"));
+    changes.Experiment(experiment, SnapshotOf(experiment));
+    // After the experiment's row, which the trial's refers to.
+    if (baseline) AddBaselineTrial(experiment, changes);
     snapshot = SnapshotOf(experiment);
-    changes.Experiment(experiment, snapshot);
     gate = Commit(changes);
     if (!experiment.request_id.empty()) experiment_by_request_[experiment.request_id] = id;
     experiments_[id] = std::move(record);
@@ -598,6 +606,7 @@ absl::StatusOr<v1::Experiment> Scheduler::ResumeExperiment(
       experiment->study_ready = false;
       experiment->exhausted = false;
       SetExperimentState(*experiment, v1::EXPERIMENT_STATE_RUNNING, "", changes);
+      RequeueBaseline(*experiment, changes);
     }
     gate = Commit(changes);
     StartManager(*experiment);
@@ -681,6 +690,26 @@ absl::StatusOr<v1::Trial> Scheduler::GetTrial(const std::string& trial_id) {
   for (const v1::MetricReport& report : it->second->intermediate)
     *trial.add_intermediate() = report;
   return trial;
+}
+
+absl::StatusOr<v1::ListParetoTrialsResponse> Scheduler::ListParetoTrials(
+    const std::string& experiment_id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ExperimentRecord * experiment, LookUpExperiment(experiment_id));
+  const v1::ObjectiveSpec& objective = experiment->experiment.spec().objective();
+  std::vector<const v1::Trial*> trials;
+  for (const TrialRecord* trial : experiment->trials) trials.push_back(&trial->trial);
+  v1::ListParetoTrialsResponse response;
+  int succeeded = 0, infeasible = 0;
+  for (const v1::Trial* trial : ParetoTrials(objective, trials, &succeeded, &infeasible)) {
+    *response.add_trials() = *trial;
+  }
+  *response.add_objectives() = objective.primary();
+  for (const v1::Objective& secondary : objective.secondary())
+    *response.add_objectives() = secondary;
+  response.set_succeeded(succeeded);
+  response.set_infeasible(infeasible);
+  return response;
 }
 
 absl::Status Scheduler::WatchExperiment(

@@ -100,6 +100,7 @@ class Scheduler {
   absl::StatusOr<v1::Experiment> UpdateExperiment(const v1::UpdateExperimentRequest& request);
   absl::StatusOr<v1::ListTrialsResponse> ListTrials(const v1::ListTrialsRequest& request);
   absl::StatusOr<v1::Trial> GetTrial(const std::string& trial_id);
+  absl::StatusOr<v1::ListParetoTrialsResponse> ListParetoTrials(const std::string& experiment_id);
   // Streams the experiment's events to `write` (false = the client went away) until
   // the experiment ends (unless follow_resumes), `cancelled()` turns true, or shutdown.
   absl::Status WatchExperiment(const v1::WatchExperimentRequest& request,
@@ -165,6 +166,12 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddTrials(ExperimentRecord& experiment, const v1::SuggestResponse& response,
                  Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The baseline trial of a new experiment (sequence 0, parameter 0), WAITING.
+  void AddBaselineTrial(ExperimentRecord& experiment, Changes& changes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A resumed experiment's baseline that ended without success runs again (new attempt).
+  void RequeueBaseline(ExperimentRecord& experiment, Changes& changes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyDecisions(ExperimentRecord& experiment, const v1::ReportResponse& response,
                       Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish(ExperimentRecord& experiment, Changes& changes)

@@ -24,13 +24,16 @@ constexpr absl::Duration kIdleWait = absl::Seconds(1);
 }  // namespace
 
 void Scheduler::Observe(ExperimentRecord& experiment, v1::Observation observation) {
+  // The baseline (parameter 0; the tuner's ids start at 1) is no suggestion.
+  if (observation.parameter_id() == 0) return;
   experiment.outbox.push_back(std::move(observation));
   Wake(experiment);
 }
 
 int Scheduler::SuggestionsWanted(const ExperimentRecord& experiment) const {
   const v1::ExperimentLimits& limits = experiment.experiment.spec().limits();
-  if (experiment.experiment.state() != v1::EXPERIMENT_STATE_RUNNING || experiment.exhausted) {
+  if (experiment.experiment.state() != v1::EXPERIMENT_STATE_RUNNING || experiment.exhausted ||
+      experiment.AwaitingBaseline()) {
     return 0;
   }
   if (limits.has_max_experiment_duration() &&
@@ -39,8 +42,7 @@ int Scheduler::SuggestionsWanted(const ExperimentRecord& experiment) const {
   }
   int wanted = std::max(1, limits.trial_concurrency()) - experiment.active;
   if (limits.max_trial_number() > 0) {
-    wanted = std::min<int>(wanted,
-                           limits.max_trial_number() - static_cast<int>(experiment.trials.size()));
+    wanted = std::min<int>(wanted, limits.max_trial_number() - experiment.SuggestedTrials());
   }
   return std::max(0, wanted);
 }
@@ -58,6 +60,7 @@ v1::CreateStudyRequest Scheduler::StudyRequestOf(const ExperimentRecord& experim
   const std::string& metric = spec.objective().primary().metric();
   for (const TrialRecord* trial : experiment.trials) {
     const v1::Trial& t = trial->trial;
+    if (t.baseline()) continue;
     v1::Suggestion* suggestion = request.add_past_suggestions();
     suggestion->set_parameter_id(t.parameter_id());
     suggestion->set_parameters_json(t.parameters_json());
@@ -119,6 +122,46 @@ void Scheduler::AddTrials(ExperimentRecord& experiment, const v1::SuggestRespons
   }
 }
 
+void Scheduler::AddBaselineTrial(ExperimentRecord& experiment, Changes& changes) {
+  auto record = std::make_unique<TrialRecord>();
+  TrialRecord& trial = *record;
+  trial.experiment = &experiment;
+  trial.trial.set_id(absl::StrCat(experiment.experiment.id(), "-0"));
+  trial.trial.set_experiment_id(experiment.experiment.id());
+  trial.trial.set_sequence(0);
+  trial.trial.set_parameter_id(0);
+  trial.trial.set_parameters_json("{}");
+  trial.trial.set_baseline(true);
+  trial.trial.set_attempt(1);
+  trial.trial.add_attempts()->set_attempt(1);
+  *trial.trial.mutable_create_time() = ToProtoTime(changes.now());
+  trial.waiting_since = changes.now();
+  experiment.trials.push_back(&trial);
+  experiment.baseline = &trial;
+  experiment.experiment.set_baseline_trial_id(trial.trial.id());
+  trials_[trial.trial.id()] = std::move(record);
+  SetTrialState(trial, v1::TRIAL_STATE_WAITING);
+  changes.Trial(trial);
+}
+
+void Scheduler::RequeueBaseline(ExperimentRecord& experiment, Changes& changes) {
+  if (experiment.baseline == nullptr) return;
+  TrialRecord& trial = *experiment.baseline;
+  if (IsActive(trial.trial.state()) || trial.trial.state() == v1::TRIAL_STATE_SUCCEEDED) return;
+  trial.trial.set_attempt(trial.trial.attempt() + 1);
+  trial.trial.add_attempts()->set_attempt(trial.trial.attempt());
+  trial.trial.clear_worker_id();
+  trial.trial.clear_devices();
+  trial.trial.clear_start_time();
+  trial.trial.clear_end_time();
+  trial.trial.clear_failure();
+  trial.intermediate.clear();
+  trial.acked_event_sequence = 0;
+  trial.waiting_since = changes.now();
+  SetTrialState(trial, v1::TRIAL_STATE_WAITING);
+  changes.Trial(trial);
+}
+
 void Scheduler::ApplyDecisions(ExperimentRecord& experiment, const v1::ReportResponse& response,
                                Changes& changes) {
   for (const v1::EarlyStopDecision& decision : response.decisions()) {
@@ -156,8 +199,20 @@ void Scheduler::MaybeFinish(ExperimentRecord& experiment, Changes& changes) {
       EndTrial(*trial, v1::TRIAL_STATE_CANCELED, &failure, changes);
   }
   const bool out_of_trials =
-      limits.max_trial_number() > 0 &&
-      static_cast<int>(experiment.trials.size()) >= limits.max_trial_number();
+      limits.max_trial_number() > 0 && experiment.SuggestedTrials() >= limits.max_trial_number();
+  if (experiment.baseline != nullptr && !IsActive(experiment.baseline->trial.state()) &&
+      experiment.baseline->trial.state() != v1::TRIAL_STATE_SUCCEEDED) {
+    // Without the baseline no trial gets its drops, and the constraints on them cannot
+    // be judged: the experiment cannot go on.
+    const v1::Trial& baseline = experiment.baseline->trial;
+    SetExperimentState(
+        experiment, v1::EXPERIMENT_STATE_FAILED,
+        absl::StrCat("the baseline evaluation (trial ", baseline.id(), ") ended ",
+                     v1::TrialState_Name(baseline.state()), ": ", baseline.failure().message()),
+        changes);
+    CancelActiveTrials(experiment, "experiment failed", changes);
+    return;
+  }
   if (experiment.active == 0 && (experiment.exhausted || out_of_trials || out_of_time)) {
     SetExperimentState(experiment, v1::EXPERIMENT_STATE_DONE, "", changes);
   }

@@ -58,8 +58,10 @@ struct Scheduler::ExperimentRecord {
   // The stored experiment; trial_counts and running_time are filled by SnapshotOf.
   v1::Experiment experiment;
   std::string request_id;
-  // Trials by sequence, and by the tuner's parameter id.
+  // Trials by sequence (the baseline first, when there is one), and by the tuner's
+  // parameter id (the baseline, parameter 0, is not there).
   std::vector<TrialRecord*> trials;
+  TrialRecord* baseline = nullptr;
   absl::flat_hash_map<int64_t, TrialRecord*> by_parameter;
   // WAITING trials by sequence, and counts by state (kept by SetTrialState).
   std::map<int64_t, TrialRecord*> waiting;
@@ -77,6 +79,15 @@ struct Scheduler::ExperimentRecord {
   bool manager_running = false;
   std::vector<v1::Observation> outbox;
   int64_t suggest_round = 0;
+
+  // Trials the tuner suggested (max_trial_number counts these).
+  int SuggestedTrials() const {
+    return static_cast<int>(trials.size()) - (baseline != nullptr ? 1 : 0);
+  }
+  // True until the baseline succeeded (false without one): no other trial starts before.
+  bool AwaitingBaseline() const {
+    return baseline != nullptr && baseline->trial.state() != v1::TRIAL_STATE_SUCCEEDED;
+  }
 };
 
 struct Scheduler::WorkerRecord {

@@ -441,22 +441,34 @@ void Scheduler::FinishTrial(TrialRecord& trial, const v1::TrialFinished& finishe
   ExperimentRecord& experiment = *trial.experiment;
   const v1::ObjectiveSpec& objective = experiment.experiment.spec().objective();
   if (finished.state() == v1::TRIAL_STATE_SUCCEEDED) {
-    if (absl::Status check = CheckFinalReport(objective, finished.final_report()); !check.ok()) {
-      *trial.trial.mutable_final_report() = finished.final_report();
+    v1::MetricReport report = finished.final_report();
+    if (trial.trial.baseline()) {
+      // The baseline only measures: it is neither scored nor told to the tuner.
+      *trial.trial.mutable_final_report() = report;
+      *trial.trial.mutable_results() = finished.results();
+      changes.Metric(trial, report, /*final_report=*/true);
+      EndTrial(trial, v1::TRIAL_STATE_SUCCEEDED, nullptr, changes);
+      return;
+    }
+    if (experiment.baseline != nullptr && !experiment.AwaitingBaseline()) {
+      AddRelativeMetrics(experiment.baseline->trial.final_report(), report);
+    }
+    if (absl::Status check = CheckFinalReport(objective, report); !check.ok()) {
+      *trial.trial.mutable_final_report() = report;
       const v1::TrialFailure failure =
           Failure(v1::FAILURE_CODE_INVALID_INPUT, std::string(check.message()));
       EndTrial(trial, v1::TRIAL_STATE_FAILED, &failure, changes);
       return;
     }
-    *trial.trial.mutable_final_report() = finished.final_report();
+    *trial.trial.mutable_final_report() = report;
     *trial.trial.mutable_results() = finished.results();
-    changes.Metric(trial, finished.final_report(), /*final_report=*/true);
+    changes.Metric(trial, report, /*final_report=*/true);
     EndTrial(trial, v1::TRIAL_STATE_SUCCEEDED, nullptr, changes);
     v1::Observation observation;
     observation.set_parameter_id(trial.trial.parameter_id());
     observation.set_kind(v1::OBSERVATION_KIND_FINAL);
-    observation.set_value(*MetricValue(finished.final_report(), objective.primary().metric()));
-    *observation.mutable_metrics() = finished.final_report().metrics();
+    observation.set_value(*MetricValue(report, objective.primary().metric()));
+    *observation.mutable_metrics() = report.metrics();
     observation.set_attempt(trial.trial.attempt());
     Observe(experiment, std::move(observation));
     // The best feasible trial so far.
@@ -593,6 +605,7 @@ v1::TrialSpec Scheduler::TrialSpecOf(const TrialRecord& trial) const {
   out.set_attempt(trial.trial.attempt());
   out.set_parameter_id(trial.trial.parameter_id());
   out.set_parameters_json(trial.trial.parameters_json());
+  out.set_baseline(trial.trial.baseline());
   *out.mutable_model() = spec.model();
   *out.mutable_recipe() = spec.recipe();
   *out.mutable_export_options() = spec.export_options();

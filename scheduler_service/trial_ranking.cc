@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "autocompress/v1/tuner.pb.h"
+#include "common/pareto.h"
 #include "tuner_service/objective.h"
 
 namespace autocompress::scheduler {
@@ -49,6 +50,12 @@ absl::Status CheckFinalReport(const v1::ObjectiveSpec& objective, const v1::Metr
       !s.ok()) {
     return s;
   }
+  for (const v1::Objective& secondary : objective.secondary()) {
+    if (absl::Status s = CheckMetric(report, secondary.metric(), "a secondary objective");
+        !s.ok()) {
+      return s;
+    }
+  }
   for (const v1::MetricConstraint& constraint : objective.constraints()) {
     if (absl::Status s = CheckMetric(report, constraint.metric(), "a constraint"); !s.ok()) {
       return s;
@@ -57,8 +64,71 @@ absl::Status CheckFinalReport(const v1::ObjectiveSpec& objective, const v1::Metr
   return absl::OkStatus();
 }
 
+bool IsModelMetric(const std::string& name) {
+  static const char* const kModel[] = {"sparsity",           "parameters",
+                                       "nonzero_parameters", "model_bytes",
+                                       "latency_ms",         "effective_bytes",
+                                       "dense_bytes",        "compression_ratio",
+                                       "peak_rss_bytes",     "train_images_per_second"};
+  for (const char* model : kModel) {
+    if (name == model) return true;
+  }
+  return absl::StartsWith(name, "seconds_") || absl::EndsWith(name, "_zero_shot") ||
+         absl::EndsWith(name, "_drop");
+}
+
+void AddRelativeMetrics(const v1::MetricReport& baseline, v1::MetricReport& report) {
+  for (const v1::Metric& base : baseline.metrics()) {
+    if (IsModelMetric(base.name())) continue;
+    const std::optional<double> value = MetricValue(report, base.name());
+    const std::string drop = absl::StrCat(base.name(), "_drop");
+    if (!value.has_value() || MetricValue(report, drop).has_value()) continue;
+    v1::Metric* added = report.add_metrics();
+    added->set_name(drop);
+    added->set_value(base.value() - *value);
+  }
+}
+
+std::vector<double> ObjectiveLosses(const v1::ObjectiveSpec& objective,
+                                    const v1::MetricReport& report) {
+  std::vector<double> losses;
+  auto add = [&](const v1::Objective& o) {
+    const double value = MetricValue(report, o.metric()).value_or(NAN);
+    losses.push_back(o.mode() == v1::OPTIMIZE_MODE_MAXIMIZE ? -value : value);
+  };
+  add(objective.primary());
+  for (const v1::Objective& secondary : objective.secondary()) add(secondary);
+  return losses;
+}
+
+std::vector<const v1::Trial*> ParetoTrials(const v1::ObjectiveSpec& objective,
+                                           const std::vector<const v1::Trial*>& trials,
+                                           int* succeeded, int* infeasible) {
+  std::vector<const v1::Trial*> candidates;
+  std::vector<Point> points;
+  *succeeded = *infeasible = 0;
+  for (const v1::Trial* trial : trials) {
+    const std::optional<TrialScore> score = ScoreOf(objective, *trial);
+    if (!score.has_value()) continue;
+    ++*succeeded;
+    if (!score->feasible) {
+      ++*infeasible;
+      continue;
+    }
+    candidates.push_back(trial);
+    points.push_back(ObjectiveLosses(objective, trial->final_report()));
+  }
+  std::vector<const v1::Trial*> front;
+  for (int i : ParetoFront(points)) front.push_back(candidates[i]);
+  std::stable_sort(front.begin(), front.end(), [&](const v1::Trial* a, const v1::Trial* b) {
+    return ObjectiveLosses(objective, a->final_report()) <
+           ObjectiveLosses(objective, b->final_report());
+  });
+  return front;
+}
+
 std::optional<TrialScore> ScoreOf(const v1::ObjectiveSpec& objective, const v1::Trial& trial) {
-  if (trial.state() != v1::TRIAL_STATE_SUCCEEDED || !trial.has_final_report()) {
+  if (trial.baseline() || trial.state() != v1::TRIAL_STATE_SUCCEEDED || !trial.has_final_report()) {
     return std::nullopt;
   }
   if (!CheckFinalReport(objective, trial.final_report()).ok()) return std::nullopt;

@@ -17,12 +17,34 @@
 
 namespace autocompress::scheduler {
 
-// InvalidArgument when `report` lacks the primary metric or a constrained one, or one
-// of them is not finite; the message names the metric and lists what was reported.
+// InvalidArgument when `report` lacks the primary metric, a secondary objective's or a
+// constrained one, or one of them is not finite; the message names the metric and
+// lists what was reported.
 absl::Status CheckFinalReport(const v1::ObjectiveSpec& objective, const v1::MetricReport& report);
 
 // The value of `name` in `report`, if present.
 std::optional<double> MetricValue(const v1::MetricReport& report, const std::string& name);
+
+// Metrics that describe the model or the run rather than the evaluator's verdict
+// (sparsity, parameters, model_bytes, effective_bytes, dense_bytes, compression_ratio,
+// latency_ms, peak_rss_bytes, train_images_per_second, seconds_*, *_zero_shot, *_drop):
+// no `_drop` is derived from them.
+bool IsModelMetric(const std::string& name);
+
+// Adds `<m>_drop` = baseline - trial to `report` for every evaluator metric m of the
+// baseline's final report that `report` also has (and has no `<m>_drop` of its own).
+void AddRelativeMetrics(const v1::MetricReport& baseline, v1::MetricReport& report);
+
+// The objectives of a final report as losses (negated where maximized), primary first.
+std::vector<double> ObjectiveLosses(const v1::ObjectiveSpec& objective,
+                                    const v1::MetricReport& report);
+
+// The Pareto front of `trials`: the scored (succeeded, non-baseline), feasible trials
+// no other such trial dominates on the primary and secondary objectives, best primary
+// first. Counts the scored trials and the infeasible ones among them.
+std::vector<const v1::Trial*> ParetoTrials(const v1::ObjectiveSpec& objective,
+                                           const std::vector<const v1::Trial*>& trials,
+                                           int* succeeded, int* infeasible);
 
 struct TrialScore {
   bool feasible = true;
@@ -32,8 +54,8 @@ struct TrialScore {
   double value = 0;
 };
 
-// The score of a SUCCEEDED trial whose final report passes CheckFinalReport; nullopt
-// for any other trial.
+// The score of a SUCCEEDED, non-baseline trial whose final report passes
+// CheckFinalReport; nullopt for any other trial.
 std::optional<TrialScore> ScoreOf(const v1::ObjectiveSpec& objective, const v1::Trial& trial);
 
 // True when `a` ranks strictly before `b`: feasible before infeasible, infeasible by

@@ -170,8 +170,10 @@ TEST(AutocompressClientTest, SubmitStopResumeWatchTrialsAndExportAgainstRealServ
   EXPECT_THAT(watched.out, HasSubstr("SUCCEEDED"));
   EXPECT_EQ(watched.out.find('\x1b'), std::string::npos);
 
+  // Four suggested trials and the baseline (sequence 0).
   const Json trials = TrialsJson(server, id);
-  ASSERT_EQ(trials.size(), 4u) << trials.dump(1);
+  ASSERT_EQ(trials.size(), 5u) << trials.dump(1);
+  EXPECT_TRUE(trials[0].value("baseline", false)) << trials[0].dump(1);
   std::set<std::string> states;
   int succeeded = 0;
   for (const Json& t : trials) {
@@ -182,7 +184,7 @@ TEST(AutocompressClientTest, SubmitStopResumeWatchTrialsAndExportAgainstRealServ
   for (const std::string& state : states) {
     EXPECT_TRUE(state == "TRIAL_STATE_SUCCEEDED" || state == "TRIAL_STATE_CANCELED") << state;
   }
-  EXPECT_GE(succeeded, 3) << trials.dump(1);
+  EXPECT_GE(succeeded, 4) << trials.dump(1);
   Cli table = RunCli({"trials", id, "--server", server});
   EXPECT_THAT(table.out, HasSubstr("algorithm"));
   EXPECT_THAT(table.out, HasSubstr("sparsity"));
@@ -249,7 +251,7 @@ TEST(AutocompressClientTest, EmbeddedRunInterruptedBySigintResumesAndAccountsFor
                        data_dir, "--output", TempPath("embedded-best")},
                       absl::Minutes(5));
   ASSERT_EQ(second.code, 0) << second.out << second.err;
-  // The final table: one row per trial, numbered 0..5, each once, all ended.
+  // The final table: one row per trial, the baseline 0 and 1..6, each once, all ended.
   std::map<std::string, int> rows;
   int succeeded = 0;
   for (absl::string_view line : absl::StrSplit(second.out, '\n')) {
@@ -259,9 +261,11 @@ TEST(AutocompressClientTest, EmbeddedRunInterruptedBySigintResumesAndAccountsFor
     ++rows[cells[0]];
     if (cells[2] == "SUCCEEDED") ++succeeded;
   }
-  ASSERT_EQ(rows.size(), 6u) << second.out;
+  ASSERT_EQ(rows.size(), 7u) << second.out;
   for (const auto& [sequence, count] : rows) EXPECT_EQ(count, 1) << sequence;
-  EXPECT_EQ(succeeded, 6) << second.out;  // interrupted trials were handed back and re-run
+  EXPECT_EQ(succeeded, 7) << second.out;
+  EXPECT_THAT(second.out,
+              HasSubstr("(baseline)"));  // interrupted trials were handed back and re-run
   EXPECT_TRUE(std::filesystem::exists(TempPath("embedded-best") + "/model.pt"));
 }
 

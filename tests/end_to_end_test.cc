@@ -16,6 +16,7 @@
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "common/artifact_transfer.h"
 #include "common/channel.h"
+#include "common/proto_time.h"
 #include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -127,17 +128,45 @@ TEST(EndToEndTest, AutoCompressionExperimentRunsToDoneOnARealWorker) {
     absl::SleepFor(absl::Milliseconds(200));
   }
   ASSERT_EQ(experiment.state(), v1::EXPERIMENT_STATE_DONE) << experiment.DebugString();
-  EXPECT_EQ(experiment.trial_counts().succeeded(), 6) << experiment.DebugString();
+  // Six suggested trials and the baseline.
+  EXPECT_EQ(experiment.trial_counts().succeeded(), 7) << experiment.DebugString();
 
   grpc::ClientContext context;
   v1::ListTrialsRequest list;
   list.set_experiment_id(id);
-  list.set_order_by("accuracy desc");
+  list.set_order_by("objective");
   v1::ListTrialsResponse trials;
   ASSERT_TRUE(experiments->ListTrials(&context, list, &trials).ok());
-  ASSERT_EQ(trials.trials_size(), 6);
+  ASSERT_EQ(trials.trials_size(), 7);
   EXPECT_EQ(experiment.best_trial_id(), trials.trials(0).id());
-  for (const v1::Trial& trial : trials.trials()) {
+  // The baseline: the uncompressed model, evaluated once, first, and never the best;
+  // it exports nothing, and its size is the dense size.
+  const v1::Trial& baseline = trials.trials(6);
+  ASSERT_TRUE(baseline.baseline());
+  EXPECT_EQ(baseline.id(), experiment.baseline_trial_id());
+  EXPECT_EQ(baseline.sequence(), 0);
+  EXPECT_EQ(baseline.results_size(), 0);
+  EXPECT_GT(Metric(baseline.final_report(), "accuracy"), 0.5);
+  EXPECT_EQ(Metric(baseline.final_report(), "effective_bytes"),
+            Metric(baseline.final_report(), "dense_bytes"));
+  const double baseline_accuracy = Metric(baseline.final_report(), "accuracy");
+  for (int i = 0; i < 6; ++i) {
+    const v1::Trial& trial = trials.trials(i);
+    EXPECT_FALSE(trial.baseline());
+    // Every trial started after the baseline ended.
+    EXPECT_GE(absl::ToUnixMicros(FromProtoTime(trial.start_time())),
+              absl::ToUnixMicros(FromProtoTime(baseline.end_time())));
+    EXPECT_NEAR(Metric(trial.final_report(), "accuracy_drop"),
+                baseline_accuracy - Metric(trial.final_report(), "accuracy"), 1e-12);
+    EXPECT_LT(Metric(trial.final_report(), "effective_bytes"),
+              Metric(trial.final_report(), "dense_bytes"));
+    EXPECT_NEAR(Metric(trial.final_report(), "compression_ratio"),
+                Metric(trial.final_report(), "dense_bytes") /
+                    Metric(trial.final_report(), "effective_bytes"),
+                1e-9);
+  }
+  for (int i = 0; i < 6; ++i) {
+    const v1::Trial& trial = trials.trials(i);
     EXPECT_EQ(trial.state(), v1::TRIAL_STATE_SUCCEEDED) << trial.failure().message();
     EXPECT_EQ(trial.worker_id(), "e2e-worker");
     EXPECT_GT(Metric(trial.final_report(), "accuracy"), 0.5) << trial.parameters_json();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <set>
@@ -563,6 +564,137 @@ TEST(SchedulerTest, ListExperimentsPagesNewestFirstAndFiltersByLabel) {
   v1::ListExperimentsResponse response;
   EXPECT_EQ(harness.experiments().ListExperiments(&context, bad, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+double FinalMetric(const v1::Trial& trial, const std::string& name) {
+  for (const v1::Metric& m : trial.final_report().metrics()) {
+    if (m.name() == name) return m.value();
+  }
+  return NAN;
+}
+
+// The baseline runs alone first; every later trial gets accuracy_drop from it; a
+// constraint on the drop makes trials infeasible (not failed), the best is the best
+// feasible one, and the front over accuracy and effective_bytes holds exactly the
+// feasible non-dominated trials.
+TEST(SchedulerTest, BaselineDropsConstraintsAndTheParetoFront) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 2));
+  ASSERT_TRUE(worker->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(/*concurrency=*/2, /*max_trials=*/5);
+  spec.set_skip_baseline(false);
+  v1::Objective* size = spec.mutable_objective()->add_secondary();
+  size->set_metric("effective_bytes");
+  size->set_mode(v1::OPTIMIZE_MODE_MINIMIZE);
+  v1::MetricConstraint* drop = spec.mutable_objective()->add_constraints();
+  drop->set_metric("accuracy_drop");
+  drop->set_comparison(v1::COMPARISON_LESS_EQUAL);
+  drop->set_bound(0.05);
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  EXPECT_EQ(experiment->baseline_trial_id(), experiment->id() + "-0");
+
+  auto baseline = worker->WaitForAssignment();
+  ASSERT_TRUE(baseline.has_value());
+  EXPECT_TRUE(baseline->baseline());
+  EXPECT_EQ(baseline->trial_id(), experiment->baseline_trial_id());
+  // Nothing else starts while the baseline runs, though two slots are free.
+  EXPECT_FALSE(worker->WaitForAssignment(absl::Milliseconds(300)).has_value());
+  worker->Started(*baseline);
+  ASSERT_TRUE(worker->WaitForAck(
+      *baseline, worker->Succeeded(*baseline, {FakeWorker::MetricOf("accuracy", 0.9),
+                                               FakeWorker::MetricOf("loss", 0.3),
+                                               FakeWorker::MetricOf("effective_bytes", 1000)})));
+  // accuracy, effective_bytes of the five suggested trials, in assignment order:
+  // drop 0.02 / 0.10 (infeasible) / 0.04 / 0.01 / 0.30 (infeasible).
+  const double accuracy[] = {0.88, 0.80, 0.86, 0.89, 0.60};
+  const double bytes[] = {400, 100, 300, 900, 50};
+  std::map<std::string, int> index;
+  for (int i = 0; i < 5; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << i;
+    EXPECT_FALSE(trial->baseline());
+    index[trial->trial_id()] = i;
+    worker->Started(*trial);
+    ASSERT_TRUE(worker->WaitForAck(
+        *trial, worker->Succeeded(*trial, {FakeWorker::MetricOf("accuracy", accuracy[i]),
+                                           FakeWorker::MetricOf("loss", 0.5),
+                                           FakeWorker::MetricOf("effective_bytes", bytes[i])})));
+  }
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+
+  grpc::ClientContext context;
+  v1::ListTrialsRequest list;
+  list.set_experiment_id(experiment->id());
+  v1::ListTrialsResponse trials;
+  ASSERT_TRUE(harness.experiments().ListTrials(&context, list, &trials).ok());
+  ASSERT_EQ(trials.trials_size(), 6);  // max_trial_number counts the suggested ones
+  std::string best_by_hand;
+  for (const v1::Trial& t : trials.trials()) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_SUCCEEDED) << t.failure().message();
+    if (t.baseline()) {
+      EXPECT_TRUE(std::isnan(FinalMetric(t, "accuracy_drop")));
+      continue;
+    }
+    const int i = index.at(t.id());
+    EXPECT_NEAR(FinalMetric(t, "accuracy_drop"), 0.9 - accuracy[i], 1e-12);
+    EXPECT_NEAR(FinalMetric(t, "loss_drop"), 0.3 - 0.5, 1e-12);
+    EXPECT_TRUE(std::isnan(FinalMetric(t, "effective_bytes_drop")));  // a size, no drop
+    if (i == 3) best_by_hand = t.id();  // the most accurate feasible one
+  }
+  auto got = harness.Get(experiment->id());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->best_trial_id(), best_by_hand);
+
+  grpc::ClientContext pareto_context;
+  v1::ListParetoTrialsRequest pareto;
+  pareto.set_experiment_id(experiment->id());
+  v1::ListParetoTrialsResponse front;
+  ASSERT_TRUE(harness.experiments().ListParetoTrials(&pareto_context, pareto, &front).ok());
+  EXPECT_EQ(front.succeeded(), 5);
+  EXPECT_EQ(front.infeasible(), 2);
+  ASSERT_EQ(front.objectives_size(), 2);
+  EXPECT_EQ(front.objectives(1).metric(), "effective_bytes");
+  // Feasible: 0 (0.88, 400), 2 (0.86, 300), 3 (0.89, 900); none dominates another.
+  // Best accuracy first.
+  std::vector<int> on_front;
+  for (const v1::Trial& t : front.trials()) on_front.push_back(index.at(t.id()));
+  EXPECT_EQ(on_front, (std::vector<int>{3, 0, 2}));
+}
+
+TEST(SchedulerTest, AFailedBaselineFailsTheExperimentAndDropsNeedTheBaseline) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 3);
+  spec.set_skip_baseline(false);
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  auto baseline = worker->WaitForAssignment();
+  ASSERT_TRUE(baseline.has_value());
+  worker->Started(*baseline);
+  // Invalid input is not retried: the experiment cannot measure drops and fails.
+  ASSERT_TRUE(worker->WaitForAck(
+      *baseline, worker->Finished(*baseline, v1::TRIAL_STATE_FAILED, v1::FAILURE_CODE_INVALID_INPUT,
+                                  "model does not load")));
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_FAILED);
+  auto failed = harness.Get(experiment->id());
+  ASSERT_TRUE(failed.ok());
+  EXPECT_THAT(failed->error(), HasSubstr("the baseline evaluation"));
+  EXPECT_THAT(failed->error(), HasSubstr("model does not load"));
+  EXPECT_FALSE(worker->WaitForAssignment(absl::Milliseconds(300)).has_value());
+
+  // A constraint on a drop without the baseline is refused at creation.
+  v1::ExperimentSpec skipped = harness.Spec(1, 3);
+  v1::MetricConstraint* drop = skipped.mutable_objective()->add_constraints();
+  drop->set_metric("accuracy_drop");
+  drop->set_comparison(v1::COMPARISON_LESS_EQUAL);
+  drop->set_bound(0.01);
+  auto refused = harness.Create(skipped);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("spec.objective.constraints[0].metric"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("skip_baseline"));
 }
 
 TEST(SchedulerTest, ListTrialsOrdersByAnyFinalMetric) {

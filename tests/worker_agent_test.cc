@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/artifact_transfer.h"
 #include "common/channel.h"
 #include "common/proto_time.h"
 #include "common/testing/processes.h"
@@ -29,7 +30,6 @@
 #include "prometheus/registry.h"
 #include "tests/fakes/worker_endpoint.h"
 #include "worker/agent.h"
-#include "common/artifact_transfer.h"
 
 namespace autocompress {
 namespace {
@@ -257,8 +257,7 @@ TEST_F(WorkerAgentTest, WholeTrialOnFashionMnistMatchesPyTorch) {
   for (const v1::ArtifactRef& ref : finished->results()) {
     EXPECT_EQ(ref.kind(), v1::ARTIFACT_KIND_RESULT);
     const std::string path = dir_ + "/" + fs::path(ref.name()).filename().string();
-    ASSERT_TRUE(
-        DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
+    ASSERT_TRUE(DownloadArtifact(endpoint_->artifacts(), ref, path, absl::Seconds(30)).ok());
     files[fs::path(ref.name()).filename().string()] = path;
   }
   ASSERT_EQ(files.count("model.pt"), 1u);

@@ -178,8 +178,13 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   const absl::Time start = absl::Now();
   Enter("decoding parameters");
   recipe_ = trial_.recipe();
-  ASSIGN_OR_RETURN(DecodedParameters decoded,
-                   DecodeTrialParameters(trial_.parameters_json(), recipe_));
+  // The baseline evaluates the model as given: no parameters, compression, fine-tuning
+  // or model export.
+  const bool baseline = trial_.baseline();
+  DecodedParameters decoded;
+  if (!baseline) {
+    ASSIGN_OR_RETURN(decoded, DecodeTrialParameters(trial_.parameters_json(), recipe_));
+  }
   LOG(INFO) << "trial=" << trial_.trial_id() << " attempt=" << trial_.attempt()
             << " algorithm=" << (decoded.algorithm.empty() ? "none" : decoded.algorithm)
             << " config_list=" << decoded.config_list_json << " kwargs=" << decoded.kwargs_json
@@ -223,13 +228,16 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     RETURN_IF_ERROR(session->Compress(options));
   }
 
-  Section("evaluate_zero_shot");
-  Enter("evaluating after compression");
-  ASSIGN_OR_RETURN(const Metrics zero_shot, module->Evaluate(session->module()));
-  Report(0, zero_shot);
+  Metrics zero_shot;
+  if (!baseline) {
+    Section("evaluate_zero_shot");
+    Enter("evaluating after compression");
+    ASSIGN_OR_RETURN(zero_shot, module->Evaluate(session->module()));
+    Report(0, zero_shot);
+  }
 
   Section("finetune");
-  const int epochs = module->FineTuneEpochs(decoded.algorithm);
+  const int epochs = baseline ? 0 : module->FineTuneEpochs(decoded.algorithm);
   // Reports every N batches (step = optimizer steps) instead of per epoch, if asked.
   const int64_t every = recipe_.report_every_batches();
   int64_t steps = 0;
@@ -270,6 +278,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   ASSIGN_OR_RETURN(const Metrics final_metrics, module->Evaluate(session->module()));
   RETURN_IF_ERROR(CheckFinite(final_metrics, "loss", "in the final evaluation"));
   const ParameterCounts counts = CountParameters(session->module());
+  ASSIGN_OR_RETURN(const compression::ModelSize size, session->Size());
 
   Section("export");
   Enter("exporting");
@@ -283,7 +292,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     file->set_path(path);
     file->set_name(name);
   };
-  if (trial_.export_options().model()) add_file(model_path, "model.pt");
+  if (trial_.export_options().model() && !baseline) add_file(model_path, "model.pt");
   auto write_text = [&](const std::string& name, const std::string& text) -> absl::Status {
     const std::string path = (out / name).string();
     FILE* f = fopen(path.c_str(), "w");
@@ -293,7 +302,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     add_file(path, name);
     return absl::OkStatus();
   };
-  if (trial_.export_options().report()) {
+  if (trial_.export_options().report() && !baseline) {
     ASSIGN_OR_RETURN(std::string report, session->ReportJson());
     RETURN_IF_ERROR(write_text("report.json", report));
   }
@@ -310,7 +319,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
 
   v1::MetricReport& report = *result.mutable_final_report();
   AddMetrics(report, final_metrics);
-  AddMetrics(report, zero_shot, "_zero_shot");
+  AddMetrics(report, zero_shot, "_zero_shot");  // empty for the baseline
   AddMetric(report, "sparsity",
             counts.weight_elements == 0
                 ? 0.0
@@ -318,6 +327,12 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   AddMetric(report, "parameters", static_cast<double>(counts.parameters));
   AddMetric(report, "nonzero_parameters", static_cast<double>(counts.nonzero));
   AddMetric(report, "model_bytes", size_error ? 0.0 : static_cast<double>(model_bytes));
+  AddMetric(report, "effective_bytes", static_cast<double>(size.effective_bytes));
+  AddMetric(report, "dense_bytes", static_cast<double>(size.dense_bytes));
+  AddMetric(report, "compression_ratio",
+            size.effective_bytes == 0 ? 1.0
+                                      : static_cast<double>(size.dense_bytes) /
+                                            static_cast<double>(size.effective_bytes));
   AddMetric(report, "latency_ms", latency_ms);
   if (train_seconds > 0 && train_examples > 0) {
     AddMetric(report, "train_images_per_second", train_examples / train_seconds);

@@ -3,10 +3,15 @@
 // device, compress, evaluate once (the zero-shot report, step 0), fine-tune with an
 // intermediate report after every epoch (step = epoch + 1), evaluate, export, and
 // return the final report: the evaluator's metrics plus `*_zero_shot`, sparsity,
-// parameters, nonzero_parameters, model_bytes (the exported file), latency_ms (median
-// of timed batch-1 forwards of the exported model after warm-up),
+// parameters, nonzero_parameters, model_bytes (the exported file), effective_bytes,
+// dense_bytes and compression_ratio (dense / effective; compression/README.md),
+// latency_ms (median of timed batch-1 forwards of the exported model after warm-up),
 // train_images_per_second (fine-tuning steps alone), peak_rss_bytes, seconds per
 // phase (seconds_load, seconds_compress, ...) and seconds_total.
+//
+// A baseline trial (TrialSpec.baseline) skips decoding, compression, the zero-shot
+// evaluation and fine-tuning, and exports no files: it evaluates the model as given
+// and reports the same metrics (without `*_zero_shot`).
 //
 // Errors become a FAILED result whose failure code says whether a retry can help:
 // bad parameters, data, model, recipe or a NaN loss are INVALID_INPUT, out of memory is

@@ -109,13 +109,23 @@ class PythonClientTest(unittest.TestCase):
         state = e.wait(timeout=300, on_event=events.append)
         self.assertEqual(state, "EXPERIMENT_STATE_DONE")
         self.assertTrue(any(ev.HasField("metric") for ev in events))
-        trials = e.trials()
-        self.assertEqual(len(trials), 3)
+        everything = e.trials()
+        # Three suggested trials and the baseline, which runs first.
+        self.assertEqual(len(everything), 4)
+        baseline = everything[0]
+        self.assertTrue(baseline.get("baseline"), json.dumps(baseline, indent=1))
+        self.assertEqual(baseline["state"], "TRIAL_STATE_SUCCEEDED")
+        trials = everything[1:]
         succeeded = [t for t in trials if t["state"] == "TRIAL_STATE_SUCCEEDED"]
         self.assertGreaterEqual(len(succeeded), 2, json.dumps(trials, indent=1))
         for t in succeeded:
             self.assertGreater(t["metrics"]["accuracy"], 0.5)
             self.assertIn(t["parameters"]["algorithm_name"]["_name"], ("level", "l1"))
+            self.assertAlmostEqual(t["metrics"]["accuracy_drop"],
+                                   baseline["metrics"]["accuracy"] - t["metrics"]["accuracy"])
+        # One objective: the front is the best trial.
+        front = e.pareto()
+        self.assertEqual([t["id"] for t in front], [e.status()["best_trial_id"]])
         status = e.status()
         self.assertEqual(status["best_trial_id"],
                          max(succeeded, key=lambda t: t["metrics"]["accuracy"])["id"])
@@ -126,7 +136,7 @@ class PythonClientTest(unittest.TestCase):
 
         # Attaching to it by id from another object.
         again = AutoCompressionExperiment(server=self.server, experiment_id=experiment_id)
-        self.assertEqual(len(again.trials()), 3)
+        self.assertEqual(len(again.trials()), 4)
 
     def test_errors_carry_the_servers_code(self):
         e = AutoCompressionExperiment(server=self.server, experiment_id="no-such-experiment")

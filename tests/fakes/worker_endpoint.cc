@@ -3,11 +3,11 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/artifact_transfer.h"
 #include "common/channel.h"
 #include "common/status_macros.h"
 #include "scheduler_service/artifact_service_impl.h"
 #include "scheduler_service/artifacts/artifact_store.h"
-#include "common/artifact_transfer.h"
 
 namespace autocompress::testing {
 
@@ -35,8 +35,8 @@ WorkerEndpoint::~WorkerEndpoint() {
 
 absl::StatusOr<v1::ArtifactRef> WorkerEndpoint::Upload(const std::string& path,
                                                        v1::ArtifactKind kind) {
-  return UploadArtifact(*artifacts_, path, std::filesystem::path(path).filename().string(),
-                                kind, absl::Minutes(5));
+  return UploadArtifact(*artifacts_, path, std::filesystem::path(path).filename().string(), kind,
+                        absl::Minutes(5));
 }
 
 }  // namespace autocompress::testing

@@ -298,14 +298,24 @@ class AutoCompressionExperiment:
             request = scheduler_pb2.ListTrialsRequest(experiment_id=self.id, order_by=order_by,
                                                       page_token=token)
             page = self._call(self._experiments.ListTrials, request)
-            for trial in page.trials:
-                d = json_format.MessageToDict(trial, preserving_proto_field_name=True)
-                d["metrics"] = {m.name: m.value for m in trial.final_report.metrics}
-                d["parameters"] = json.loads(trial.parameters_json or "{}")
-                out.append(d)
+            out.extend(self._trial_dict(trial) for trial in page.trials)
             token = page.next_page_token
             if not token:
                 return out
+
+    def pareto(self):
+        """The Pareto front over the objectives (primary, then secondary): the feasible
+        succeeded trials no other one dominates, best primary first, as trials() dicts."""
+        response = self._call(self._experiments.ListParetoTrials,
+                              scheduler_pb2.ListParetoTrialsRequest(experiment_id=self.id))
+        return [self._trial_dict(t) for t in response.trials]
+
+    @staticmethod
+    def _trial_dict(trial):
+        d = json_format.MessageToDict(trial, preserving_proto_field_name=True)
+        d["metrics"] = {m.name: m.value for m in trial.final_report.metrics}
+        d["parameters"] = json.loads(trial.parameters_json or "{}")
+        return d
 
     def export(self, trial_id, output_dir):
         """Downloads a trial's results ("best" = the experiment's best trial) into
