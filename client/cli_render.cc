@@ -66,6 +66,30 @@ std::string Table(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+// Text as SVG (XML) character data.
+std::string XmlEscaped(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 ParameterSummary SummarizeParameters(const std::string& parameters_json) {
@@ -215,7 +239,8 @@ std::string ParetoSvg(const std::vector<v1::Trial>& trials,
   std::vector<Rule> rules;
   for (const v1::MetricConstraint& c : objective.constraints()) {
     const std::string op = c.comparison() == v1::COMPARISON_LESS_EQUAL ? " <= " : " >= ";
-    const std::string label = absl::StrCat(c.metric(), op, absl::StrFormat("%g", c.bound()));
+    const std::string label =
+        XmlEscaped(absl::StrCat(c.metric(), op, absl::StrFormat("%g", c.bound())));
     if (c.metric() == x_metric) rules.push_back({true, c.bound(), label});
     if (c.metric() == y_metric) rules.push_back({false, c.bound(), label});
     if (c.metric() == y_metric + "_drop" && baseline != nullptr) {
@@ -246,7 +271,8 @@ std::string ParetoSvg(const std::vector<v1::Trial>& trials,
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" "
       "fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"15\">%s: %s vs %s (%d on the "
       "front)</text>\n",
-      kW, kH, kLeft, experiment.spec().name().empty() ? experiment.id() : experiment.spec().name(),
+      kW, kH, kLeft,
+      XmlEscaped(experiment.spec().name().empty() ? experiment.id() : experiment.spec().name()),
       y_metric, x_metric, front.trials_size());
   for (int i = 0; i <= 4; ++i) {
     const double x = x0 + (x1 - x0) * i / 4, y = y0 + (y1 - y0) * i / 4;
@@ -302,11 +328,11 @@ std::string ParetoSvg(const std::vector<v1::Trial>& trials,
     const char* fill = d.trial->baseline() ? "black" : is_front ? "#1f77b4" : "#bbb";
     const double r = is_front || d.trial->baseline() ? 5 : 3.5;
     absl::StrAppendFormat(&svg,
-                          "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"><title>%s%s: "
-                          "%s=%s %s=%s</title></circle>\n",
-                          sx(d.x), sy(d.y), r, fill, d.trial->id(),
-                          d.trial->baseline() ? " (baseline)" : "", y_metric,
-                          absl::StrFormat("%.4g", d.y), x_metric, label(d.x, x_metric));
+                          "<g><title>%s%s: %s=%s %s=%s</title><circle cx=\"%.1f\" cy=\"%.1f\" "
+                          "r=\"%.1f\" fill=\"%s\"/></g>\n",
+                          d.trial->id(), d.trial->baseline() ? " (baseline)" : "", y_metric,
+                          absl::StrFormat("%.4g", d.y), x_metric, label(d.x, x_metric), sx(d.x),
+                          sy(d.y), r, fill);
     if (best.count(d.trial->id())) {
       absl::StrAppendFormat(&svg,
                             "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"none\" "
@@ -314,8 +340,11 @@ std::string ParetoSvg(const std::vector<v1::Trial>& trials,
                             sx(d.x), sy(d.y));
     }
     if (d.trial->baseline()) {
-      absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\">baseline</text>\n", sx(d.x) + 8,
-                            sy(d.y) + 4);
+      // Left of the point when it sits in the right half (the label would be cut off).
+      const bool right_half = sx(d.x) > kW / 2;
+      absl::StrAppendFormat(
+          &svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">baseline</text>\n",
+          sx(d.x) + (right_half ? -8 : 8), sy(d.y) + 4, right_half ? "end" : "start");
     }
   }
   absl::StrAppendFormat(&svg,

@@ -102,16 +102,21 @@ TEST(ValidateTest, EveryProblemOfAFileAtOnce) {
   EXPECT_THAT(result.err, HasSubstr("2 problems"));
 }
 
-TEST(ValidateTest, TheDemoFileIsValid) {
+TEST(ValidateTest, TheDemoFilesAreValid) {
   // Beside a stand-in for the model `./dev demo` trains (its data is Debian's).
   const std::string dir = testing::TempPath("demo");
   std::filesystem::create_directories(dir);
-  std::filesystem::copy_file(RunfilePath("examples/fashion_mnist/experiment.yaml"),
-                             dir + "/experiment.yaml");
+  for (const char* name : {"experiment.yaml", "smallest.yaml"}) {
+    std::filesystem::copy_file(RunfilePath(std::string("examples/fashion_mnist/") + name),
+                               dir + "/" + name);
+  }
   std::ofstream(dir + "/lenet5_fashion.pt") << "model";
-  const Result result = Validate(dir + "/experiment.yaml");
-  EXPECT_EQ(result.code, 0) << result.err;
-  EXPECT_THAT(result.out, HasSubstr("valid (fashion-mnist auto compression"));
+  const Result demo = Validate(dir + "/experiment.yaml");
+  EXPECT_EQ(demo.code, 0) << demo.err;
+  EXPECT_THAT(demo.out, HasSubstr("valid (fashion-mnist auto compression"));
+  const Result smallest = Validate(dir + "/smallest.yaml");
+  EXPECT_EQ(smallest.code, 0) << smallest.err;
+  EXPECT_THAT(smallest.out, HasSubstr("valid (fashion-mnist smallest model"));
 }
 
 TEST(ValidateTest, AMissingFileIsBadInput) {

@@ -69,7 +69,7 @@ Cli RunCli(const std::vector<std::string>& args, absl::Duration timeout = absl::
 
 // An experiment on the Fashion-MNIST subset: level and l1, one fine-tuning epoch.
 std::string WriteExperiment(const std::string& name, int max_trials, int concurrency,
-                            int finetune_epochs = 1) {
+                            int finetune_epochs = 1, const std::string& objective = "") {
   const std::string path = TempPath(name + ".yaml");
   std::ofstream(path) << absl::StrCat(R"(experiment_name: )", name, R"(
 search_space:
@@ -80,6 +80,8 @@ search_space:
     config_list:
       - {sparsity: {_type: uniform, _value: [0.2, 0.5]}, op_types: [Conv2d]}
 tuner: {name: random}
+)",
+                                      objective, R"(
 trial_concurrency: )",
                                       concurrency, R"(
 max_trial_number: )",
@@ -135,7 +137,12 @@ TEST(AutocompressClientTest, SubmitStopResumeWatchTrialsAndExportAgainstRealServ
   ASSERT_TRUE(worker.ok()) << worker.status();
 
   // submit prints the id; a retry with the same request id creates nothing new.
-  const std::string file = WriteExperiment("cli", /*max_trials=*/3, /*concurrency=*/1);
+  // Two objectives: accuracy against effective_bytes, a Pareto front.
+  const std::string file =
+      WriteExperiment("cli", /*max_trials=*/3, /*concurrency=*/1, /*finetune_epochs=*/1,
+                      "objective: {metric: accuracy, mode: maximize, secondary: "
+                      "[{metric: effective_bytes, mode: minimize}], constraints: "
+                      "[\"accuracy_drop <= 0.5\"]}");
   Cli submitted = RunCli({"submit", file, "--server", server, "--request_id", "cli-test-1"});
   ASSERT_EQ(submitted.code, 0) << submitted.err;
   const std::string id(absl::StripAsciiWhitespace(submitted.out));
@@ -211,6 +218,56 @@ TEST(AutocompressClientTest, SubmitStopResumeWatchTrialsAndExportAgainstRealServ
     }
   }
   EXPECT_GT(Metric(best, "sparsity"), 0);  // level or l1: some weights are zero
+
+  // pareto: the front equals the non-dominated succeeded trials found here by brute force;
+  // the plot has a point per succeeded trial (baseline included) and the front's line.
+  std::set<std::string> expected_front;
+  for (const Json& a : trials) {
+    if (a.value("baseline", false) || a.value("state", "") != "TRIAL_STATE_SUCCEEDED") continue;
+    bool dominated = false;
+    for (const Json& b : trials) {
+      if (b.value("baseline", false) || b.value("state", "") != "TRIAL_STATE_SUCCEEDED") continue;
+      const double ab = Metric(a, "effective_bytes"), bb = Metric(b, "effective_bytes");
+      const double aa = Metric(a, "accuracy"), ba = Metric(b, "accuracy");
+      dominated = dominated || (ba >= aa && bb <= ab && (ba > aa || bb < ab));
+    }
+    if (!dominated) expected_front.insert(a.value("id", ""));
+  }
+  const std::string plot = TempPath("front.svg");
+  Cli pareto = RunCli({"pareto", id, "--server", server, "--json", "--plot", plot});
+  ASSERT_EQ(pareto.code, 0) << pareto.err;
+  const Json front = Json::parse(pareto.out);
+  std::set<std::string> front_ids;
+  for (const Json& t : front["trials"]) front_ids.insert(t.value("id", ""));
+  EXPECT_EQ(front_ids, expected_front) << pareto.out;
+  const std::string svg = Slurp(plot);
+  EXPECT_THAT(svg, HasSubstr("<svg"));
+  size_t circles = 0;
+  for (size_t at = svg.find("<circle"); at != std::string::npos; at = svg.find("<circle", at + 1))
+    ++circles;
+  // One per succeeded trial (the baseline is one of them), plus the best trial's ring.
+  EXPECT_EQ(circles, static_cast<size_t>(succeeded) + 1) << svg;
+  EXPECT_THAT(svg, HasSubstr("baseline"));
+  EXPECT_THAT(svg, HasSubstr("accuracy_drop &lt;= 0.5"));  // the constraint's line
+  // Well-formed XML, as a browser needs it (Debian's Python parses it).
+  auto parsed =
+      Subprocess::Start({"/usr/bin/python3", "-c",
+                         "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])", plot});
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ((*parsed)->Wait(absl::Seconds(30)).value_or(-1), 0) << svg;
+  Cli pareto_table = RunCli({"pareto", id, "--server", server});
+  EXPECT_THAT(pareto_table.out, HasSubstr("effective_bytes (min)"));
+  EXPECT_THAT(pareto_table.out, HasSubstr(" on the front, of "));
+  // export --pareto: every front model with its trial.json, and the front.
+  const std::string front_dir = TempPath("front");
+  Cli front_export =
+      RunCli({"export", "--pareto", "-e", id, "--server", server, "--output", front_dir});
+  ASSERT_EQ(front_export.code, 0) << front_export.err;
+  for (const std::string& trial_id : expected_front) {
+    EXPECT_TRUE(std::filesystem::exists(front_dir + "/" + trial_id + "/model.pt")) << trial_id;
+    EXPECT_TRUE(std::filesystem::exists(front_dir + "/" + trial_id + "/trial.json")) << trial_id;
+  }
+  EXPECT_EQ(Json::parse(Slurp(front_dir + "/front.json"))["trials"].size(), expected_front.size());
 
   // Bad input: an unknown experiment is exit 2 with the server's message.
   Cli unknown = RunCli({"status", "no-such-experiment", "--server", server});
