@@ -194,6 +194,8 @@ class Scheduler {
   void SetTrialState(TrialRecord& trial, v1::TrialState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishTrial(TrialRecord& trial, const v1::TrialFinished& finished, Changes& changes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the trial again as its next attempt (WAITING, no worker, a fresh curve).
+  void StartNewAttempt(TrialRecord& trial, Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the current attempt with `failure` and applies the retry policy.
   void FailAttempt(TrialRecord& trial, const v1::TrialFailure& failure, bool counts,
                    Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

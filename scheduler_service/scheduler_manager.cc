@@ -148,18 +148,9 @@ void Scheduler::RequeueBaseline(ExperimentRecord& experiment, Changes& changes) 
   if (experiment.baseline == nullptr) return;
   TrialRecord& trial = *experiment.baseline;
   if (IsActive(trial.trial.state()) || trial.trial.state() == v1::TRIAL_STATE_SUCCEEDED) return;
-  trial.trial.set_attempt(trial.trial.attempt() + 1);
-  trial.trial.add_attempts()->set_attempt(trial.trial.attempt());
-  trial.trial.clear_worker_id();
-  trial.trial.clear_devices();
-  trial.trial.clear_start_time();
   trial.trial.clear_end_time();
   trial.trial.clear_failure();
-  trial.intermediate.clear();
-  trial.acked_event_sequence = 0;
-  trial.waiting_since = changes.now();
-  SetTrialState(trial, v1::TRIAL_STATE_WAITING);
-  changes.Trial(trial);
+  StartNewAttempt(trial, changes);
 }
 
 void Scheduler::ApplyDecisions(ExperimentRecord& experiment, const v1::ReportResponse& response,

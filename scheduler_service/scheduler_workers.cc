@@ -497,6 +497,19 @@ void Scheduler::FinishTrial(TrialRecord& trial, const v1::TrialFinished& finishe
   FailAttempt(trial, failure, /*counts=*/true, changes);
 }
 
+void Scheduler::StartNewAttempt(TrialRecord& trial, Changes& changes) {
+  trial.trial.set_attempt(trial.trial.attempt() + 1);
+  trial.trial.add_attempts()->set_attempt(trial.trial.attempt());
+  trial.trial.clear_worker_id();
+  trial.trial.clear_devices();
+  trial.trial.clear_start_time();
+  trial.intermediate.clear();
+  trial.acked_event_sequence = 0;
+  trial.waiting_since = changes.now();
+  SetTrialState(trial, v1::TRIAL_STATE_WAITING);
+  changes.Trial(trial);
+}
+
 void Scheduler::FailAttempt(TrialRecord& trial, const v1::TrialFailure& failure, bool counts,
                             Changes& changes) {
   const AttemptOutcome outcome = OutcomeOf(failure.code());
@@ -522,17 +535,7 @@ void Scheduler::FailAttempt(TrialRecord& trial, const v1::TrialFailure& failure,
     if (counts) {
       metrics_->retries.Add({{"code", v1::FailureCode_Name(failure.code())}}).Increment();
     }
-    v1::TrialAttempt* next = trial.trial.add_attempts();
-    next->set_attempt(trial.trial.attempt() + 1);
-    trial.trial.set_attempt(trial.trial.attempt() + 1);
-    trial.trial.clear_worker_id();
-    trial.trial.clear_devices();
-    trial.trial.clear_start_time();
-    trial.intermediate.clear();
-    trial.acked_event_sequence = 0;
-    trial.waiting_since = changes.now();
-    SetTrialState(trial, v1::TRIAL_STATE_WAITING);
-    changes.Trial(trial);
+    StartNewAttempt(trial, changes);
     LOG(INFO) << "service=scheduler event=trial_requeued trial=" << trial.trial.id()
               << " attempt=" << trial.trial.attempt()
               << " code=" << v1::FailureCode_Name(failure.code()) << " counted=" << counts
