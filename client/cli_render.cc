@@ -38,6 +38,13 @@ std::string Number(std::optional<double> value, const char* format = "%.4f") {
   return absl::StrFormat(format, *value);
 }
 
+// A metric's value as the tables show it: bytes as KiB/MiB, anything else with 4 decimals.
+std::string ObjectiveCell(const v1::MetricReport& report, const std::string& metric) {
+  const std::optional<double> v = MetricOf(report, metric);
+  if (v && absl::EndsWith(metric, "_bytes")) return HumanBytes(*v);
+  return Number(v);
+}
+
 std::string Duration(const v1::Trial& trial) {
   if (auto total = MetricOf(trial.final_report(), "seconds_total")) {
     return absl::StrFormat("%.1fs", *total);
@@ -158,8 +165,11 @@ std::string TrialsTable(const std::vector<v1::Trial>& trials, const std::string&
     std::string algorithm = p.algorithm.empty() ? "-" : p.algorithm;
     if (trial.baseline()) algorithm = "(baseline)";
     rows.push_back({absl::StrCat(trial.sequence()), trial.id(), StateName(trial.state()), algorithm,
-                    p.knobs.empty() ? "-" : p.knobs, Number(MetricOf(final_report, objective)),
-                    Number(MetricOf(final_report, objective + "_drop")),
+                    p.knobs.empty() ? "-" : p.knobs, ObjectiveCell(final_report, objective),
+                    // The objective's drop, else accuracy's (a size objective has none).
+                    Number(MetricOf(final_report, objective + "_drop")
+                               ? MetricOf(final_report, objective + "_drop")
+                               : MetricOf(final_report, "accuracy_drop")),
                     Number(MetricOf(final_report, "sparsity"), "%.3f"),
                     bytes ? HumanBytes(*bytes) : "-",
                     Number(MetricOf(final_report, "compression_ratio"), "%.2fx"),
@@ -371,7 +381,7 @@ std::string ExperimentSummary(const v1::Experiment& experiment, const v1::Trial*
     const std::string& metric = experiment.spec().objective().primary().metric();
     const ParameterSummary p = SummarizeParameters(best->parameters_json());
     absl::StrAppend(&out, "best: ", best->id(), " ", p.algorithm, " ", p.knobs, ", ", metric, " ",
-                    Number(MetricOf(best->final_report(), metric)), ", sparsity ",
+                    ObjectiveCell(best->final_report(), metric), ", sparsity ",
                     Number(MetricOf(best->final_report(), "sparsity"), "%.3f"), "\n");
   }
   return out;

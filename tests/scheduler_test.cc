@@ -18,6 +18,7 @@
 #include "autocompress/v1/scheduler.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/fakes/fake_worker.h"
 #include "tests/fakes/scheduler_harness.h"
 
@@ -695,6 +696,30 @@ TEST(SchedulerTest, AFailedBaselineFailsTheExperimentAndDropsNeedTheBaseline) {
   EXPECT_THAT(std::string(refused.status().message()),
               HasSubstr("spec.objective.constraints[0].metric"));
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("skip_baseline"));
+}
+
+// Results reach the tuner: with TPE and accuracy = lr, the suggestions after the random
+// start-up move to large lr (random search would average 0.5).
+TEST(SchedulerTest, TheTunerLearnsFromTheResultsItIsSent) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 24);
+  spec.set_search_space_json(R"({"lr": {"_type": "uniform", "_value": [0, 1]}})");
+  spec.mutable_tuner()->set_name("tpe");
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  double late_sum = 0;
+  for (int i = 0; i < 24; ++i) {
+    auto trial = worker->WaitForAssignment();
+    ASSERT_TRUE(trial.has_value()) << i;
+    const double lr = nlohmann::json::parse(trial->parameters_json())["lr"].get<double>();
+    if (i >= 16) late_sum += lr;
+    worker->Started(*trial);
+    ASSERT_TRUE(worker->WaitForAck(
+        *trial, worker->Succeeded(*trial, {FakeWorker::MetricOf("accuracy", lr)})));
+  }
+  EXPECT_GT(late_sum / 8, 0.7);
 }
 
 TEST(SchedulerTest, ListTrialsOrdersByAnyFinalMetric) {
