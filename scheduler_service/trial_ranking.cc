@@ -118,12 +118,11 @@ std::vector<const v1::Trial*> ParetoTrials(const v1::ObjectiveSpec& objective,
     candidates.push_back(trial);
     points.push_back(ObjectiveLosses(objective, trial->final_report()));
   }
+  // Best primary first (losses compared lexicographically), from the points computed above.
+  std::vector<int> order = ParetoFront(points);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return points[a] < points[b]; });
   std::vector<const v1::Trial*> front;
-  for (int i : ParetoFront(points)) front.push_back(candidates[i]);
-  std::stable_sort(front.begin(), front.end(), [&](const v1::Trial* a, const v1::Trial* b) {
-    return ObjectiveLosses(objective, a->final_report()) <
-           ObjectiveLosses(objective, b->final_report());
-  });
+  for (int i : order) front.push_back(candidates[i]);
   return front;
 }
 
