@@ -14,6 +14,7 @@
 #include "compression/graph_hooks.h"
 #include "compression/module_modes.h"
 #include "compression/pruner.h"
+#include "compression/script_graph.h"
 #include "compression/quantizers.h"
 #include "compression/torch_status.h"
 #include "nlohmann/json.hpp"
@@ -133,6 +134,7 @@ struct CompressionSession::Impl {
     target.assignments = std::move(assignments);
     target.global_sparsity = configs.front().sparsity.value_or(0);
     target.hooks = hooks;
+    target.batch_norms_after = BatchNormsAfterConvolutions(model);
     return target;
   }
 

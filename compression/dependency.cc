@@ -1,6 +1,5 @@
 #include "compression/dependency.h"
 
-#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -9,7 +8,7 @@
 #include <optional>
 #include <set>
 
-#include "absl/strings/str_join.h"
+#include "compression/script_graph.h"
 #include "compression/torch_status.h"
 
 namespace autocompress::compression {
@@ -30,52 +29,6 @@ bool EndsPath(const Node* n) {
   return kind == "aten::view" || kind == "aten::reshape" || kind == "aten::flatten" ||
          kind == "aten::permute" || kind == "aten::transpose" || kind == "aten::t" ||
          kind == "prim::GetAttr" || kind == "prim::Constant" || kind == "prim::Param";
-}
-
-// "block1.conv_b" from the chain of GetAttr nodes that produced a weight value.
-std::string LayerName(const Value* weight) {
-  std::vector<std::string> parts;
-  const Node* n = weight->node();
-  if (n->kind() != c10::prim::GetAttr) return "";
-  for (n = n->input(0)->node(); n->kind() == c10::prim::GetAttr; n = n->input(0)->node()) {
-    parts.push_back(n->s(c10::attr::name));
-  }
-  std::reverse(parts.begin(), parts.end());
-  return absl::StrJoin(parts, ".");
-}
-
-// The value of an `if` condition that is a constant or a module attribute (a flag set in
-// __init__, like MobileNetV2's use_res_connect; TorchScript keeps both branches in the
-// graph). Only the branch this model takes carries dependencies: the other may even be
-// impossible (a skip add between different channel counts). nullopt when the condition
-// depends on the input.
-std::optional<bool> StaticCondition(const Value* condition, const torch::jit::Module& model) {
-  if (const c10::optional<bool> c = torch::jit::constant_as<bool>(condition)) return *c;
-  std::vector<std::string> names;
-  const Value* v = condition;
-  for (; v->node()->kind() == c10::prim::GetAttr; v = v->node()->input(0)) {
-    names.push_back(v->node()->s(c10::attr::name));
-  }
-  // The chain must start at the graph's `self`.
-  if (names.empty() || v->node()->kind() != c10::prim::Param || v->offset() != 0) {
-    return std::nullopt;
-  }
-  c10::IValue value = model._ivalue();
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {
-    if (!value.isObject() || !value.toObject()->type()->hasAttribute(*it)) return std::nullopt;
-    value = value.toObject()->getAttr(*it);
-  }
-  return value.isBool() ? std::optional<bool>(value.toBool()) : std::nullopt;
-}
-
-// The blocks of an `if` that this model can run: the taken one when the condition is
-// static, else both.
-std::vector<torch::jit::Block*> LiveBlocks(Node* n, const torch::jit::Module& model) {
-  std::vector<torch::jit::Block*> blocks(n->blocks().begin(), n->blocks().end());
-  if (n->kind() != c10::prim::If) return blocks;
-  const std::optional<bool> taken = StaticCondition(n->input(0), model);
-  if (!taken.has_value()) return blocks;
-  return {blocks[*taken ? 0 : 1]};
 }
 
 // The nearest layers upstream of `start` on every path.
@@ -169,9 +122,7 @@ absl::StatusOr<ChannelDependencies> AnalyzeChannelDependencies(const torch::jit:
   std::vector<std::set<std::string>> groups;
   ChannelDependencies result;
   absl::Status status = CatchTorch("analysing channel dependencies", [&] {
-    std::shared_ptr<torch::jit::Graph> graph = model.get_method("forward").graph()->copy();
-    torch::jit::Inline(*graph);
-    Visit(graph->block(), model, groups, result.group_constraints);
+    Visit(InlinedForward(model)->block(), model, groups, result.group_constraints);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;

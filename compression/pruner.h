@@ -37,6 +37,8 @@ struct CompressionTarget {
   // global_sort) use for the total count.
   double global_sparsity = 0;
   TrainingHooks* hooks = nullptr;  // data-driven pruners only; never null for them
+  // The BatchNorm layers that normalize each convolution's output (script_graph.h).
+  std::map<std::string, std::vector<std::string>> batch_norms_after;
 
   const std::string& LayerName(const LayerAssignment& a) const { return (*layers)[a.layer].name; }
   // The layer's "weight" (or other tensor attribute); undefined when it has none.
@@ -54,7 +56,11 @@ struct PruneResult {
   kernels::MaskSet masks;                    // weight (and bias) masks
   std::map<std::string, LayerState> states;  // pruned layers, by name
 
-  // Records a filter/channel keep vector (0/1 per filter) as the layer's masks.
+  // Records a filter/channel keep vector (0/1 per filter) as the layer's masks. A
+  // convolution's pruned filters also mask the channels of the BatchNorm after it
+  // (weight and bias), so a pruned filter's channel is exactly zero downstream: the
+  // masked model computes what the sped-up one does (speedup.h). NNI masks the
+  // convolution only; its channels then leave BN's constant shift behind (NNI #2130).
   void SetFilterMasks(const CompressionTarget& target, const std::string& layer, double sparsity,
                       const at::Tensor& keep);
 };

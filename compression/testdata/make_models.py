@@ -12,6 +12,8 @@ Usage: make_models.py OUT_DIR
   resnet_mini_traced.pt  the same model exported with torch.jit.trace instead
   mobilenet_mini.pt      torchvision's MobileNetV2 structure (Conv-BN-ReLU6 Sequentials,
                    inverted residuals whose skip is an `if` in forward, depthwise convs)
+  cat_cnn.pt       conv1 -> conv2 whose channels meet torch.cat along channels (the speedup
+                   pass has no rule for it: conv2 stays masked, conv1 shrinks)
   tiny_idx/        256 Fashion-MNIST-shaped samples in IDX format (gzipped), for the
                    data-driven algorithms' tests: label k brightens row band k
 Weights are random (seeded) and never zero, so pruning tests are meaningful.
@@ -124,6 +126,19 @@ class ResNetMini(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class CatCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = F.relu(self.conv2(F.relu(self.conv1(x))))
+        z = torch.cat([y, y * 2], 1)
+        return self.head(z.mean(dim=(2, 3)))
+
+
 def conv_bn_relu6(inp, oup, kernel, stride, groups=1):
     """torchvision's Conv2dNormActivation with ReLU6."""
     return nn.Sequential(
@@ -217,6 +232,7 @@ def main():
     torch.jit.script(resnet).save(os.path.join(out, "resnet_mini.pt"))
     example = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(6))
     torch.jit.trace(resnet, example).save(os.path.join(out, "resnet_mini_traced.pt"))
+    torch.jit.script(randomize(CatCnn(), 8)).save(os.path.join(out, "cat_cnn.pt"))
     torch.jit.script(randomize(MobileNetMini(), 7, fan_in_scaled=True)).save(os.path.join(out, "mobilenet_mini.pt"))
 
 
