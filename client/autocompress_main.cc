@@ -707,6 +707,13 @@ int main(int argc, char** argv) {
   compress->footer(kCompressUsage);
   compress->callback([&] { code = RunCompress(compress->remaining()); });
 
+  CLI::App* speedup = app.add_subcommand(
+      "speedup", "Make a filter-pruned model physically smaller and measure it");
+  speedup->allow_extras();
+  speedup->prefix_command();
+  speedup->footer(kSpeedupUsage);
+  speedup->callback([&] { code = RunSpeedup(speedup->remaining()); });
+
   CLI::App* train = app.add_subcommand(
       "train", "Train a TorchScript model on a data set (the demo's pre-training)");
   train->allow_extras();

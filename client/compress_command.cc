@@ -22,8 +22,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "compression/compression_session.h"
 #include "compression/config_list.h"
+#include "compression/speedup.h"
+#include "nlohmann/json.hpp"
 #include "worker/training/dataset.h"
 #include "worker/training/fine_tune.h"
 #include "worker/training/recipe.h"
@@ -50,7 +53,22 @@ extern const char kCompressUsage[] =
     "  --data: slim, taylorfo, apoz and mean_activation train on it to choose filters;\n"
     "  quantizers train on it after compressing (quantization-aware training, which also\n"
     "  calibrates qat's input/output ranges). An epoch is at most N shuffled batches of\n"
-    "  B examples, SGD with momentum 0.9 and cross-entropy.\n";
+    "  B examples, SGD with momentum 0.9 and cross-entropy.\n"
+    "  --speedup: filter-pruned channels are removed for real (autocompress speedup);\n"
+    "  OUT.pt is the smaller model, the report gains a \"speedup\" section. The input\n"
+    "  shape (one example) comes from --input_shape or the --data set.\n";
+
+extern const char kSpeedupUsage[] =
+    "usage: autocompress speedup --model MASKED.pt --output SMALL.pt --input_shape C,H,W\n"
+    "                            [--original ORIGINAL.pt] [--report REPORT.json]\n"
+    "                            [--device cpu|cuda:N] [--threads N] [--runs 30]\n"
+    "  Removes the channels that filter pruning (l1, l2, fpgm, taylorfo, apoz,\n"
+    "  mean_activation, slim) left constant, from a model `compress` wrote earlier. The\n"
+    "  output computes what the masked model does (checked on a random batch); channels\n"
+    "  the pass cannot remove stay masked and are listed with the reason. Prints, and\n"
+    "  writes to REPORT.json, each shrunk layer's shapes and the parameters, MACs and\n"
+    "  median latency (batch 1 and 32) of the original (with --original), masked and\n"
+    "  sped-up models.\n";
 
 namespace {
 
@@ -161,20 +179,85 @@ absl::Status WriteAtomically(const std::string& path,
   return status;
 }
 
-absl::Status Compress(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(
-      args, {"model", "algorithm", "config_list", "kwargs", "output", "report", "calibration",
-             "device", "data", "data_format", "batches", "batch_size", "lr", "seed", "threads"});
-  if (!flags.ok()) return flags.status();
-  // Debian's LibTorch starts with one intra-op thread unless OMP_NUM_THREADS is set; use
-  // every core unless --threads or OMP_NUM_THREADS says otherwise.
+// Debian's LibTorch starts with one intra-op thread unless OMP_NUM_THREADS is set; use
+// every core unless --threads or OMP_NUM_THREADS says otherwise.
+absl::Status SetThreads(const std::map<std::string, std::string>& flags) {
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  auto threads = IntFlag(*flags, "threads", 0, 0, 4096);
+  auto threads = IntFlag(flags, "threads", 0, 0, 4096);
   if (!threads.ok()) return threads.status();
   if (*threads > 0) {
     at::set_num_threads(*threads);
   } else if (std::getenv("OMP_NUM_THREADS") == nullptr) {
     at::set_num_threads(cores);
+  }
+  return absl::OkStatus();
+}
+
+// "1,28,28": one example's shape, every dimension positive.
+absl::StatusOr<std::vector<int64_t>> ParseShape(const std::string& text) {
+  std::vector<int64_t> shape;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int64_t d = 0;
+    if (!absl::SimpleAtoi(part, &d) || d <= 0 || d > (int64_t{1} << 24)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--input_shape=", text, " is not a list of positive dimensions like 1,28,28"));
+    }
+    shape.push_back(d);
+  }
+  return shape;
+}
+
+// A flag given without a value ("--speedup") becomes "--speedup=true".
+std::vector<std::string> WithSwitch(std::vector<std::string> args, const std::string& name) {
+  for (std::string& arg : args) {
+    if (arg == "--" + name) arg += "=true";
+  }
+  return args;
+}
+
+// Speeds `masked` up into `output` and writes what it measured: a table on stdout and,
+// under "speedup", the report (returned as JSON).
+absl::StatusOr<nlohmann::ordered_json> SpeedupAndReport(
+    const std::string& masked, const std::string& output, const std::string& original,
+    const std::map<std::string, std::string>& flags, std::vector<int64_t> input_shape) {
+  autocompress::compression::MeasureOptions options;
+  options.input_shape = std::move(input_shape);
+  options.device = flags.count("device") ? flags.at("device") : "cpu";
+  auto runs = IntFlag(flags, "runs", 30, 1, 100000);
+  if (!runs.ok()) return runs.status();
+  options.runs = *runs;
+  auto report = autocompress::compression::SpeedupFile(masked, output, options, original);
+  if (!report.ok()) return report.status();
+  std::printf("speedup of %s -> %s (outputs within %.2g of the masked model's)\n%s",
+              masked.c_str(), output.c_str(), report->output_relative_difference,
+              autocompress::compression::SpeedupTable(*report).c_str());
+  return nlohmann::ordered_json::parse(report->ToJson());
+}
+
+absl::Status WriteText(const std::string& flag, const std::string& path, const std::string& text) {
+  return WriteAtomically(path, [&](const std::string& temporary) {
+    std::ofstream out(temporary);
+    out << text << "\n";
+    out.close();
+    return out ? absl::OkStatus()
+               : absl::FailedPreconditionError(absl::StrCat("cannot write the ", flag, " to ", path));
+  });
+}
+
+absl::Status Compress(const std::vector<std::string>& raw_args) {
+  const std::vector<std::string> args = WithSwitch(raw_args, "speedup");
+  auto flags = ParseFlags(
+      args, {"model", "algorithm", "config_list", "kwargs", "output", "report", "calibration",
+             "device", "data", "data_format", "batches", "batch_size", "lr", "seed", "threads",
+             "speedup", "input_shape", "runs"});
+  if (!flags.ok()) return flags.status();
+  if (absl::Status s = SetThreads(*flags); !s.ok()) return s;
+  const bool speedup = flags->count("speedup") && flags->at("speedup") != "false";
+  std::vector<int64_t> input_shape;
+  if (flags->count("input_shape")) {
+    auto shape = ParseShape(flags->at("input_shape"));
+    if (!shape.ok()) return shape.status();
+    input_shape = *shape;
   }
   for (const char* required : {"model", "algorithm", "config_list", "output"}) {
     if (flags->count(required) == 0) {
@@ -203,6 +286,7 @@ absl::Status Compress(const std::vector<std::string>& args) {
     auto loaded = autocompress::training::LoadDataset(format, flags->at("data"), "train");
     if (!loaded.ok()) return loaded.status();
     data = std::move(*loaded);
+    if (input_shape.empty()) input_shape = data->example_shape();
     training = std::make_unique<autocompress::training::DatasetTrainingHooks>(*data, recipe);
     options.hooks = training.get();
   } else if (autocompress::compression::TrainsBeforePruning(options.algorithm)) {
@@ -211,15 +295,39 @@ absl::Status Compress(const std::vector<std::string>& args) {
                      " trains before pruning: give --data DIR (IDX training split) and "
                      "--data_format idx"));
   }
+  if (speedup && input_shape.empty()) {
+    return absl::InvalidArgumentError(
+        "--speedup needs the input shape: give --input_shape C,H,W (or --data)");
+  }
+  if (speedup && autocompress::compression::IsQuantizer(options.algorithm)) {
+    return absl::InvalidArgumentError(
+        "--speedup removes pruned channels; " + options.algorithm + " is a quantizer");
+  }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
   if (autocompress::compression::IsQuantizer(options.algorithm) && data != nullptr) {
     // Quantization-aware training: one epoch of at most --batches batches.
     auto tuned = autocompress::training::FineTune(**session, {data.get()}, recipe, 1);
     if (!tuned.ok()) return tuned.status();
   }
-  if (absl::Status s = WriteAtomically(
-          flags->at("output"), [&](const std::string& path) { return (*session)->Save(path); });
-      !s.ok()) {
+  nlohmann::ordered_json speedup_report;
+  if (speedup) {
+    // The masked model goes to a temporary file beside the output, then shrinks into it.
+    const std::string masked = absl::StrCat(flags->at("output"), ".masked.", getpid());
+    absl::Status s = (*session)->Save(masked);
+    absl::StatusOr<nlohmann::ordered_json> sped;
+    if (s.ok()) {
+      sped = SpeedupAndReport(masked, flags->at("output"), flags->at("model"), *flags,
+                              input_shape);
+    }
+    std::remove(masked.c_str());
+    if (!s.ok()) return s;
+    if (!sped.ok()) return sped.status();
+    speedup_report = *sped;
+  } else if (absl::Status s = WriteAtomically(flags->at("output"),
+                                              [&](const std::string& path) {
+                                                return (*session)->Save(path);
+                                              });
+             !s.ok()) {
     return s;
   }
   for (const char* kind : {"report", "calibration"}) {
@@ -227,17 +335,39 @@ absl::Status Compress(const std::vector<std::string>& args) {
     absl::StatusOr<std::string> text =
         std::string(kind) == "report" ? (*session)->ReportJson() : (*session)->CalibrationJson();
     if (!text.ok()) return text.status();
-    absl::Status s = WriteAtomically(flags->at(kind), [&](const std::string& path) {
-      std::ofstream out(path);
-      out << *text << "\n";
-      out.close();
-      return out ? absl::OkStatus()
-                 : absl::FailedPreconditionError(
-                       absl::StrCat("cannot write the ", kind, " to ", flags->at(kind)));
-    });
-    if (!s.ok()) return s;
+    if (std::string(kind) == "report" && speedup) {
+      nlohmann::ordered_json report = nlohmann::ordered_json::parse(*text);
+      report["speedup"] = speedup_report;
+      *text = report.dump(2);
+    }
+    if (absl::Status s = WriteText(kind, flags->at(kind), *text); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+// `autocompress speedup` (kSpeedupUsage).
+absl::Status Speedup(const std::vector<std::string>& args) {
+  auto flags = ParseFlags(args, {"model", "output", "input_shape", "original", "report", "device",
+                                 "threads", "runs"});
+  if (!flags.ok()) return flags.status();
+  for (const char* required : {"model", "output", "input_shape"}) {
+    if (flags->count(required) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--", required, " is required"));
+    }
+  }
+  for (const char* output : {"output", "report"}) {
+    if (flags->count(output) == 0) continue;
+    if (absl::Status s = CheckOutputPath(output, flags->at(output)); !s.ok()) return s;
+  }
+  if (absl::Status s = SetThreads(*flags); !s.ok()) return s;
+  auto shape = ParseShape(flags->at("input_shape"));
+  if (!shape.ok()) return shape.status();
+  auto report = SpeedupAndReport(flags->at("model"), flags->at("output"),
+                                 flags->count("original") ? flags->at("original") : "", *flags,
+                                 *shape);
+  if (!report.ok()) return report.status();
+  if (flags->count("report") == 0) return absl::OkStatus();
+  return WriteText("report", flags->at("report"), report->dump(2));
 }
 
 // `autocompress train`: trains a TorchScript model on a data set's training split with
@@ -317,6 +447,11 @@ static bool PrintedHelp(const std::vector<std::string>& args, const char* usage)
 int RunCompress(const std::vector<std::string>& args) {
   if (PrintedHelp(args, kCompressUsage)) return 0;
   return Report("compress", Compress(args));
+}
+
+int RunSpeedup(const std::vector<std::string>& args) {
+  if (PrintedHelp(args, kSpeedupUsage)) return 0;
+  return Report("speedup", Speedup(args));
 }
 
 int RunTrain(const std::vector<std::string>& args) {

@@ -629,7 +629,8 @@ std::map<int, Plan> PlanSpaces(Analysis& a) {
           needed[c] = true;
           if (plan.pruned[c] && plan.reason.empty()) {
             plan.reason = absl::StrCat("channel ", c, " is not constant where ", use.layer,
-                                       " reads it (a layer tied to it by an add computes it)");
+                                       " reads it (a layer tied to it by an add computes it; dependency_aware: true "
+                                       "prunes such layers together)");
           }
         } else if (value != 0 && !absorbs) {
           needed[c] = true;
@@ -924,7 +925,14 @@ std::unique_ptr<at::ObserverContext> CountMacs(const at::RecordFunction& fn) {
   if (counted_macs == nullptr) return nullptr;
   const std::string name = fn.name();
   if (name != "aten::_convolution" && name != "aten::linear") return nullptr;
-  const c10::ArrayRef<const c10::IValue> inputs = fn.inputs();
+  // The interpreter also opens a range per op without recording its inputs; there
+  // inputs() is empty, or (built without NDEBUG) throws. The dispatcher's range counts.
+  c10::ArrayRef<const c10::IValue> inputs;
+  try {
+    inputs = fn.inputs();
+  } catch (const c10::Error&) {
+    return nullptr;
+  }
   if (name == "aten::_convolution" && inputs.size() >= 9 && inputs[0].isTensor() &&
       inputs[1].isTensor()) {
     const torch::Tensor x = inputs[0].toTensor();
@@ -999,10 +1007,13 @@ absl::StatusOr<ModelCost> MeasureModel(torch::jit::Module& model, const MeasureO
               {at::RecordScope::FUNCTION}));
       try {
         model.forward({torch::zeros(shape, device)});
-      } catch (...) {
+      } catch (const std::exception& e) {
         at::removeCallback(handle);
         counted_macs = nullptr;
-        throw;
+        // The shape is the caller's input: a model that cannot take it is bad input.
+        return absl::InvalidArgumentError(absl::StrCat("the model does not run on an input of "
+                                                       "shape [",
+                                                       absl::StrJoin(shape, ", "), "]: ", e.what()));
       }
       at::removeCallback(handle);
       counted_macs = nullptr;

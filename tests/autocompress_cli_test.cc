@@ -303,5 +303,75 @@ TEST(CompressCliErrorsTest, BadInputExitsTwo) {
   EXPECT_EQ(compress("apoz", TempPath("x.pt"), {"--data", TempPath("")}), 2);
 }
 
+// `compress --speedup` writes the smaller model directly; `speedup` makes the same
+// model from a masked one written earlier. Both compute what the masked model computes.
+TEST(SpeedupCliTest, CompressSpeedupAndSpeedupWriteTheSmallModel) {
+  const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
+  const std::string config = R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
+  const std::string masked = TempPath("masked.pt"), direct = TempPath("direct.pt"),
+                    later = TempPath("later.pt"), report = TempPath("direct.json"),
+                    later_report = TempPath("later.json");
+  ASSERT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list", config,
+                    "--output", masked}),
+            0);
+  ASSERT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list", config,
+                    "--output", direct, "--report", report, "--speedup", "--input_shape",
+                    "1,28,28", "--runs", "2"}),
+            0);
+  ASSERT_EQ(RunCli({"speedup", "--model", masked, "--output", later, "--input_shape", "1,28,28",
+                    "--original", model, "--report", later_report, "--runs", "2"}),
+            0);
+  torch::jit::Module m = torch::jit::load(masked), a = torch::jit::load(direct),
+                     b = torch::jit::load(later);
+  EXPECT_EQ(Param(a, "conv1", "weight").sizes(), (std::vector<int64_t>{4, 1, 3, 3}));
+  EXPECT_EQ(Param(a, "conv2", "weight").sizes(), (std::vector<int64_t>{8, 4, 3, 3}));
+  EXPECT_EQ(Param(a, "fc1", "weight").sizes(), (std::vector<int64_t>{32, 200}));
+  EXPECT_EQ(Param(b, "fc1", "weight").sizes(), (std::vector<int64_t>{32, 200}));
+  torch::NoGradGuard no_grad;
+  m.eval();
+  a.eval();
+  b.eval();
+  const torch::Tensor x = torch::randn({5, 1, 28, 28});
+  const torch::Tensor expected = m.forward({x}).toTensor();
+  for (torch::jit::Module* small : {&a, &b}) {
+    const torch::Tensor y = small->forward({x}).toTensor();
+    EXPECT_LE(((y - expected).abs().max() / expected.abs().max()).item<double>(), 1e-5);
+  }
+  std::ifstream direct_in(report), later_in(later_report);
+  const nlohmann::json direct_json = nlohmann::json::parse(direct_in);
+  const nlohmann::json later_json = nlohmann::json::parse(later_in);
+  // The compression report plus its speedup section; `speedup` reports all three models.
+  EXPECT_EQ(direct_json["algorithm"], "l1");
+  const nlohmann::json& models = direct_json["speedup"]["models"];
+  EXPECT_LT(models["sped_up"]["macs"].get<int64_t>(), models["masked"]["macs"].get<int64_t>());
+  EXPECT_TRUE(models["sped_up"]["latency_ms"].contains("batch_32"));
+  EXPECT_EQ(later_json["models"]["original"]["macs"], models["masked"]["macs"]);
+  EXPECT_EQ(later_json["models"]["sped_up"]["parameters"], models["sped_up"]["parameters"]);
+}
+
+TEST(SpeedupCliTest, BadInputExitsTwoWithOneLine) {
+  const std::string model = RunfilePath("compression/testdata/small_cnn.pt");
+  const std::string out = TempPath("never.pt");
+  const CliResult no_shape = RunCliCapturingStderr({"speedup", "--model", model, "--output", out});
+  EXPECT_EQ(no_shape.code, 2);
+  ASSERT_EQ(no_shape.stderr_lines.size(), 1u);
+  EXPECT_EQ(no_shape.stderr_lines[0], "autocompress speedup: --input_shape is required");
+  EXPECT_EQ(RunCli({"speedup", "--model", model, "--output", out, "--input_shape", "1,0,28"}), 2);
+  EXPECT_EQ(RunCli({"speedup", "--model", "/does/not/exist.pt", "--output", out, "--input_shape",
+                    "1,28,28"}),
+            2);
+  // The input shape does not fit the model.
+  EXPECT_EQ(RunCli({"speedup", "--model", model, "--output", out, "--input_shape", "3,8,8"}), 2);
+  const std::string config = R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])";
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list", config,
+                    "--output", out, "--speedup"}),
+            2);  // no input shape
+  EXPECT_EQ(RunCli({"compress", "--model", model, "--algorithm", "naive", "--config_list",
+                    R"([{"quant_types": ["weight"], "quant_bits": 8, "op_types": ["Conv2d"]}])",
+                    "--output", out, "--speedup", "--input_shape", "1,28,28"}),
+            2);  // a quantizer
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
 }  // namespace
 }  // namespace autocompress
