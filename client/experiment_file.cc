@@ -1049,11 +1049,13 @@ class FileReader {
     e.set_calibration(true);
     const YAML::Node node = parent.Get("export");
     if (!node.IsDefined()) return;
-    Reader::Fields f = r_.Map(node, "export", {"model", "report", "calibration", "keep_best"});
+    Reader::Fields f =
+        r_.Map(node, "export", {"model", "report", "calibration", "keep_best", "speedup"});
     if (auto b = r_.Bool(f, "model")) e.set_model(*b);
     if (auto b = r_.Bool(f, "report")) e.set_report(*b);
     if (auto b = r_.Bool(f, "calibration")) e.set_calibration(*b);
     if (auto k = r_.Int(f, "keep_best", 0)) e.set_keep_best(*k);
+    if (auto b = r_.Bool(f, "speedup")) e.set_speedup(*b);
     f.Done();
   }
 

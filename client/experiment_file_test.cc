@@ -77,7 +77,7 @@ training:
   lr_schedule: {name: cosine, min_learning_rate: 0.001}
 objective:
   constraints: ["sparsity >= 0.5", "latency_ms<=2"]
-export: {calibration: false, keep_best: 3}
+export: {calibration: false, keep_best: 3, speedup: true}
 seed: 7
 )";
 
@@ -127,6 +127,7 @@ TEST_F(ExperimentFileTest, ReadsTheSeedsExperimentIntoASpec) {
   EXPECT_TRUE(spec.export_options().model());
   EXPECT_FALSE(spec.export_options().calibration());
   EXPECT_EQ(spec.export_options().keep_best(), 3);
+  EXPECT_TRUE(spec.export_options().speedup());
   EXPECT_EQ(spec.seed(), 7u);
 }
 
@@ -146,7 +147,7 @@ TEST_F(ExperimentFileTest, JsonIsReadAsYamlFlowStyle) {
     "training": {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}, "criterion": "nll", "finetune_epochs": 2,
                  "lr_schedule": {"name": "cosine", "min_learning_rate": 0.001}},
     "objective": {"constraints": ["sparsity >= 0.5", "latency_ms<=2"]},
-    "export": {"calibration": false, "keep_best": 3}, "seed": 7})";
+    "export": {"calibration": false, "keep_best": 3, "speedup": true}, "seed": 7})";
   const ExperimentFile from_json = Parse(json);
   ASSERT_EQ(problems_.size(), 0u) << Problems();
   EXPECT_EQ(from_json.spec.SerializeAsString(), yaml.spec.SerializeAsString());

@@ -110,6 +110,36 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& device) {
   }
 }
 
+// The size rule of compression/README.md "Effective bytes"; `quantized_weights` (by layer)
+// take their bit widths.
+ModelSize SizeOf(const torch::jit::Module& model,
+                 const std::map<std::string, QuantState>& quantized_weights) {
+  torch::NoGradGuard no_grad;
+  ModelSize size;
+  for (const auto& parameter : model.named_parameters(/*recurse=*/true)) {
+    const torch::Tensor& p = parameter.value;
+    const int64_t width = static_cast<int64_t>(p.element_size());
+    const int64_t dense = p.numel() * width;
+    size.dense_bytes += dense;
+    const std::string& name = parameter.name;
+    const size_t dot = name.rfind('.');
+    auto quantized = dot != std::string::npos && name.substr(dot + 1) == "weight"
+                         ? quantized_weights.find(name.substr(0, dot))
+                         : quantized_weights.end();
+    if (quantized != quantized_weights.end()) {
+      const auto& q = quantized->second;
+      int64_t bytes = (p.numel() * q.config.bits + 7) / 8;
+      if (q.scale.defined()) bytes += 4 * q.scale.numel();
+      if (q.zero_point.defined()) bytes += 4 * q.zero_point.numel();
+      size.effective_bytes += bytes;
+      continue;
+    }
+    const int64_t nonzero = p.count_nonzero().item<int64_t>();
+    size.effective_bytes += std::min(dense, nonzero * width + (p.numel() + 7) / 8);
+  }
+  return size;
+}
+
 }  // namespace
 
 struct CompressionSession::Impl {
@@ -432,36 +462,16 @@ absl::StatusOr<std::string> CompressionSession::ReportJson() const {
                     [&]() -> absl::StatusOr<std::string> { return impl_->ReportJson(); });
 }
 
-ModelSize CompressionSession::Impl::Size() const {
-  torch::NoGradGuard no_grad;
-  ModelSize size;
-  for (const auto& parameter : model.named_parameters(/*recurse=*/true)) {
-    const torch::Tensor& p = parameter.value;
-    const int64_t width = static_cast<int64_t>(p.element_size());
-    const int64_t dense = p.numel() * width;
-    size.dense_bytes += dense;
-    const std::string& name = parameter.name;
-    const size_t dot = name.rfind('.');
-    auto quantized = dot != std::string::npos && name.substr(dot + 1) == "weight"
-                         ? quant.weights.find(name.substr(0, dot))
-                         : quant.weights.end();
-    if (quantized != quant.weights.end()) {
-      const auto& q = quantized->second;
-      int64_t bytes = (p.numel() * q.config.bits + 7) / 8;
-      if (q.scale.defined()) bytes += 4 * q.scale.numel();
-      if (q.zero_point.defined()) bytes += 4 * q.zero_point.numel();
-      size.effective_bytes += bytes;
-      continue;
-    }
-    const int64_t nonzero = p.count_nonzero().item<int64_t>();
-    size.effective_bytes += std::min(dense, nonzero * width + (p.numel() + 7) / 8);
-  }
-  return size;
-}
+ModelSize CompressionSession::Impl::Size() const { return SizeOf(model, quant.weights); }
 
 absl::StatusOr<ModelSize> CompressionSession::Size() const {
   return CatchTorch("measuring the model size",
                     [&]() -> absl::StatusOr<ModelSize> { return impl_->Size(); });
+}
+
+absl::StatusOr<ModelSize> SizeOfModel(const torch::jit::Module& model) {
+  return CatchTorch("measuring the model size",
+                    [&]() -> absl::StatusOr<ModelSize> { return SizeOf(model, {}); });
 }
 
 std::string CompressionSession::Impl::CalibrationJson() const {

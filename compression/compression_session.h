@@ -122,6 +122,10 @@ class CompressionSession {
   std::unique_ptr<Impl> impl_;
 };
 
+// The same size of a model outside a session, whose weights are not quantized (a pruned
+// model as saved, or one the speedup pass made smaller).
+absl::StatusOr<ModelSize> SizeOfModel(const torch::jit::Module& model);
+
 }  // namespace autocompress::compression
 
 #endif  // AUTOCOMPRESS_COMPRESSION_COMPRESSION_SESSION_H_

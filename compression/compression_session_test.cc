@@ -132,11 +132,15 @@ TEST(CompressionSessionTest, EffectiveBytesFollowTheDefinitionForPrunersAndQuant
         expected += std::min(4 * n, 4 * (n - zeros) + (n + 7) / 8);
       }
     }
-    // l1 also zeroes the bias of each pruned filter.
+    // l1 also zeroes the bias of each pruned filter, and the weight and bias of the
+    // BatchNorm channel after it.
     if (std::string(c.algorithm) == "l1") {
-      for (const char* layer : {"conv1", "conv2"}) {
-        const torch::Tensor bias = Weight(session->module(), layer, "bias");
-        const int64_t n = bias.numel(), nonzero = bias.count_nonzero().item<int64_t>();
+      for (const auto& [layer, name] : std::vector<std::pair<std::string, std::string>>{
+               {"conv1", "bias"}, {"conv2", "bias"}, {"bn1", "weight"}, {"bn1", "bias"},
+               {"bn2", "weight"}, {"bn2", "bias"}}) {
+        const torch::Tensor t = Weight(session->module(), layer, name.c_str());
+        const int64_t n = t.numel(), nonzero = t.count_nonzero().item<int64_t>();
+        EXPECT_EQ(nonzero, n / 2) << layer << "." << name;
         expected += std::min(4 * n, 4 * nonzero + (n + 7) / 8) - 4 * n;
       }
     }

@@ -1044,10 +1044,8 @@ absl::StatusOr<ModelCost> MeasureModel(torch::jit::Module& model, const MeasureO
   return cost;
 }
 
-std::string SpeedupReport::ToJson() const {
+nlohmann::ordered_json ResultJson(const SpeedupResult& result) {
   nlohmann::ordered_json j;
-  j["input_shape"] = options.input_shape;
-  j["device"] = options.device;
   j["layers"] = nlohmann::ordered_json::array();
   for (const ShrunkLayer& l : result.layers) {
     j["layers"].push_back({{"name", l.name}, {"kind", l.kind}, {"before", l.before},
@@ -1058,6 +1056,16 @@ std::string SpeedupReport::ToJson() const {
     j["left_masked"].push_back({{"layers", l.layers}, {"channels", l.channels},
                                 {"reason", l.reason}});
   }
+  return j;
+}
+
+std::string SpeedupResultJson(const SpeedupResult& result) { return ResultJson(result).dump(2); }
+
+std::string SpeedupReport::ToJson() const {
+  nlohmann::ordered_json j;
+  j["input_shape"] = options.input_shape;
+  j["device"] = options.device;
+  j.update(ResultJson(result));
   if (original.has_value()) j["models"]["original"] = CostJson(*original);
   j["models"]["masked"] = CostJson(masked);
   j["models"]["sped_up"] = CostJson(sped_up);

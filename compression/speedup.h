@@ -52,6 +52,9 @@ struct SpeedupResult {
   std::vector<LeftMasked> left_masked;
 };
 
+// {"layers": [{name, kind, before, after}], "left_masked": [{layers, channels, reason}]}.
+std::string SpeedupResultJson(const SpeedupResult& result);
+
 // Shrinks `model` in place (on its device). Its parameters must be the masked ones
 // (masks folded in, as CompressionSession::Save writes them).
 absl::StatusOr<SpeedupResult> SpeedupModule(torch::jit::Module& model);

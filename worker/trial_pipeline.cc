@@ -23,6 +23,7 @@
 #include "common/status_macros.h"
 #include "compression/algorithm_registry.h"
 #include "compression/compression_session.h"
+#include "compression/speedup.h"
 #include "compression/torch_status.h"
 #include "glog/logging.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
@@ -93,6 +94,45 @@ ParameterCounts CountParameters(torch::jit::Module& model) {
 }
 
 // Median milliseconds of a batch-1 forward of the saved model on `device`.
+struct SpedUp {
+  torch::jit::Module model;
+  compression::SpeedupResult result;
+  compression::ModelSize size;
+};
+
+// Replaces the saved masked model at `model_path` by its sped-up version, after checking
+// on `example` that both compute the same.
+absl::StatusOr<SpedUp> SpeedUpSaved(const std::string& model_path, const std::string& device,
+                                    const torch::Tensor& example) {
+  SpedUp sped;
+  double difference = 0;
+  try {
+    torch::NoGradGuard no_grad;
+    torch::jit::Module masked = torch::jit::load(model_path, torch::Device(device));
+    sped.model = torch::jit::load(model_path, torch::Device(device));
+    masked.eval();
+    sped.model.eval();
+    ASSIGN_OR_RETURN(sped.result, compression::SpeedupModule(sped.model));
+    const torch::Tensor x = example.to(torch::Device(device));
+    const torch::Tensor expected = masked.forward({x}).toTensor();
+    const torch::Tensor actual = sped.model.forward({x}).toTensor();
+    difference =
+        ((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-30)).item<double>();
+    if (!(difference <= 1e-4)) {
+      return absl::InternalError(absl::StrCat("the sped-up model's outputs differ from the masked "
+                                              "model's by ",
+                                              difference, " (relative); not exported"));
+    }
+    const std::string temporary = model_path + ".sped-up";
+    sped.model.save(temporary);
+    std::filesystem::rename(temporary, model_path);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("speeding up ", model_path, ": ", e.what()));
+  }
+  ASSIGN_OR_RETURN(sped.size, compression::SizeOfModel(sped.model));
+  return sped;
+}
+
 absl::StatusOr<double> MeasureLatencyMs(const std::string& model_path, const std::string& device,
                                         const torch::Tensor& batch) {
   return compression::CatchTorch("measuring latency", [&]() -> absl::StatusOr<double> {
@@ -277,8 +317,8 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   Enter("evaluating");
   ASSIGN_OR_RETURN(const Metrics final_metrics, module->Evaluate(session->module()));
   RETURN_IF_ERROR(CheckFinite(final_metrics, "loss", "in the final evaluation"));
-  const ParameterCounts counts = CountParameters(session->module());
-  ASSIGN_OR_RETURN(const compression::ModelSize size, session->Size());
+  ParameterCounts counts = CountParameters(session->module());
+  ASSIGN_OR_RETURN(compression::ModelSize size, session->Size());
 
   Section("export");
   Enter("exporting");
@@ -292,6 +332,16 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     file->set_path(path);
     file->set_name(name);
   };
+  ASSIGN_OR_RETURN(const torch::Tensor example, module->ExampleInput());
+  std::string speedup_json;
+  if (trial_.export_options().speedup() && !baseline &&
+      !compression::IsQuantizer(decoded.algorithm)) {
+    Enter("speeding up the model");
+    ASSIGN_OR_RETURN(SpedUp sped, SpeedUpSaved(model_path, context.device, example));
+    counts = CountParameters(sped.model);
+    size = sped.size;
+    speedup_json = compression::SpeedupResultJson(sped.result);
+  }
   if (trial_.export_options().model() && !baseline) add_file(model_path, "model.pt");
   auto write_text = [&](const std::string& name, const std::string& text) -> absl::Status {
     const std::string path = (out / name).string();
@@ -306,6 +356,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     ASSIGN_OR_RETURN(std::string report, session->ReportJson());
     RETURN_IF_ERROR(write_text("report.json", report));
   }
+  if (!speedup_json.empty()) RETURN_IF_ERROR(write_text("speedup.json", speedup_json));
   if (trial_.export_options().calibration() && compression::IsQuantizer(decoded.algorithm)) {
     ASSIGN_OR_RETURN(std::string calibration, session->CalibrationJson());
     RETURN_IF_ERROR(write_text("calibration.json", calibration));
@@ -313,7 +364,6 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
 
   Section("latency");
   Enter("measuring latency");
-  ASSIGN_OR_RETURN(const torch::Tensor example, module->ExampleInput());
   ASSIGN_OR_RETURN(double latency_ms, MeasureLatencyMs(model_path, context.device, example));
   Section("");
 

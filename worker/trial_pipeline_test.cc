@@ -3,7 +3,9 @@
 // child and against PyTorch's numbers, is //tests:worker_agent_test.
 #include "worker/trial_pipeline.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "common/testing/runfiles.h"
 #include "gmock/gmock.h"
@@ -94,6 +96,38 @@ TEST(TrialPipelineTest, EpochReportsCarryTheScheduledLearningRate) {
     EXPECT_TRUE(MetricOf(collect.reports[e + 1], "train_loss").has_value());
   }
   EXPECT_THAT(collect.phases, ::testing::Contains("fine-tuning epoch 3"));
+}
+
+// export_options.speedup: the same l1 trial exports a physically smaller model, whose
+// parameters and effective bytes the final report then measures; accuracy is the same
+// (evaluated before export, and the worker checks that both models compute the same).
+TEST(TrialPipelineTest, SpeedupExportsTheSmallerModelAndMeasuresIt) {
+  std::map<bool, internal::ChildResult> results;
+  for (bool speedup : {false, true}) {
+    internal::ChildRequest request = Request(speedup ? "sped" : "masked");
+    v1::TrialSpec& trial = *request.mutable_trial();
+    trial.set_parameters_json(
+        R"({"algorithm_name": {"_name": "l1", "config_list::Conv2d::::sparsity": 0.5}})");
+    trial.mutable_recipe()->set_max_train_batches(3);
+    trial.mutable_export_options()->set_model(true);
+    trial.mutable_export_options()->set_speedup(speedup);
+    Collect collect;
+    results[speedup] = RunTrialPipeline(request, collect);
+    ASSERT_EQ(results[speedup].state(), v1::TRIAL_STATE_SUCCEEDED)
+        << results[speedup].failure().message();
+    std::vector<std::string> files;
+    for (const auto& f : results[speedup].files()) files.push_back(f.name());
+    EXPECT_EQ(std::count(files.begin(), files.end(), "speedup.json"), speedup ? 1 : 0);
+  }
+  const v1::MetricReport& masked = results[false].final_report();
+  const v1::MetricReport& sped = results[true].final_report();
+  EXPECT_EQ(MetricOf(sped, "accuracy"), MetricOf(masked, "accuracy"));
+  EXPECT_LT(MetricOf(sped, "parameters").value(), MetricOf(masked, "parameters").value());
+  // The masked model's zeros are gone: nothing left to store sparsely.
+  EXPECT_EQ(MetricOf(sped, "nonzero_parameters"), MetricOf(sped, "parameters"));
+  EXPECT_LT(MetricOf(sped, "effective_bytes").value(), MetricOf(masked, "effective_bytes").value());
+  EXPECT_LT(MetricOf(sped, "dense_bytes").value(), MetricOf(masked, "dense_bytes").value());
+  EXPECT_TRUE(MetricOf(sped, "latency_ms").has_value());
 }
 
 TEST(TrialPipelineTest, AnUnsupportedFormatIsInvalidInput) {

@@ -219,6 +219,7 @@ class AutoCompressionExperiment:
         spec.export_options.report = e.get("report", True)
         spec.export_options.calibration = e.get("calibration", True)
         spec.export_options.keep_best = e.get("keep_best", 0)
+        spec.export_options.speedup = e.get("speedup", False)
         return spec
 
     # ---- lifecycle -------------------------------------------------------------------
