@@ -707,8 +707,8 @@ int main(int argc, char** argv) {
   compress->footer(kCompressUsage);
   compress->callback([&] { code = RunCompress(compress->remaining()); });
 
-  CLI::App* speedup = app.add_subcommand(
-      "speedup", "Make a filter-pruned model physically smaller and measure it");
+  CLI::App* speedup =
+      app.add_subcommand("speedup", "Make a filter-pruned model physically smaller and measure it");
   speedup->allow_extras();
   speedup->prefix_command();
   speedup->footer(kSpeedupUsage);

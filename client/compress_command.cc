@@ -228,8 +228,8 @@ absl::StatusOr<nlohmann::ordered_json> SpeedupAndReport(
   options.runs = *runs;
   auto report = autocompress::compression::SpeedupFile(masked, output, options, original);
   if (!report.ok()) return report.status();
-  std::printf("speedup of %s -> %s (outputs within %.2g of the masked model's)\n%s",
-              masked.c_str(), output.c_str(), report->output_relative_difference,
+  std::printf("speedup of %s -> %s (outputs within %.2g of the masked model's)\n%s", masked.c_str(),
+              output.c_str(), report->output_relative_difference,
               autocompress::compression::SpeedupTable(*report).c_str());
   return nlohmann::ordered_json::parse(report->ToJson());
 }
@@ -240,16 +240,17 @@ absl::Status WriteText(const std::string& flag, const std::string& path, const s
     out << text << "\n";
     out.close();
     return out ? absl::OkStatus()
-               : absl::FailedPreconditionError(absl::StrCat("cannot write the ", flag, " to ", path));
+               : absl::FailedPreconditionError(
+                     absl::StrCat("cannot write the ", flag, " to ", path));
   });
 }
 
 absl::Status Compress(const std::vector<std::string>& raw_args) {
   const std::vector<std::string> args = WithSwitch(raw_args, "speedup");
-  auto flags = ParseFlags(
-      args, {"model", "algorithm", "config_list", "kwargs", "output", "report", "calibration",
-             "device", "data", "data_format", "batches", "batch_size", "lr", "seed", "threads",
-             "speedup", "input_shape", "runs"});
+  auto flags =
+      ParseFlags(args, {"model", "algorithm", "config_list", "kwargs", "output", "report",
+                        "calibration", "device", "data", "data_format", "batches", "batch_size",
+                        "lr", "seed", "threads", "speedup", "input_shape", "runs"});
   if (!flags.ok()) return flags.status();
   if (absl::Status s = SetThreads(*flags); !s.ok()) return s;
   const bool speedup = flags->count("speedup") && flags->at("speedup") != "false";
@@ -300,8 +301,8 @@ absl::Status Compress(const std::vector<std::string>& raw_args) {
         "--speedup needs the input shape: give --input_shape C,H,W (or --data)");
   }
   if (speedup && autocompress::compression::IsQuantizer(options.algorithm)) {
-    return absl::InvalidArgumentError(
-        "--speedup removes pruned channels; " + options.algorithm + " is a quantizer");
+    return absl::InvalidArgumentError("--speedup removes pruned channels; " + options.algorithm +
+                                      " is a quantizer");
   }
   if (absl::Status s = (*session)->Compress(options); !s.ok()) return s;
   if (autocompress::compression::IsQuantizer(options.algorithm) && data != nullptr) {
@@ -316,17 +317,15 @@ absl::Status Compress(const std::vector<std::string>& raw_args) {
     absl::Status s = (*session)->Save(masked);
     absl::StatusOr<nlohmann::ordered_json> sped;
     if (s.ok()) {
-      sped = SpeedupAndReport(masked, flags->at("output"), flags->at("model"), *flags,
-                              input_shape);
+      sped = SpeedupAndReport(masked, flags->at("output"), flags->at("model"), *flags, input_shape);
     }
     std::remove(masked.c_str());
     if (!s.ok()) return s;
     if (!sped.ok()) return sped.status();
     speedup_report = *sped;
-  } else if (absl::Status s = WriteAtomically(flags->at("output"),
-                                              [&](const std::string& path) {
-                                                return (*session)->Save(path);
-                                              });
+  } else if (absl::Status s =
+                 WriteAtomically(flags->at("output"),
+                                 [&](const std::string& path) { return (*session)->Save(path); });
              !s.ok()) {
     return s;
   }
@@ -347,8 +346,8 @@ absl::Status Compress(const std::vector<std::string>& raw_args) {
 
 // `autocompress speedup` (kSpeedupUsage).
 absl::Status Speedup(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(args, {"model", "output", "input_shape", "original", "report", "device",
-                                 "threads", "runs"});
+  auto flags = ParseFlags(
+      args, {"model", "output", "input_shape", "original", "report", "device", "threads", "runs"});
   if (!flags.ok()) return flags.status();
   for (const char* required : {"model", "output", "input_shape"}) {
     if (flags->count(required) == 0) {
@@ -362,9 +361,9 @@ absl::Status Speedup(const std::vector<std::string>& args) {
   if (absl::Status s = SetThreads(*flags); !s.ok()) return s;
   auto shape = ParseShape(flags->at("input_shape"));
   if (!shape.ok()) return shape.status();
-  auto report = SpeedupAndReport(flags->at("model"), flags->at("output"),
-                                 flags->count("original") ? flags->at("original") : "", *flags,
-                                 *shape);
+  auto report =
+      SpeedupAndReport(flags->at("model"), flags->at("output"),
+                       flags->count("original") ? flags->at("original") : "", *flags, *shape);
   if (!report.ok()) return report.status();
   if (flags->count("report") == 0) return absl::OkStatus();
   return WriteText("report", flags->at("report"), report->dump(2));

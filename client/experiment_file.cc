@@ -627,13 +627,27 @@ class FileReader {
                  absl::StrCat("expected a mapping of experiment fields, got ", KindName(root)));
       return;
     }
-    Reader::Fields f =
-        r_.Map(root, "",
-               {"experiment_name", "labels", "search_space", "search_space_file", "tuner",
-                "assessor", "objective", "trial_concurrency", "max_trial_number",
-                "max_experiment_duration", "max_trial_duration", "max_retries", "trial_gpu_number",
-                "trial_resources", "model", "data", "training", "export", "seed",
-                "skip_baseline"});
+    Reader::Fields f = r_.Map(root, "",
+                              {"experiment_name",
+                               "labels",
+                               "search_space",
+                               "search_space_file",
+                               "tuner",
+                               "assessor",
+                               "objective",
+                               "trial_concurrency",
+                               "max_trial_number",
+                               "max_experiment_duration",
+                               "max_trial_duration",
+                               "max_retries",
+                               "trial_gpu_number",
+                               "trial_resources",
+                               "model",
+                               "data",
+                               "training",
+                               "export",
+                               "seed",
+                               "skip_baseline"});
     v1::ExperimentSpec& spec = out_.spec;
     if (auto name = r_.String(f, "experiment_name")) spec.set_name(*name);
     r_.StringMap(f, "labels", *spec.mutable_labels());

@@ -14,8 +14,8 @@
 #include "compression/graph_hooks.h"
 #include "compression/module_modes.h"
 #include "compression/pruner.h"
-#include "compression/script_graph.h"
 #include "compression/quantizers.h"
+#include "compression/script_graph.h"
 #include "compression/torch_status.h"
 #include "nlohmann/json.hpp"
 

@@ -135,9 +135,13 @@ TEST(CompressionSessionTest, EffectiveBytesFollowTheDefinitionForPrunersAndQuant
     // l1 also zeroes the bias of each pruned filter, and the weight and bias of the
     // BatchNorm channel after it.
     if (std::string(c.algorithm) == "l1") {
-      for (const auto& [layer, name] : std::vector<std::pair<std::string, std::string>>{
-               {"conv1", "bias"}, {"conv2", "bias"}, {"bn1", "weight"}, {"bn1", "bias"},
-               {"bn2", "weight"}, {"bn2", "bias"}}) {
+      for (const auto& [layer, name] :
+           std::vector<std::pair<std::string, std::string>>{{"conv1", "bias"},
+                                                            {"conv2", "bias"},
+                                                            {"bn1", "weight"},
+                                                            {"bn1", "bias"},
+                                                            {"bn2", "weight"},
+                                                            {"bn2", "bias"}}) {
         const torch::Tensor t = Weight(session->module(), layer, name.c_str());
         const int64_t n = t.numel(), nonzero = t.count_nonzero().item<int64_t>();
         EXPECT_EQ(nonzero, n / 2) << layer << "." << name;

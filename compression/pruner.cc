@@ -58,9 +58,8 @@ void PruneResult::SetFilterMasks(const CompressionTarget& target, const std::str
   masks.Add(weight, ExpandFilterKeep(keep, weight));
   if (bias.defined()) masks.Add(bias, keep.to(bias.device(), bias.scalar_type()));
   auto after = target.batch_norms_after.find(layer);
-  for (const std::string& bn : after == target.batch_norms_after.end()
-                                   ? std::vector<std::string>()
-                                   : after->second) {
+  for (const std::string& bn :
+       after == target.batch_norms_after.end() ? std::vector<std::string>() : after->second) {
     for (const char* name : {"weight", "bias"}) {
       torch::Tensor t = target.Attribute(bn, name);
       if (t.defined() && t.dim() == 1 && t.size(0) == keep.size(0)) {

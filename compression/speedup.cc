@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/script.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,7 +14,6 @@
 #include <numeric>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -41,14 +41,37 @@ std::string Kind(const Node* n) { return n->kind().toQualString(); }
 // the function they apply to a channel that is constant (nullopt: not constant).
 const std::set<std::string>& ChannelwiseOps() {
   static const std::set<std::string> ops = {
-      "aten::relu",        "aten::relu_",        "aten::relu6",      "aten::hardtanh",
-      "aten::hardtanh_",   "aten::sigmoid",      "aten::sigmoid_",   "aten::tanh",
-      "aten::tanh_",       "aten::leaky_relu",   "aten::leaky_relu_", "aten::hardswish",
-      "aten::hardswish_",  "aten::silu",         "aten::silu_",      "aten::gelu",
-      "aten::elu",         "aten::elu_",         "aten::dropout",    "aten::dropout_",
-      "aten::feature_dropout", "aten::feature_dropout_", "aten::contiguous", "aten::clone",
-      "aten::detach",      "aten::max_pool2d",   "aten::max_pool1d", "aten::avg_pool2d",
-      "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::mean",
+      "aten::relu",
+      "aten::relu_",
+      "aten::relu6",
+      "aten::hardtanh",
+      "aten::hardtanh_",
+      "aten::sigmoid",
+      "aten::sigmoid_",
+      "aten::tanh",
+      "aten::tanh_",
+      "aten::leaky_relu",
+      "aten::leaky_relu_",
+      "aten::hardswish",
+      "aten::hardswish_",
+      "aten::silu",
+      "aten::silu_",
+      "aten::gelu",
+      "aten::elu",
+      "aten::elu_",
+      "aten::dropout",
+      "aten::dropout_",
+      "aten::feature_dropout",
+      "aten::feature_dropout_",
+      "aten::contiguous",
+      "aten::clone",
+      "aten::detach",
+      "aten::max_pool2d",
+      "aten::max_pool1d",
+      "aten::avg_pool2d",
+      "aten::adaptive_avg_pool2d",
+      "aten::adaptive_avg_pool1d",
+      "aten::mean",
   };
   return ops;
 }
@@ -133,7 +156,7 @@ struct Use {
 
 struct Space {
   int64_t channels = -1;
-  std::string pinned;  // why every channel stays; empty = free
+  std::string pinned;   // why every channel stays; empty = free
   bool linear = false;  // holds a Linear layer's output (channels last)
 };
 
@@ -232,8 +255,9 @@ class Analysis {
   static bool Harmless(const Node* n) {
     const std::string kind = Kind(n);
     // Sizes only reach ops that take tensors too (view, zeros, ...), which pin them.
-    return kind == "aten::size" || kind == "aten::dim" || kind == "aten::len" || kind == "prim::device" || kind == "prim::dtype" ||
-           kind == "aten::__is__" || kind == "aten::__isnot__" || kind == "prim::is_cuda";
+    return kind == "aten::size" || kind == "aten::dim" || kind == "aten::len" ||
+           kind == "prim::device" || kind == "prim::dtype" || kind == "aten::__is__" ||
+           kind == "aten::__isnot__" || kind == "prim::is_cuda";
   }
 
   // The BatchNorm layer that is the only op reading n's output (besides shape checks).
@@ -408,8 +432,8 @@ class Analysis {
     Space& space = SpaceAt(s);
     if (space.channels < 0) space.channels = channels;
     if (space.channels != channels) {
-      Pin(s, absl::StrCat(layer, " sees ", channels, " channels where others see ",
-                          space.channels));
+      Pin(s,
+          absl::StrCat(layer, " sees ", channels, " channels where others see ", space.channels));
     }
   }
 
@@ -506,7 +530,8 @@ class Analysis {
           if (g == 0) {
             out[c] = b;
           } else if (c < static_cast<int64_t>(x.size()) && !std::isnan(x[c])) {
-            out[c] = (x[c] - mean[c].item<double>()) / std::sqrt(var[c].item<double>() + eps) * g + b;
+            out[c] =
+                (x[c] - mean[c].item<double>()) / std::sqrt(var[c].item<double>() + eps) * g + b;
           }
         }
         constants_[n->output()] = std::move(out);
@@ -628,9 +653,10 @@ std::map<int, Plan> PlanSpaces(Analysis& a) {
         if (std::isnan(value)) {
           needed[c] = true;
           if (plan.pruned[c] && plan.reason.empty()) {
-            plan.reason = absl::StrCat("channel ", c, " is not constant where ", use.layer,
-                                       " reads it (a layer tied to it by an add computes it; dependency_aware: true "
-                                       "prunes such layers together)");
+            plan.reason = absl::StrCat(
+                "channel ", c, " is not constant where ", use.layer,
+                " reads it (a layer tied to it by an add computes it; dependency_aware: true "
+                "prunes such layers together)");
           }
         } else if (value != 0 && !absorbs) {
           needed[c] = true;
@@ -846,8 +872,8 @@ absl::StatusOr<SpeedupResult> Speedup(torch::jit::Module& model) {
   SpeedupResult result;
   std::map<std::string, std::vector<int64_t>> before;
   for (const Use& use : a.uses()) {
-    const torch::Tensor w = a.Tensor(use.layer, use.role == Role::kBatchNorm ? "running_mean"
-                                                                              : "weight");
+    const torch::Tensor w =
+        a.Tensor(use.layer, use.role == Role::kBatchNorm ? "running_mean" : "weight");
     before.emplace(use.layer, Shape(w));
   }
   std::map<std::string, std::string> kinds;
@@ -892,8 +918,7 @@ absl::StatusOr<SpeedupResult> Speedup(torch::jit::Module& model) {
     model.train(training);
   }
   for (const auto& [layer, kind] : kinds) {
-    const torch::Tensor w =
-        a.Tensor(layer, kind == "batch_norm" ? "running_mean" : "weight");
+    const torch::Tensor w = a.Tensor(layer, kind == "batch_norm" ? "running_mean" : "weight");
     result.layers.push_back({layer, kind, before.at(layer), Shape(w)});
   }
   for (const auto& [s, plan] : plans) {
@@ -969,7 +994,8 @@ nlohmann::ordered_json CostJson(const ModelCost& cost) {
   nlohmann::ordered_json j = {{"parameters", cost.parameters},
                               {"nonzero_parameters", cost.nonzero_parameters},
                               {"macs", cost.macs}};
-  for (const auto& [batch, ms] : cost.latency_ms) j["latency_ms"][absl::StrCat("batch_", batch)] = ms;
+  for (const auto& [batch, ms] : cost.latency_ms)
+    j["latency_ms"][absl::StrCat("batch_", batch)] = ms;
   return j;
 }
 
@@ -1002,8 +1028,8 @@ absl::StatusOr<ModelCost> MeasureModel(torch::jit::Module& model, const MeasureO
     {
       int64_t macs = 0;
       counted_macs = &macs;
-      const at::CallbackHandle handle = at::addThreadLocalCallback(
-          at::RecordFunctionCallback(CountMacs).needsInputs(true).scopes(
+      const at::CallbackHandle handle =
+          at::addThreadLocalCallback(at::RecordFunctionCallback(CountMacs).needsInputs(true).scopes(
               {at::RecordScope::FUNCTION}));
       try {
         model.forward({torch::zeros(shape, device)});
@@ -1011,9 +1037,10 @@ absl::StatusOr<ModelCost> MeasureModel(torch::jit::Module& model, const MeasureO
         at::removeCallback(handle);
         counted_macs = nullptr;
         // The shape is the caller's input: a model that cannot take it is bad input.
-        return absl::InvalidArgumentError(absl::StrCat("the model does not run on an input of "
-                                                       "shape [",
-                                                       absl::StrJoin(shape, ", "), "]: ", e.what()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("the model does not run on an input of "
+                         "shape [",
+                         absl::StrJoin(shape, ", "), "]: ", e.what()));
       }
       at::removeCallback(handle);
       counted_macs = nullptr;
@@ -1033,9 +1060,9 @@ absl::StatusOr<ModelCost> MeasureModel(torch::jit::Module& model, const MeasureO
         const auto start = std::chrono::steady_clock::now();
         model.forward({x});
         sync();
-        times.push_back(std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - start)
-                            .count());
+        times.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count());
       }
       cost.latency_ms[batch] = MedianMs(times);
     }
@@ -1048,13 +1075,13 @@ nlohmann::ordered_json ResultJson(const SpeedupResult& result) {
   nlohmann::ordered_json j;
   j["layers"] = nlohmann::ordered_json::array();
   for (const ShrunkLayer& l : result.layers) {
-    j["layers"].push_back({{"name", l.name}, {"kind", l.kind}, {"before", l.before},
-                           {"after", l.after}});
+    j["layers"].push_back(
+        {{"name", l.name}, {"kind", l.kind}, {"before", l.before}, {"after", l.after}});
   }
   j["left_masked"] = nlohmann::ordered_json::array();
   for (const LeftMasked& l : result.left_masked) {
-    j["left_masked"].push_back({{"layers", l.layers}, {"channels", l.channels},
-                                {"reason", l.reason}});
+    j["left_masked"].push_back(
+        {{"layers", l.layers}, {"channels", l.channels}, {"reason", l.reason}});
   }
   return j;
 }
@@ -1128,7 +1155,8 @@ absl::StatusOr<SpeedupReport> SpeedupFile(const std::string& masked_path,
     torch::NoGradGuard no_grad;
     std::vector<int64_t> shape = {4};
     shape.insert(shape.end(), options.input_shape.begin(), options.input_shape.end());
-    const torch::Tensor x = torch::randn(shape, torch::TensorOptions(torch::Device(options.device)));
+    const torch::Tensor x =
+        torch::randn(shape, torch::TensorOptions(torch::Device(options.device)));
     const torch::Tensor expected = masked.forward({x}).toTensor();
     const torch::Tensor actual = small.forward({x}).toTensor();
     report.output_relative_difference =

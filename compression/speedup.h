@@ -64,8 +64,8 @@ struct MeasureOptions {
   std::vector<int64_t> input_shape;
   std::vector<int64_t> batch_sizes = {1, 32};
   int warmup = 5;
-  int runs = 30;          // latency is the median of these
-  bool latency = true;    // false: parameters and MACs only
+  int runs = 30;               // latency is the median of these
+  bool latency = true;         // false: parameters and MACs only
   std::string device = "cpu";  // the model's device
 };
 

@@ -40,8 +40,8 @@ std::string Masked(const std::string& model, const std::string& algorithm, doubl
   if (!session.ok()) return "";
   const std::string op_type = algorithm == "slim" ? "BatchNorm2d" : "Conv2d";
   CompressOptions options{
-      algorithm,
-      nlohmann::json::array({{{"sparsity", sparsity}, {"op_types", {op_type}}}}).dump(), kwargs};
+      algorithm, nlohmann::json::array({{{"sparsity", sparsity}, {"op_types", {op_type}}}}).dump(),
+      kwargs};
   testing::SyntheticTraining training(3);
   if (TrainsBeforePruning(algorithm)) options.hooks = &training;
   const absl::Status compressed = (*session)->Compress(options);
@@ -122,8 +122,7 @@ Expected Expect(const std::string& model, torch::jit::Module& masked) {
     for (int64_t c = 0; c < w.size(0); ++c) {
       bool alive = w[c].count_nonzero().item<int64_t>() > 0;
       if (!l.batch_norm.empty()) {
-        alive = alive &&
-                modules.at(l.batch_norm).attr("weight").toTensor()[c].item<double>() != 0;
+        alive = alive && modules.at(l.batch_norm).attr("weight").toTensor()[c].item<double>() != 0;
       }
       if (alive) out.insert(c);
     }
@@ -210,14 +209,14 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
          std::to_string(static_cast<int>(std::get<2>(info.param) * 10));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryModelPrunerAndSparsity, SpeedupTest,
-    ::testing::Combine(::testing::Values("small_cnn.pt", "resnet_mini.pt",
-                                         "resnet_mini_traced.pt", "mobilenet_mini.pt"),
-                       ::testing::Values("l1", "l2", "fpgm", "taylorfo", "apoz",
-                                         "mean_activation", "slim"),
-                       ::testing::Values(0.3, 0.5, 0.8)),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(EveryModelPrunerAndSparsity, SpeedupTest,
+                         ::testing::Combine(::testing::Values("small_cnn.pt", "resnet_mini.pt",
+                                                              "resnet_mini_traced.pt",
+                                                              "mobilenet_mini.pt"),
+                                            ::testing::Values("l1", "l2", "fpgm", "taylorfo",
+                                                              "apoz", "mean_activation", "slim"),
+                                            ::testing::Values(0.3, 0.5, 0.8)),
+                         CaseName);
 
 TEST(SpeedupRefusalTest, ChannelsFeedingAnUnknownOpStayMaskedAndAreNamed) {
   const std::string masked_path = Masked("cat_cnn.pt", "l1", 0.5);

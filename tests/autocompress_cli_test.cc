@@ -315,8 +315,8 @@ TEST(SpeedupCliTest, CompressSpeedupAndSpeedupWriteTheSmallModel) {
                     "--output", masked}),
             0);
   ASSERT_EQ(RunCli({"compress", "--model", model, "--algorithm", "l1", "--config_list", config,
-                    "--output", direct, "--report", report, "--speedup", "--input_shape",
-                    "1,28,28", "--runs", "2"}),
+                    "--output", direct, "--report", report, "--speedup", "--input_shape", "1,28,28",
+                    "--runs", "2"}),
             0);
   ASSERT_EQ(RunCli({"speedup", "--model", masked, "--output", later, "--input_shape", "1,28,28",
                     "--original", model, "--report", later_report, "--runs", "2"}),

@@ -119,9 +119,10 @@ absl::StatusOr<SpedUp> SpeedUpSaved(const std::string& model_path, const std::st
     difference =
         ((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-30)).item<double>();
     if (!(difference <= 1e-4)) {
-      return absl::InternalError(absl::StrCat("the sped-up model's outputs differ from the masked "
-                                              "model's by ",
-                                              difference, " (relative); not exported"));
+      return absl::InternalError(
+          absl::StrCat("the sped-up model's outputs differ from the masked "
+                       "model's by ",
+                       difference, " (relative); not exported"));
     }
     const std::string temporary = model_path + ".sped-up";
     sped.model.save(temporary);

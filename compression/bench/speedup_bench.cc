@@ -6,8 +6,8 @@
 // Ends with `speedup-bench: cnn_ratio=N resnet_ratio=N` (masked / sped-up latency at
 // batch 32, 2 threads).
 #include <ATen/Parallel.h>
-#include <torch/script.h>
 #include <stdlib.h>
+#include <torch/script.h>
 
 #include <algorithm>
 #include <chrono>
@@ -103,11 +103,12 @@ int Main() {
     auto report = SpeedupFile(masked, small, measure, m.file);
     if (!report.ok()) return Fail("speedup", report.status());
     for (const LeftMasked& left : report->result.left_masked) {
-      std::printf("# %s: left masked %s (%lld channels): %s\n", m.name.c_str(),
-                  left.layers.c_str(), static_cast<long long>(left.channels), left.reason.c_str());
+      std::printf("# %s: left masked %s (%lld channels): %s\n", m.name.c_str(), left.layers.c_str(),
+                  static_cast<long long>(left.channels), left.reason.c_str());
     }
     const std::vector<std::pair<std::string, const ModelCost*>> costs = {
-        {"original", &*report->original}, {"masked", &report->masked},
+        {"original", &*report->original},
+        {"masked", &report->masked},
         {"sped_up", &report->sped_up}};
     for (const auto& [variant, cost] : costs) {
       std::printf("%-9s %-8s %11lld %11lld %9.2f %11.3fx\n", m.name.c_str(), variant.c_str(),
