@@ -148,7 +148,6 @@ struct Use {
   int64_t groups = 1;
   bool zero_padding = true;
   bool flat = false;  // Linear reading a flattened [N, C, ...] tensor
-  Node* node = nullptr;
   // Readers without a bias: the BatchNorm that alone normalizes their output, whose
   // running mean can absorb a constant instead (BN(y + d) = BN'(y), mean' = mean - d).
   std::string batch_norm_after;
@@ -290,7 +289,6 @@ class Analysis {
     Use use(Role::kConvIn, layer, n->input(0));
     use.groups = *groups;
     use.zero_padding = AllZero(*padding);
-    use.node = n;
     use.batch_norm_after = OnlyBatchNormAfter(n);
     if (*groups > 1 && w.size(0) == *groups && w.size(1) == 1) {
       use.role = Role::kDepthwise;
@@ -319,7 +317,6 @@ class Analysis {
         }
         Use use(Role::kLinearIn, layer, n->input(0));
         use.flat = flat_base_.count(n->input(0)) > 0;
-        use.node = n;
         use.batch_norm_after = OnlyBatchNormAfter(n);
         Record(use);
         use.role = Role::kLinearOut;
@@ -333,9 +330,7 @@ class Analysis {
           PinNode(n, "it meets a BatchNorm without affine parameters or running statistics");
           continue;
         }
-        Use use(Role::kBatchNorm, layer, n->input(0));
-        use.node = n;
-        Record(use);
+        Record(Use(Role::kBatchNorm, layer, n->input(0)));
         Unite(n->input(0), n->output());
       } else if (ChannelwiseOps().count(kind)) {
         Value* in = n->input(0);
@@ -711,8 +706,9 @@ std::map<int, Plan> PlanSpaces(Analysis& a) {
 
 // A depthwise convolution's groups constant lives in its TorchScript type's method
 // graph, which every instance of the type shares: all of them must agree on it.
-absl::Status CheckDepthwiseTypes(Analysis& a, torch::jit::Module& model,
-                                 const std::map<int, Plan>& plans, bool& repinned) {
+// Returns whether it pinned a space (the plans must then be made again).
+bool CheckDepthwiseTypes(Analysis& a, torch::jit::Module& model, const std::map<int, Plan>& plans) {
+  bool repinned = false;
   std::map<std::string, int64_t> new_groups;
   for (const Use& use : a.uses()) {
     if (use.role != Role::kDepthwise) continue;
@@ -741,7 +737,7 @@ absl::Status CheckDepthwiseTypes(Analysis& a, torch::jit::Module& model,
       repinned = true;
     }
   }
-  return absl::OkStatus();
+  return repinned;
 }
 
 torch::Tensor Index(const std::vector<int64_t>& kept, const torch::Device& device) {
@@ -865,9 +861,7 @@ absl::StatusOr<SpeedupResult> Speedup(torch::jit::Module& model) {
   std::map<int, Plan> plans;
   for (int round = 0; round <= a.SpaceCount(); ++round) {
     plans = PlanSpaces(a);
-    bool repinned = false;
-    RETURN_IF_ERROR(CheckDepthwiseTypes(a, model, plans, repinned));
-    if (!repinned) break;
+    if (!CheckDepthwiseTypes(a, model, plans)) break;
   }
   SpeedupResult result;
   std::map<std::string, std::vector<int64_t>> before;

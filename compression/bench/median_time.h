@@ -10,6 +10,13 @@
 
 namespace autocompress::compression::bench {
 
+// The median of `ms` (the mean of the middle two for an even count).
+inline double Median(std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  const size_t n = ms.size();
+  return n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
+}
+
 // Runs `f` once to warm up, then `reps` timed times; returns the median in ms.
 inline double MedianCpuMs(const std::function<void()>& f, int reps) {
   f();

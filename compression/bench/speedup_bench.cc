@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "compression/bench/median_time.h"
 #include "compression/compression_session.h"
 #include "compression/speedup.h"
 
@@ -58,10 +59,7 @@ std::vector<double> InterleavedMedians(std::vector<torch::jit::Module>& models,
     }
   }
   std::vector<double> medians;
-  for (std::vector<double>& t : times) {
-    std::sort(t.begin(), t.end());
-    medians.push_back(t.size() % 2 ? t[t.size() / 2] : (t[t.size() / 2 - 1] + t[t.size() / 2]) / 2);
-  }
+  for (const std::vector<double>& t : times) medians.push_back(bench::Median(t));
   return medians;
 }
 
