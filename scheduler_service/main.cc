@@ -2,6 +2,7 @@
 // the durable store under --data_dir. Only maps flags to SchedulerServer::Options; see
 // scheduler_server.h.
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -33,6 +34,15 @@ ABSL_FLAG(std::string, placement_policy, kDefaults.scheduler.placement_policy,
 ABSL_FLAG(std::string, sqlite_synchronous, "full",
           "SQLite durability: \"full\" (fsync per commit, survives power loss) or \"normal\" "
           "(survives a process crash; the last commits may be lost on power loss).");
+
+ABSL_FLAG(int32_t, http_port, -1,
+          "Port of the web dashboard and its JSON API (/api/v1/); -1 = off, 0 = any free port.");
+ABSL_FLAG(std::string, http_host, "", "Address the dashboard binds; empty = the same as --host.");
+ABSL_FLAG(std::string, web_dir, autocompress::scheduler::WebServer::DefaultStaticDir(),
+          "Directory of the built dashboard page (./dev build makes web/dist).");
+ABSL_FLAG(std::string, token, "",
+          "Bearer token every dashboard API request must carry (default: $AUTOCOMPRESS_TOKEN; "
+          "empty = none).");
 
 ABSL_FLAG(int64_t, max_model_bytes, kDefaults.artifacts.max_model_bytes,
           "Largest model artifact accepted by Upload, in bytes.");
@@ -67,6 +77,18 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--sqlite_synchronous: expected \"full\" or \"normal\", got \"" << synchronous
                << "\"";
     return 2;
+  }
+  if (const int http_port = absl::GetFlag(FLAGS_http_port); http_port >= 0) {
+    autocompress::scheduler::WebServer::Options web;
+    web.host = absl::GetFlag(FLAGS_http_host);
+    if (web.host.empty()) web.host = options.server.host;
+    web.port = http_port;
+    web.static_dir = absl::GetFlag(FLAGS_web_dir);
+    web.token = absl::GetFlag(FLAGS_token);
+    if (const char* env = std::getenv("AUTOCOMPRESS_TOKEN"); web.token.empty() && env != nullptr) {
+      web.token = env;
+    }
+    options.web = web;
   }
   if (options.scheduler.lease_timeout <= options.scheduler.heartbeat_interval) {
     LOG(ERROR) << "--lease_timeout (" << options.scheduler.lease_timeout

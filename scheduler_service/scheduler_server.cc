@@ -68,7 +68,14 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
   services.push_back({std::make_unique<WorkerGatewayImpl>(server->scheduler_.get()),
                       v1::WorkerGateway::service_full_name()});
   RETURN_IF_ERROR(server->Start(options.server, registry, std::move(services)));
+  if (options.web.has_value()) RETURN_IF_ERROR(server->StartWeb(*options.web));
   return server;
+}
+
+absl::Status SchedulerServer::StartWeb(const WebServer::Options& options) {
+  if (web_ != nullptr) return absl::FailedPreconditionError("the web server runs already");
+  ASSIGN_OR_RETURN(web_, WebServer::Start(options, InProcessChannel()));
+  return absl::OkStatus();
 }
 
 SchedulerServer::~SchedulerServer() {
@@ -77,6 +84,8 @@ SchedulerServer::~SchedulerServer() {
 }
 
 void SchedulerServer::Shutdown() {
+  // First: an open event stream is a WatchExperiment call the server would wait for.
+  if (web_ != nullptr) web_->Stop();
   if (scheduler_ != nullptr) scheduler_->Shutdown();
   Server::Shutdown();
 }

@@ -7,6 +7,7 @@
 #define AUTOCOMPRESS_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -16,6 +17,7 @@
 #include "scheduler_service/grpc_tuner_client.h"
 #include "scheduler_service/scheduler.h"
 #include "scheduler_service/store/sqlite_trial_store.h"
+#include "scheduler_service/web/web_server.h"
 
 namespace grpc {
 class Channel;
@@ -40,21 +42,31 @@ class SchedulerServer final : public Server {
     SqliteTrialStore::Options store;
     // Artifact size limits.
     ArtifactStore::Options artifacts;
+    // The dashboard and its JSON API (web/web_server.h); none when unset.
+    std::optional<WebServer::Options> web;
   };
 
   // Prepares the data directory, opens the stores (recovering every experiment) and
-  // starts listening. FailedPrecondition for a data directory that cannot be created or
-  // written, Unavailable for a port in use, the store's error for a bad database.
+  // starts listening (and the web server, when configured). FailedPrecondition for a data directory
+  // that cannot be created or written, Unavailable for a port in use, the store's error for a bad
+  // database.
   static absl::StatusOr<std::unique_ptr<SchedulerServer>> BuildAndStart(
       const Options& options, prometheus::Registry& registry);
   ~SchedulerServer() override;
 
-  // Stops the experiment managers and closes worker sessions, then the server.
+  // Ends the web server's event streams, stops the experiment managers and closes worker
+  // sessions, then the server.
   void Shutdown() override;
 
   // The experiment manager (embedders and tests).
   Scheduler& scheduler() { return *scheduler_; }
   ArtifactStore& artifacts() { return *artifacts_; }
+  // Starts the web server on this server's services (BuildAndStart does when
+  // Options::web is set); Unavailable when its address cannot be bound, FailedPrecondition
+  // when one runs already.
+  absl::Status StartWeb(const WebServer::Options& options);
+  // The web server, or null when none was started.
+  WebServer* web() { return web_.get(); }
 
  private:
   SchedulerServer() : Server("scheduler") {}
@@ -64,6 +76,7 @@ class SchedulerServer final : public Server {
   std::shared_ptr<grpc::Channel> tuner_channel_;
   std::unique_ptr<GrpcTunerClient> tuner_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<WebServer> web_;
 };
 
 }  // namespace autocompress::scheduler
