@@ -251,6 +251,8 @@ struct RunArgs {
   int slots = 1;
   int threads_per_trial = 0;
   int port = 0;
+  int http_port = 8088;
+  std::string web_dir;
   bool cpu_only = false;
   bool plain = false;
 };
@@ -277,6 +279,8 @@ int Run(const RunArgs& args) {
   options.threads_per_trial = args.threads_per_trial;
   options.use_gpus = !args.cpu_only;
   options.scheduler_port = args.port;
+  options.http_port = args.http_port;
+  options.web_dir = args.web_dir;
   auto cluster = EmbeddedCluster::Start(options);
   if (!cluster.ok()) {
     std::fprintf(stderr, "autocompress run: %s\n", std::string(cluster.status().message()).c_str());
@@ -286,6 +290,9 @@ int Run(const RunArgs& args) {
   std::fprintf(stderr,
                "scheduler on 127.0.0.1:%d (autocompress --server 127.0.0.1:%d status), store %s\n",
                (*cluster)->scheduler_port(), (*cluster)->scheduler_port(), args.data_dir.c_str());
+  if (const std::string url = (*cluster)->dashboard_url(); !url.empty()) {
+    std::fprintf(stderr, "dashboard: %s\n", url.c_str());
+  }
   std::atomic<bool> interrupted{false};
   InterruptWatcher watcher([&] {
     interrupted = true;
@@ -444,6 +451,10 @@ int main(int argc, char** argv) {
   run->add_option("--output", run_args.output,
                   "Where the best model is exported (default DATA_DIR/best)");
   run->add_option("--port", run_args.port, "Scheduler port on 127.0.0.1 (0 = any free one)");
+  run->add_option("--http_port", run_args.http_port,
+                  "Dashboard port on 127.0.0.1 (any free one if taken; -1 = no dashboard)")
+      ->capture_default_str();
+  run->add_option("--web_dir", run_args.web_dir, "The built dashboard page (default web/dist)");
   run->add_flag("--cpu_only", run_args.cpu_only, "Do not use GPUs even when present");
   run->add_flag("--plain", run_args.plain, "Line-per-event output even on a terminal");
   run->callback([&] { code = Run(run_args); });

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler_service/scheduler_server.h"
+#include "scheduler_service/web/web_server.h"
 #include "tuner_service/tuner_server.h"
 #include "worker/worker_server.h"
 
@@ -42,6 +44,19 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(const Op
   auto scheduler = scheduler::SchedulerServer::BuildAndStart(scheduler_options, registry);
   if (!scheduler.ok()) return scheduler.status();
   cluster->scheduler_ = std::move(*scheduler);
+  if (options.http_port >= 0) {
+    scheduler::WebServer::Options web;
+    web.port = options.http_port;
+    web.static_dir =
+        options.web_dir.empty() ? scheduler::WebServer::DefaultStaticDir() : options.web_dir;
+    absl::Status started = cluster->scheduler_->StartWeb(web);
+    if (absl::IsUnavailable(started) && web.port != 0) {
+      // Taken (another run, or NNI's portal): any free port rather than no dashboard.
+      web.port = 0;
+      started = cluster->scheduler_->StartWeb(web);
+    }
+    if (!started.ok()) return started;
+  }
 
   worker::WorkerServer::Options worker_options;
   worker_options.server = Loopback(0);
@@ -68,6 +83,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(const Op
 }
 
 int EmbeddedCluster::scheduler_port() const { return scheduler_->port(); }
+
+std::string EmbeddedCluster::dashboard_url() const {
+  return scheduler_->web() != nullptr ? scheduler_->web()->url() : "";
+}
 
 void EmbeddedCluster::Shutdown() {
   if (shut_down_) return;

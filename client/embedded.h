@@ -42,6 +42,10 @@ class EmbeddedCluster {
     bool use_gpus = true;
     // Scheduler port on 127.0.0.1 (0 = any free port).
     int scheduler_port = 0;
+    // The dashboard on 127.0.0.1: this port, or any free one when it is taken; -1 = none.
+    int http_port = 8088;
+    // The built page; empty = web/dist (scheduler_service/web/web_server.h).
+    std::string web_dir;
     // The trial child's command; empty = this binary with --run_trial.
     std::vector<std::string> trial_command;
     // How long Shutdown lets running trials finish before handing them back.
@@ -58,6 +62,8 @@ class EmbeddedCluster {
 
   Client& client() { return *client_; }
   int scheduler_port() const;
+  // "http://127.0.0.1:PORT/", or empty without a dashboard.
+  std::string dashboard_url() const;
 
  private:
   EmbeddedCluster() = default;
