@@ -297,12 +297,14 @@ int64_t FakeWorker::Intermediate(const v1::TrialSpec& trial, int64_t step,
   return SendEvent(trial, std::move(event));
 }
 
-int64_t FakeWorker::Succeeded(const v1::TrialSpec& trial, std::vector<v1::Metric> metrics) {
+int64_t FakeWorker::Succeeded(const v1::TrialSpec& trial, std::vector<v1::Metric> metrics,
+                              std::vector<v1::ArtifactRef> results) {
   v1::TrialEvent event;
   v1::TrialFinished* finished = event.mutable_finished();
   finished->set_state(v1::TRIAL_STATE_SUCCEEDED);
   for (v1::Metric& metric : metrics)
     *finished->mutable_final_report()->add_metrics() = std::move(metric);
+  for (v1::ArtifactRef& ref : results) *finished->add_results() = std::move(ref);
   *finished->mutable_final_report()->mutable_time() = ToProtoTime(absl::Now());
   return SendEvent(trial, std::move(event));
 }
@@ -430,7 +432,8 @@ void FakeWorker::RunTrial(v1::TrialSpec trial) {
     Finished(trial, v1::TRIAL_STATE_CANCELED, v1::FAILURE_CODE_STOPPED, "canceled");
     return;
   }
-  Succeeded(trial, result(-1));
+  Succeeded(trial, result(-1),
+            options_.results ? options_.results(trial) : std::vector<v1::ArtifactRef>{});
 }
 
 }  // namespace autocompress::testing

@@ -49,6 +49,8 @@ class FakeWorker {
     // Metrics of a trial's reports (step -1 = final); default: accuracy = a value
     // derived from the parameters, plus loss.
     std::function<std::vector<v1::Metric>(const v1::TrialSpec& trial, int step)> result;
+    // Result artifacts a succeeding trial reports (already uploaded); default none.
+    std::function<std::vector<v1::ArtifactRef>(const v1::TrialSpec& trial)> results;
   };
 
   FakeWorker(std::shared_ptr<grpc::Channel> channel, Options options);
@@ -74,7 +76,8 @@ class FakeWorker {
   // running (heartbeats list it) from Started until Finished.
   int64_t Started(const v1::TrialSpec& trial);
   int64_t Intermediate(const v1::TrialSpec& trial, int64_t step, std::vector<v1::Metric> metrics);
-  int64_t Succeeded(const v1::TrialSpec& trial, std::vector<v1::Metric> metrics);
+  int64_t Succeeded(const v1::TrialSpec& trial, std::vector<v1::Metric> metrics,
+                    std::vector<v1::ArtifactRef> results = {});
   int64_t Finished(const v1::TrialSpec& trial, v1::TrialState state, v1::FailureCode code,
                    const std::string& message);
   // A heartbeat listing the running attempts.
