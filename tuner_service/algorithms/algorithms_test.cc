@@ -124,6 +124,39 @@ TEST(TpeTest, ConditionalParametersFollowTheChosenBranchAndConcentrateOnTheBest)
   EXPECT_GT(qat_after_startup, 60);  // of 80: random would give ~27
 }
 
+// A knob-less branch that is the best (naive at fixed bits, the demo's smallest models)
+// can be tried once: the study refuses a duplicate and draws from the prior instead. TPE
+// leaves out the branches whose whole finite sub-space is tried, so it proposes no
+// duplicate of them itself (before, it kept proposing naive, the best, and every later
+// trial was a prior draw).
+TEST(TpeTest, LeavesOutBranchesWhoseWholeSubspaceIsTried) {
+  auto space = Space(R"({"algorithm_name": {"_type": "choice", "_value": [
+    {"_name": "naive"},
+    {"_name": "dorefa", "bits": {"_type": "choice", "_value": [2, 4]}},
+    {"_name": "level", "sparsity": {"_type": "uniform", "_value": [0, 1]}}]}})");
+  auto tpe = Make("tpe", R"({"n_startup_jobs": 6})", space);
+  std::mt19937_64 gen(3);
+  History h;
+  std::set<std::string> tried;
+  int repeats = 0, proposals = 0;
+  for (int i = 0; i < 40; ++i) {
+    SuggestOutcome o = tpe->Suggest(h, gen);
+    const std::string text = space->Render(o.x);
+    nlohmann::json p = nlohmann::json::parse(text)["algorithm_name"];
+    double loss = 0.0;  // naive: the best of all
+    if (p["_name"] == "dorefa") loss = 0.1 * p["bits"].get<int>();
+    if (p["_name"] == "level") loss = 0.5 + std::fabs(p["sparsity"].get<double>() - 0.7);
+    // After the 6 start-up draws (the prior's, which may repeat as the study's would).
+    if (i >= 6 && p["_name"] != "level") {
+      ++proposals;
+      if (tried.count(text) > 0) ++repeats;
+    }
+    tried.insert(text);
+    Complete(h, o.x, loss);
+  }
+  EXPECT_EQ(repeats, 0) << "of " << proposals << " proposals of a finite branch";
+}
+
 // Eight suggestions in a row while the earlier ones are pending spread further apart
 // with the constant liar than without, in the sum over 9 seeds: univariate at the
 // default g_weight, multivariate at g_weight 1 (at the default 0.25 its lie in g(x) is

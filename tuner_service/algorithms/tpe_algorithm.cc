@@ -6,7 +6,9 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/random/distributions.h"
 #include "common/pareto.h"
@@ -391,6 +393,68 @@ std::optional<RankKey> Lie(const History& history, const std::string& liar) {
   return std::nullopt;
 }
 
+// Distinct assignments of the sub-space below `siblings` (dimensions active together);
+// infinity once a continuous dimension is in it.
+double SubspaceSize(const SearchSpace& space, const std::vector<int>& siblings) {
+  double size = 1;
+  for (int dim : siblings) {
+    const Dimension& d = space.dimensions()[dim];
+    if (d.type == ParamType::kChoice) {
+      double options = 0;
+      for (int c = 0; c < d.num_categories; ++c) {
+        options += SubspaceSize(space, space.Children(dim, c));
+      }
+      size *= options;
+    } else if (d.type == ParamType::kRandint) {
+      size *= d.num_categories;
+    } else {
+      return kInf;
+    }
+  }
+  return size;
+}
+
+// Every dimension below `siblings`, depth first.
+void SubspaceDims(const SearchSpace& space, const std::vector<int>& siblings,
+                  std::vector<int>& out) {
+  for (int dim : siblings) {
+    out.push_back(dim);
+    const Dimension& d = space.dimensions()[dim];
+    if (d.type != ParamType::kChoice) continue;
+    for (int c = 0; c < d.num_categories; ++c) SubspaceDims(space, space.Children(dim, c), out);
+  }
+}
+
+// The options of choice `dim` whose whole sub-space is finite and already tried by some
+// trial of the history (pending, ended or failed); none when that is every option. TPE
+// leaves them out: the study refuses a duplicate and draws from the prior instead, so a
+// knob-less branch (naive at fixed bits) leading the good set would turn every later
+// suggestion into a random one.
+std::vector<bool> TriedOptions(const SearchSpace& space, int dim, const History& history) {
+  const int options = space.dimensions()[dim].num_categories;
+  std::vector<bool> tried(options, false);
+  int count = 0;
+  for (int c = 0; c < options; ++c) {
+    const std::vector<int>& children = space.Children(dim, c);
+    const double size = SubspaceSize(space, children);
+    if (std::isinf(size)) continue;
+    std::vector<int> dims;
+    SubspaceDims(space, children, dims);
+    std::set<std::vector<double>> seen;
+    for (const TrialRecord& t : history.trials) {
+      if (t.x[dim] != c) continue;
+      std::vector<double> point;
+      // NaN (an inactive dimension) compares with nothing; -inf stands in for it.
+      for (int d : dims) point.push_back(std::isnan(t.x[d]) ? -kInf : t.x[d]);
+      seen.insert(std::move(point));
+    }
+    tried[c] = static_cast<double>(seen.size()) >= size;
+    count += tried[c];
+  }
+  if (count == options) tried.assign(options, false);
+  return tried;
+}
+
 }  // namespace
 
 std::vector<double> LinearForgettingWeights(int n, int lf) {
@@ -477,8 +541,9 @@ SuggestOutcome TpeAlgorithm::Suggest(const History& history, absl::BitGenRef gen
       const std::vector<double> g = CategoricalLogProbs(d.num_categories, above, options_);
       int chosen = 0;
       double best_score = -kInf;
+      const std::vector<bool> tried = TriedOptions(*space_, dim, history);
       std::vector<double> pl(l.size());
-      for (size_t c = 0; c < l.size(); ++c) pl[c] = std::exp(l[c]);
+      for (size_t c = 0; c < l.size(); ++c) pl[c] = tried[c] ? 0 : std::exp(l[c]);
       std::discrete_distribution<int> draw_l(pl.begin(), pl.end());
       for (int c = 0; c < options_.n_ei_candidates; ++c) {
         const int candidate = draw_l(gen);
