@@ -182,6 +182,26 @@ std::optional<HttpError> ParsePageSize(const Request& request, int32_t* out) {
   return std::nullopt;
 }
 
+// The paging and state filter both list routes take: ?page_size, ?page_token and any
+// number of ?state (e.g. RUNNING), each added to `request` (a List*Request).
+template <typename Enum, typename Parse, typename ListRequest>
+std::optional<HttpError> ParseListQuery(const Request& r, const std::string& enum_prefix,
+                                        Parse parse, const char* examples, ListRequest* request) {
+  int32_t page_size = 0;
+  if (auto error = ParsePageSize(r, &page_size)) return error;
+  request->set_page_size(page_size);
+  request->set_page_token(r.Param("page_token").value_or(""));
+  for (const std::string& text : r.Params("state")) {
+    std::optional<Enum> state = ParseEnum<Enum>(text, enum_prefix, parse);
+    if (!state) {
+      return HttpError{400, "INVALID_ARGUMENT",
+                       absl::StrCat("state: unknown state \"", text, "\" (", examples, ")")};
+    }
+    request->add_states(*state);
+  }
+  return std::nullopt;
+}
+
 std::optional<HttpError> ParseBool(const Request& request, const char* name, bool* out) {
   std::optional<std::string> text = request.Param(name);
   if (!text) return std::nullopt;
@@ -198,14 +218,19 @@ bool TokenMatches(const std::string& given, const std::string& expected) {
          CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
 }
 
+// The host this machine reaches a listener bound to `host` through: loopback for a
+// wildcard address, else the host itself.
+std::string LocalHost(const std::string& host) {
+  const bool any = host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
+  return any ? "127.0.0.1" : host;
+}
+
 // Opens and closes a TCP connection to host:port (a wildcard host through loopback).
 void PokeListener(const std::string& host, int port) {
-  const bool any = host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* addresses = nullptr;
-  if (getaddrinfo(any ? "127.0.0.1" : host.c_str(), std::to_string(port).c_str(), &hints,
-                  &addresses) != 0) {
+  if (getaddrinfo(LocalHost(host).c_str(), std::to_string(port).c_str(), &hints, &addresses) != 0) {
     return;
   }
   for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
@@ -349,19 +374,10 @@ struct WebServer::State {
 
   int ListExperiments(const Request& r) {
     v1::ListExperimentsRequest request;
-    int32_t page_size = 0;
-    if (auto error = ParsePageSize(r, &page_size)) return SendError(r.conn, *error);
-    request.set_page_size(page_size);
-    request.set_page_token(r.Param("page_token").value_or(""));
-    for (const std::string& text : r.Params("state")) {
-      auto state =
-          ParseEnum<v1::ExperimentState>(text, "EXPERIMENT_STATE_", v1::ExperimentState_Parse);
-      if (!state) {
-        return SendError(r.conn, {400, "INVALID_ARGUMENT",
-                                  absl::StrCat("state: unknown experiment state \"", text,
-                                               "\" (RUNNING, STOPPED, DONE, FAILED, ...)")});
-      }
-      request.add_states(*state);
+    if (auto error =
+            ParseListQuery<v1::ExperimentState>(r, "EXPERIMENT_STATE_", v1::ExperimentState_Parse,
+                                                "RUNNING, STOPPED, DONE, FAILED, ...", &request)) {
+      return SendError(r.conn, *error);
     }
     return Unary<v1::ListExperimentsResponse>(r.conn, [&](auto* context, auto* response) {
       return experiments->ListExperiments(context, request, response);
@@ -412,25 +428,17 @@ struct WebServer::State {
   int ListTrials(const Request& r, const std::string& id) {
     v1::ListTrialsRequest request;
     request.set_experiment_id(id);
-    int32_t page_size = 0;
-    if (auto error = ParsePageSize(r, &page_size)) return SendError(r.conn, *error);
-    request.set_page_size(page_size);
-    request.set_page_token(r.Param("page_token").value_or(""));
+    if (auto error =
+            ParseListQuery<v1::TrialState>(r, "TRIAL_STATE_", v1::TrialState_Parse,
+                                           "WAITING, RUNNING, SUCCEEDED, FAILED, ...", &request)) {
+      return SendError(r.conn, *error);
+    }
     request.set_order_by(r.Param("order_by").value_or(""));
     bool intermediate = false;
     if (auto error = ParseBool(r, "include_intermediate", &intermediate)) {
       return SendError(r.conn, *error);
     }
     request.set_include_intermediate(intermediate);
-    for (const std::string& text : r.Params("state")) {
-      auto state = ParseEnum<v1::TrialState>(text, "TRIAL_STATE_", v1::TrialState_Parse);
-      if (!state) {
-        return SendError(r.conn, {400, "INVALID_ARGUMENT",
-                                  absl::StrCat("state: unknown trial state \"", text,
-                                               "\" (WAITING, RUNNING, SUCCEEDED, FAILED, ...)")});
-      }
-      request.add_states(*state);
-    }
     return Unary<v1::ListTrialsResponse>(r.conn, [&](auto* context, auto* response) {
       return experiments->ListTrials(context, request, response);
     });
@@ -646,10 +654,7 @@ void WebServer::Stop() {
 int WebServer::port() const { return state_->port; }
 
 std::string WebServer::url() const {
-  // A wildcard address is reached through loopback from this machine.
-  const std::string& host = state_->options.host;
-  const bool any = host == "0.0.0.0" || host == "::" || host == "[::]";
-  return absl::StrCat("http://", any ? "127.0.0.1" : host, ":", state_->port, "/");
+  return absl::StrCat("http://", LocalHost(state_->options.host), ":", state_->port, "/");
 }
 
 }  // namespace autocompress::scheduler
