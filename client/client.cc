@@ -10,19 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/artifact_transfer.h"
+#include "common/auth.h"
 #include "common/channel.h"
 #include "common/status.h"
 
 namespace autocompress {
 namespace {
-
-absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " cannot be read"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::string RandomRequestId() {
   absl::BitGen gen;
@@ -37,21 +30,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
         absl::StrCat("max_attempts is ", options.max_attempts, ", must be >= 1"));
   }
   ChannelOptions channel;
-  if (options.tls) {
-    grpc::SslCredentialsOptions ssl;
-    if (!options.tls_root_certs_file.empty()) {
-      ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--tls_ca", options.tls_root_certs_file));
-    }
-    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-      return absl::InvalidArgumentError("a client certificate needs both --tls_cert and --tls_key");
-    }
-    if (!options.tls_cert_file.empty()) {
-      ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("--tls_cert", options.tls_cert_file));
-      ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("--tls_key", options.tls_key_file));
-    }
-    channel.credentials = grpc::SslCredentials(ssl);
-    channel.ssl_target_name_override = options.tls_server_name;
-  }
+  RETURN_IF_ERROR(
+      ApplyClientSecurity({options.tls, options.tls_root_certs_file, options.tls_cert_file,
+                           options.tls_key_file, options.tls_server_name, options.token},
+                          /*flag_prefix=*/"", &channel));
   return std::make_unique<Client>(CreateChannel(options.address, channel), options);
 }
 
@@ -63,20 +45,11 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
 
 Client::~Client() = default;
 
-void Client::Authorize(grpc::ClientContext& context) const {
-  if (!options_.token.empty()) {
-    context.AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
-  }
-}
-
 absl::Status Client::Call(const std::function<grpc::Status(grpc::ClientContext*)>& call) {
   RetryOptions retry;
   retry.attempt_timeout = options_.timeout;
   retry.max_attempts = options_.max_attempts;
-  return FromGrpcStatus(CallWithRetry(retry, [&](grpc::ClientContext* context) {
-    Authorize(*context);
-    return call(context);
-  }));
+  return FromGrpcStatus(CallWithRetry(retry, call));
 }
 
 absl::StatusOr<v1::Experiment> Client::CreateExperiment(const v1::ExperimentSpec& spec,
@@ -212,7 +185,6 @@ absl::Status Client::Watch(const std::string& experiment_id, int64_t after_seque
   int64_t last = after_sequence;
   while (true) {
     grpc::ClientContext context;
-    Authorize(context);
     if (max_duration != absl::InfiniteDuration()) context.set_deadline(absl::ToChronoTime(end));
     {
       absl::MutexLock lock(&mu_);
@@ -271,8 +243,7 @@ absl::StatusOr<v1::ArtifactRef> Client::Upload(const std::string& path, const st
   RETURN_IF_ERROR(Call([&](grpc::ClientContext*) {
     // Transfers make their own contexts (one per stream); the retry loop only re-runs
     // them on UNAVAILABLE.
-    ref = UploadArtifact(*artifacts_, path, name, kind, options_.transfer_timeout,
-                         [this](grpc::ClientContext& c) { Authorize(c); });
+    ref = UploadArtifact(*artifacts_, path, name, kind, options_.transfer_timeout);
     return ToGrpcStatus(ref.status());
   }));
   return ref;
@@ -282,8 +253,7 @@ absl::Status Client::Download(const v1::ArtifactRef& ref, const std::string& pat
   // Written beside the target, renamed when verified: the file is whole or absent.
   const std::string partial = path + ".partial";
   RETURN_IF_ERROR(Call([&](grpc::ClientContext*) {
-    return ToGrpcStatus(DownloadArtifact(*artifacts_, ref, partial, options_.transfer_timeout,
-                                         [this](grpc::ClientContext& c) { Authorize(c); }));
+    return ToGrpcStatus(DownloadArtifact(*artifacts_, ref, partial, options_.transfer_timeout));
   }));
   if (std::rename(partial.c_str(), path.c_str()) != 0) {
     std::remove(partial.c_str());

@@ -118,7 +118,6 @@ class Client {
  private:
   // Runs one unary call with retry, adding the token.
   absl::Status Call(const std::function<grpc::Status(grpc::ClientContext*)>& call);
-  void Authorize(grpc::ClientContext& context) const;
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -30,7 +30,7 @@ absl::Status FileError(const std::string& what, const std::string& path) {
 
 absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
                               const v1::ArtifactRef& ref, const std::string& path,
-                              absl::Duration timeout, const ContextDecorator& decorate) {
+                              absl::Duration timeout) {
   const std::string what = absl::StrCat("artifact ", ref.name(), " (", ref.sha256(), ")");
   std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "wb"), fclose);
   if (file == nullptr) return FileError("cannot create", path);
@@ -41,7 +41,6 @@ absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
   };
   grpc::ClientContext context;
   context.set_deadline(DeadlineAfter(timeout));
-  if (decorate) decorate(context);
   v1::DownloadRequest request;
   request.set_sha256(ref.sha256());
   std::unique_ptr<grpc::ClientReaderInterface<v1::DownloadResponse>> reader =
@@ -74,8 +73,7 @@ absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
 
 absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterface& artifacts,
                                                const std::string& path, const std::string& name,
-                                               v1::ArtifactKind kind, absl::Duration timeout,
-                                               const ContextDecorator& decorate) {
+                                               v1::ArtifactKind kind, absl::Duration timeout) {
   ASSIGN_OR_RETURN(std::string digest, Sha256HexOfFile(path));
   std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "rb"), fclose);
   if (file == nullptr) return FileError("cannot open", path);
@@ -85,7 +83,6 @@ absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterfac
 
   grpc::ClientContext context;
   context.set_deadline(DeadlineAfter(timeout));
-  if (decorate) decorate(context);
   v1::UploadResponse response;
   std::unique_ptr<grpc::ClientWriterInterface<v1::UploadRequest>> writer =
       artifacts.Upload(&context, &response);

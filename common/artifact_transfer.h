@@ -18,20 +18,16 @@
 
 namespace autocompress {
 
-// Adds call metadata (a bearer token) to a transfer's context; may be empty.
-using ContextDecorator = std::function<void(grpc::ClientContext&)>;
-
 // Writes the content of `ref` to `path` (created or truncated); on error `path` is
 // removed.
 absl::Status DownloadArtifact(v1::ArtifactService::StubInterface& artifacts,
                               const v1::ArtifactRef& ref, const std::string& path,
-                              absl::Duration timeout, const ContextDecorator& decorate = nullptr);
+                              absl::Duration timeout);
 
 // Uploads the file at `path` as `name` of `kind`; returns the stored reference.
 absl::StatusOr<v1::ArtifactRef> UploadArtifact(v1::ArtifactService::StubInterface& artifacts,
                                                const std::string& path, const std::string& name,
-                                               v1::ArtifactKind kind, absl::Duration timeout,
-                                               const ContextDecorator& decorate = nullptr);
+                                               v1::ArtifactKind kind, absl::Duration timeout);
 
 }  // namespace autocompress
 

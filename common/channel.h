@@ -31,6 +31,9 @@ struct ChannelOptions {
   // With TLS, the name checked in the server's certificate instead of the target's host
   // (for a target that is an IP address); empty = the host.
   std::string ssl_target_name_override;
+  // Sent as "authorization: Bearer <token>" on every call when not empty (by a client
+  // interceptor, so it travels on plaintext channels too, unlike gRPC call credentials).
+  std::string token;
 };
 
 // A channel to `target` ("host:port", "dns:///name:port", "unix:/path").

@@ -19,6 +19,13 @@ ABSL_FLAG(absl::Duration, health_grace, autocompress::ServerOptions().health_gra
           "On SIGTERM, how long health checks answer NOT_SERVING while calls are still "
           "accepted (set it above the readiness probe period on Kubernetes).");
 
+ABSL_FLAG(std::string, tls_cert, "",
+          "TLS certificate chain (PEM) of the gRPC port; with --tls_key. Unset = plaintext.");
+ABSL_FLAG(std::string, tls_key, "", "TLS private key (PEM) of the gRPC port.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "With TLS: clients must present a certificate signed by these roots (PEM; mutual "
+          "TLS).");
+
 namespace autocompress {
 
 ServerFlags ServerFlagsWithDefaults(int default_port, int default_metrics_port) {
@@ -30,6 +37,9 @@ ServerFlags ServerFlagsWithDefaults(int default_port, int default_metrics_port) 
   flags.server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   flags.server.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   flags.server.health_grace = absl::GetFlag(FLAGS_health_grace);
+  flags.server.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  flags.server.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  flags.server.security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   flags.metrics.host = flags.server.host;
   flags.metrics.port = metrics_port < 0 ? default_metrics_port : metrics_port;
   return flags;

@@ -30,16 +30,16 @@ void ServerRunner::AddService(grpc::Service* service, const std::string& full_na
 
 absl::Status ServerRunner::Start() {
   if (server_ != nullptr) return absl::FailedPreconditionError("server already started");
+  auto credentials = ServerCredentialsFor(options_.security);
+  if (!credentials.ok()) return credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection lets grpcurl/grpc_cli list and call the services without .proto files;
   // it is also a synchronous service, which a server with only the (callback) health
   // service needs to start.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  auto credentials =
-      options_.credentials != nullptr ? options_.credentials : grpc::InsecureServerCredentials();
   const std::string address = absl::StrCat(options_.host, ":", options_.port);
-  builder.AddListeningPort(address, credentials, &port_);
+  builder.AddListeningPort(address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));

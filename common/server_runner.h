@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "common/metrics.h"
 
 namespace autocompress {
@@ -41,8 +42,9 @@ struct ServerOptions {
   // connections also hold shutdown until they acknowledge GOAWAY (an idle gRPC client
   // polls only every 5 s), so this bounds the exit time in practice.
   absl::Duration shutdown_grace = absl::Seconds(3);
-  // Transport security; null means insecure (loopback, tests, in-cluster with mTLS mesh).
-  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // TLS and bearer tokens (auth.h); the default is plaintext without tokens (loopback,
+  // tests, in-cluster behind a mesh that does mTLS).
+  ServerSecurity security;
   // When set, every RPC is counted and timed here (not owned, must outlive the server).
   RpcMetrics* rpc_metrics = nullptr;
 
@@ -67,7 +69,8 @@ class ServerRunner {
   // `full_name` (e.g. "autocompress.v1.TunerService") gets a SERVING health status.
   void AddService(grpc::Service* service, const std::string& full_name);
 
-  // Builds and starts the server. Unavailable if the port cannot be bound.
+  // Builds and starts the server. Unavailable if the port cannot be bound,
+  // InvalidArgument for unusable TLS files.
   absl::Status Start();
 
   // The bound port (valid after a successful Start).

@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/server_flags.h"
@@ -41,9 +42,17 @@ ABSL_FLAG(std::string, http_host, "", "Address the dashboard binds; empty = the 
 ABSL_FLAG(std::string, web_dir, autocompress::scheduler::WebServer::DefaultStaticDir(),
           "Directory of the built dashboard page (./dev build makes web/dist).");
 ABSL_FLAG(std::string, token, "",
-          "Bearer token every dashboard API request must carry (default: $AUTOCOMPRESS_TOKEN; "
-          "empty = none).");
-
+          "Bearer token every gRPC call (but health checks) and every dashboard API request "
+          "must carry (default: $AUTOCOMPRESS_TOKEN; empty = none).");
+ABSL_FLAG(std::string, join_token, "",
+          "Bearer token workers must carry (default: $AUTOCOMPRESS_JOIN_TOKEN). Unset: workers "
+          "use --token, which then opens every service.");
+ABSL_FLAG(bool, tuner_tls, false, "Reach the tuner over TLS.");
+ABSL_FLAG(std::string, tuner_tls_ca, "", "PEM roots the tuner's certificate is checked with.");
+ABSL_FLAG(std::string, tuner_tls_server_name, "",
+          "Name checked in the tuner's certificate (default: the host of --tuner_address).");
+ABSL_FLAG(std::string, tuner_token, "",
+          "Bearer token sent to the tuner (default: $AUTOCOMPRESS_TUNER_TOKEN).");
 ABSL_FLAG(int64_t, max_model_bytes, kDefaults.artifacts.max_model_bytes,
           "Largest model artifact accepted by Upload, in bytes.");
 ABSL_FLAG(int64_t, max_dataset_bytes, kDefaults.artifacts.max_dataset_bytes,
@@ -62,6 +71,17 @@ int main(int argc, char** argv) {
   options.server = flags.server;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.tuner_address = absl::GetFlag(FLAGS_tuner_address);
+  options.tuner_security.tls = absl::GetFlag(FLAGS_tuner_tls);
+  options.tuner_security.ca_file = absl::GetFlag(FLAGS_tuner_tls_ca);
+  options.tuner_security.server_name = absl::GetFlag(FLAGS_tuner_tls_server_name);
+  options.tuner_security.token =
+      autocompress::FlagOrEnv(absl::GetFlag(FLAGS_tuner_token), "AUTOCOMPRESS_TUNER_TOKEN");
+  const std::string token =
+      autocompress::FlagOrEnv(absl::GetFlag(FLAGS_token), "AUTOCOMPRESS_TOKEN");
+  const std::string join_token =
+      autocompress::FlagOrEnv(absl::GetFlag(FLAGS_join_token), "AUTOCOMPRESS_JOIN_TOKEN");
+  options.server.security.tokens =
+      autocompress::scheduler::SchedulerServer::TokenGrants(token, join_token);
   options.scheduler.lease_timeout = absl::GetFlag(FLAGS_lease_timeout);
   options.scheduler.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
   options.scheduler.placement_policy = absl::GetFlag(FLAGS_placement_policy);
@@ -84,10 +104,7 @@ int main(int argc, char** argv) {
     if (web.host.empty()) web.host = options.server.host;
     web.port = http_port;
     web.static_dir = absl::GetFlag(FLAGS_web_dir);
-    web.token = absl::GetFlag(FLAGS_token);
-    if (const char* env = std::getenv("AUTOCOMPRESS_TOKEN"); web.token.empty() && env != nullptr) {
-      web.token = env;
-    }
+    web.token = token;
     options.web = web;
   }
   if (options.scheduler.lease_timeout <= options.scheduler.heartbeat_interval) {

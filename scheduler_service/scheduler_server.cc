@@ -42,6 +42,15 @@ absl::Status PrepareDataDir(const std::string& path) {
 
 }  // namespace
 
+std::vector<TokenGrant> SchedulerServer::TokenGrants(const std::string& token,
+                                                     const std::string& join_token) {
+  if (join_token.empty()) return {{token, {}}};
+  return {{token,
+           {"autocompress.v1.ExperimentService", "autocompress.v1.ArtifactService",
+            "grpc.reflection.v1alpha.ServerReflection"}},
+          {join_token, {"autocompress.v1.WorkerGateway", "autocompress.v1.ArtifactService"}}};
+}
+
 absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
     const Options& options, prometheus::Registry& registry) {
   RETURN_IF_ERROR(PrepareDataDir(options.data_dir));
@@ -51,7 +60,9 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
                    SqliteTrialStore::Open((dir / "scheduler.db").string(), options.store));
   ASSIGN_OR_RETURN(server->artifacts_,
                    ArtifactStore::Open((dir / "artifacts").string(), options.artifacts));
-  server->tuner_channel_ = CreateChannel(options.tuner_address);
+  ChannelOptions tuner_channel;
+  RETURN_IF_ERROR(ApplyClientSecurity(options.tuner_security, "tuner_", &tuner_channel));
+  server->tuner_channel_ = CreateChannel(options.tuner_address, tuner_channel);
   server->tuner_ = std::make_unique<GrpcTunerClient>(server->tuner_channel_, options.tuner_timeout);
   ArtifactStore* artifacts = server->artifacts_.get();
   ASSIGN_OR_RETURN(

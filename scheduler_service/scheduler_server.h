@@ -34,6 +34,8 @@ class SchedulerServer final : public Server {
     std::string data_dir = "./autocompress-data";
     // The tuner service, "host:port".
     std::string tuner_address = "127.0.0.1:7300";
+    // How the scheduler reaches the tuner: TLS and token.
+    ClientSecurity tuner_security;
     // Deadline of each tuner call.
     absl::Duration tuner_timeout = absl::Seconds(10);
     // Leases, ticks, placement policy, clock.
@@ -45,6 +47,12 @@ class SchedulerServer final : public Server {
     // The dashboard and its JSON API (web/web_server.h); none when unset.
     std::optional<WebServer::Options> web;
   };
+
+  // The scheduler's token rules: `token` opens the client services (experiments,
+  // artifacts, reflection) and `join_token` the worker services (WorkerGateway,
+  // artifacts); without a join token, `token` opens every service. Empty = no check.
+  static std::vector<TokenGrant> TokenGrants(const std::string& token,
+                                             const std::string& join_token);
 
   // Prepares the data directory, opens the stores (recovering every experiment) and
   // starts listening (and the web server, when configured). FailedPrecondition for a data directory

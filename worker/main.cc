@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
+#include "common/auth.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/server_flags.h"
@@ -33,6 +34,18 @@ ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(25),
 ABSL_FLAG(bool, run_trial, false,
           "Internal: run one trial attempt (request on stdin, events on fd 3).");
 
+ABSL_FLAG(std::string, join_token, "",
+          "The scheduler's join token (its --join_token, or --token when it has none; "
+          "default: $AUTOCOMPRESS_JOIN_TOKEN).");
+ABSL_FLAG(bool, scheduler_tls, false, "Reach the scheduler over TLS.");
+ABSL_FLAG(std::string, scheduler_tls_ca, "",
+          "PEM roots the scheduler's certificate is checked with (default: the system's).");
+ABSL_FLAG(std::string, scheduler_tls_cert, "",
+          "Client certificate (PEM) for a scheduler that requires mutual TLS.");
+ABSL_FLAG(std::string, scheduler_tls_key, "", "Key of --scheduler_tls_cert (PEM).");
+ABSL_FLAG(std::string, scheduler_tls_server_name, "",
+          "Name checked in the scheduler's certificate (default: the host of --scheduler).");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_run_trial)) {
@@ -47,6 +60,13 @@ int main(int argc, char** argv) {
   WorkerServer::Options options;
   options.server = flags.server;
   options.scheduler_address = absl::GetFlag(FLAGS_scheduler);
+  options.scheduler_security.tls = absl::GetFlag(FLAGS_scheduler_tls);
+  options.scheduler_security.ca_file = absl::GetFlag(FLAGS_scheduler_tls_ca);
+  options.scheduler_security.cert_file = absl::GetFlag(FLAGS_scheduler_tls_cert);
+  options.scheduler_security.key_file = absl::GetFlag(FLAGS_scheduler_tls_key);
+  options.scheduler_security.server_name = absl::GetFlag(FLAGS_scheduler_tls_server_name);
+  options.scheduler_security.token =
+      autocompress::FlagOrEnv(absl::GetFlag(FLAGS_join_token), "AUTOCOMPRESS_JOIN_TOKEN");
   options.devices.cpu_slots = absl::GetFlag(FLAGS_cpu_slots);
   options.devices.gpu_slots = absl::GetFlag(FLAGS_gpu_slots);
   options.devices.use_active_gpu = absl::GetFlag(FLAGS_use_active_gpu);

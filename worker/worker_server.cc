@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   // the only traffic.
   channel.min_reconnect_backoff = absl::Milliseconds(100);
   channel.max_reconnect_backoff = absl::Seconds(2);
+  RETURN_IF_ERROR(ApplyClientSecurity(options.scheduler_security, "scheduler_", &channel));
   std::unique_ptr<WorkerServer> server(new WorkerServer());
   server->drain_grace_ = options.drain_grace;
   RETURN_IF_ERROR(server->Start(options.server, registry, {}));

@@ -26,6 +26,9 @@ class WorkerServer final : public Server {
     ServerOptions server;
     // The scheduler's WorkerGateway (and ArtifactService), host:port.
     std::string scheduler_address = "localhost:7400";
+    // How the worker reaches the scheduler: TLS (mutual with a certificate) and the
+    // scheduler's join token.
+    ClientSecurity scheduler_security;
     // Devices and slots, when `agent.devices` is empty: discovered (devices.h).
     DeviceOptions devices;
     // LibTorch intra-op threads per CPU trial; with no GPU the worker offers
