@@ -2,8 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/random/random.h"

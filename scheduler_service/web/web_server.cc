@@ -4,7 +4,6 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <netdb.h>
-#include <openssl/crypto.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
+#include "common/auth.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -210,12 +210,6 @@ std::optional<HttpError> ParseBool(const Request& request, const char* name, boo
                      absl::StrCat(name, ": expected true or false, got \"", *text, "\"")};
   }
   return std::nullopt;
-}
-
-// Constant time in the token's length: a wrong token's prefix is not timed.
-bool TokenMatches(const std::string& given, const std::string& expected) {
-  return given.size() == expected.size() &&
-         CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
 }
 
 // The host this machine reaches a listener bound to `host` through: loopback for a
