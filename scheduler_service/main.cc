@@ -24,7 +24,13 @@ const SchedulerServer::Options kDefaults;
 }  // namespace
 
 ABSL_FLAG(std::string, data_dir, kDefaults.data_dir,
-          "Directory of the scheduler's SQLite store and artifacts; created if missing.");
+          "Directory of the artifacts and of the SQLite store; created if missing.");
+ABSL_FLAG(std::string, store, "",
+          "Trial store: \"sqlite\" (scheduler.db under --data_dir) or a PostgreSQL URL, "
+          "postgres://user@host:5432/db?sslmode=verify-full (password from PGPASSWORD or "
+          "~/.pgpass). Empty: $AUTOCOMPRESS_STORE, else sqlite.");
+ABSL_FLAG(absl::Duration, postgres_lock_wait, kDefaults.postgres.lock_wait,
+          "How long to wait for another scheduler's hold on the PostgreSQL database.");
 ABSL_FLAG(std::string, tuner_address, kDefaults.tuner_address, "TunerService address host:port.");
 ABSL_FLAG(absl::Duration, lease_timeout, kDefaults.scheduler.lease_timeout,
           "A trial attempt whose worker shows no sign of it for this long is re-queued.");
@@ -70,6 +76,9 @@ int main(int argc, char** argv) {
   SchedulerServer::Options options;
   options.server = flags.server;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.store = autocompress::FlagOrEnv(absl::GetFlag(FLAGS_store), "AUTOCOMPRESS_STORE");
+  if (options.store.empty()) options.store = kDefaults.store;
+  options.postgres.lock_wait = absl::GetFlag(FLAGS_postgres_lock_wait);
   options.tuner_address = absl::GetFlag(FLAGS_tuner_address);
   options.tuner_security.tls = absl::GetFlag(FLAGS_tuner_tls);
   options.tuner_security.ca_file = absl::GetFlag(FLAGS_tuner_tls_ca);
@@ -90,9 +99,9 @@ int main(int argc, char** argv) {
   options.artifacts.max_result_bytes = absl::GetFlag(FLAGS_max_result_bytes);
   const std::string synchronous = absl::GetFlag(FLAGS_sqlite_synchronous);
   if (synchronous == "full") {
-    options.store.synchronous = SqliteTrialStore::Synchronous::kFull;
+    options.sqlite.synchronous = SqliteTrialStore::Synchronous::kFull;
   } else if (synchronous == "normal") {
-    options.store.synchronous = SqliteTrialStore::Synchronous::kNormal;
+    options.sqlite.synchronous = SqliteTrialStore::Synchronous::kNormal;
   } else {
     LOG(ERROR) << "--sqlite_synchronous: expected \"full\" or \"normal\", got \"" << synchronous
                << "\"";

@@ -40,6 +40,23 @@ absl::Status PrepareDataDir(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<TrialStore>> OpenTrialStore(const SchedulerServer::Options& options) {
+  if (PostgresTrialStore::IsPostgresUrl(options.store)) {
+    ASSIGN_OR_RETURN(std::unique_ptr<PostgresTrialStore> store,
+                     PostgresTrialStore::Open(options.store, options.postgres));
+    return store;
+  }
+  if (options.store == "sqlite") {
+    const std::string path = (std::filesystem::path(options.data_dir) / "scheduler.db").string();
+    ASSIGN_OR_RETURN(std::unique_ptr<SqliteTrialStore> store,
+                     SqliteTrialStore::Open(path, options.sqlite));
+    return store;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "store: expected \"sqlite\" or a postgres:// URL, got \"",
+      options.store.substr(0, options.store.find('@')), "\""));
+}
+
 }  // namespace
 
 std::vector<TokenGrant> SchedulerServer::TokenGrants(const std::string& token,
@@ -56,8 +73,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::BuildAndStart(
   RETURN_IF_ERROR(PrepareDataDir(options.data_dir));
   std::unique_ptr<SchedulerServer> server(new SchedulerServer());
   const std::filesystem::path dir(options.data_dir);
-  ASSIGN_OR_RETURN(server->store_,
-                   SqliteTrialStore::Open((dir / "scheduler.db").string(), options.store));
+  ASSIGN_OR_RETURN(server->store_, OpenTrialStore(options));
   ASSIGN_OR_RETURN(server->artifacts_,
                    ArtifactStore::Open((dir / "artifacts").string(), options.artifacts));
   ChannelOptions tuner_channel;

@@ -1,6 +1,7 @@
 // SchedulerServer: the scheduler's services assembled as one gRPC server:
 // ExperimentService and ArtifactService for clients, WorkerGateway for workers, over the
-// SQLite store and the artifact store under `data_dir`, with the tuner at
+// trial store (SQLite under `data_dir`, or PostgreSQL) and the artifact store under
+// `data_dir`, with the tuner at
 // `tuner_address`. scheduler_server's main.cc maps flags to Options; the embedded
 // `autocompress run` and tests build it directly.
 #ifndef AUTOCOMPRESS_SCHEDULER_SERVICE_SCHEDULER_SERVER_H_
@@ -16,7 +17,9 @@
 #include "scheduler_service/artifacts/artifact_store.h"
 #include "scheduler_service/grpc_tuner_client.h"
 #include "scheduler_service/scheduler.h"
+#include "scheduler_service/store/postgres_trial_store.h"
 #include "scheduler_service/store/sqlite_trial_store.h"
+#include "scheduler_service/store/trial_store.h"
 #include "scheduler_service/web/web_server.h"
 
 namespace grpc {
@@ -29,7 +32,7 @@ class SchedulerServer final : public Server {
  public:
   struct Options {
     ServerOptions server;
-    // Directory of the SQLite store (scheduler.db) and the artifacts (artifacts/);
+    // Directory of the artifacts (artifacts/) and of the SQLite store (scheduler.db);
     // created if missing, must be writable.
     std::string data_dir = "./autocompress-data";
     // The tuner service, "host:port".
@@ -40,8 +43,13 @@ class SchedulerServer final : public Server {
     absl::Duration tuner_timeout = absl::Seconds(10);
     // Leases, ticks, placement policy, clock.
     Scheduler::Options scheduler;
+    // The trial store: "sqlite" (scheduler.db under data_dir) or a PostgreSQL URL
+    // ("postgres://user@host:5432/db", postgres_trial_store.h).
+    std::string store = "sqlite";
     // SQLite durability (sqlite_trial_store.h).
-    SqliteTrialStore::Options store;
+    SqliteTrialStore::Options sqlite;
+    // PostgreSQL lock wait and timeouts.
+    PostgresTrialStore::Options postgres;
     // Artifact size limits.
     ArtifactStore::Options artifacts;
     // The dashboard and its JSON API (web/web_server.h); none when unset.
@@ -55,9 +63,9 @@ class SchedulerServer final : public Server {
                                              const std::string& join_token);
 
   // Prepares the data directory, opens the stores (recovering every experiment) and
-  // starts listening (and the web server, when configured). FailedPrecondition for a data directory
-  // that cannot be created or written, Unavailable for a port in use, the store's error for a bad
-  // database.
+  // starts listening (and the web server, when configured). FailedPrecondition for a data
+  // directory that cannot be created or written, InvalidArgument for an unknown `store`,
+  // Unavailable for a port in use, the store's error for a bad or unreachable database.
   static absl::StatusOr<std::unique_ptr<SchedulerServer>> BuildAndStart(
       const Options& options, prometheus::Registry& registry);
   ~SchedulerServer() override;
@@ -79,7 +87,7 @@ class SchedulerServer final : public Server {
  private:
   SchedulerServer() : Server("scheduler") {}
 
-  std::unique_ptr<SqliteTrialStore> store_;
+  std::unique_ptr<TrialStore> store_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::shared_ptr<grpc::Channel> tuner_channel_;
   std::unique_ptr<GrpcTunerClient> tuner_;

@@ -1,6 +1,6 @@
 // The scheduler as a real process, SIGKILLed mid-experiment and restarted on the same
-// data directory and port, with a real tuner process and two fake-worker processes that
-// reconnect by themselves. The experiment completes with every trial accounted for
+// data directory (or PostgreSQL database) and port, with a real tuner process and two
+// fake-worker processes that reconnect by themselves. The experiment completes with every trial accounted for
 // exactly once, and every result committed before the kill is still there, unchanged.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -18,6 +18,7 @@
 #include "common/testing/runfiles.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
+#include "scheduler_service/store/postgres_test_server.h"
 #include "tests/fakes/experiment_fixtures.h"
 
 namespace autocompress {
@@ -51,13 +52,16 @@ std::vector<v1::Trial> ListTrials(v1::ExperimentService::Stub& stub, const std::
   return trials;
 }
 
-TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwice) {
+// `store_flags` select the trial store; the data directory holds the artifacts either way.
+void SigkillMidExperimentLosesNothingAndCountsNothingTwice(
+    const std::vector<std::string>& store_flags) {
   auto tuner = testing::StartReadyServer({RunfilePath("tuner_service/tuner_server"),
                                           "--host=127.0.0.1", "--port=0", "--metrics_port=0"});
   ASSERT_TRUE(tuner.ok()) << tuner.status();
-  const std::string data_dir = testing::TempPath("scheduler-restart-data");
+  static int runs = 0;
+  const std::string data_dir = testing::TempPath(absl::StrCat("scheduler-restart-data-", runs++));
   auto scheduler_argv = [&](int port) {
-    return std::vector<std::string>{RunfilePath("scheduler_service/scheduler_server"),
+    std::vector<std::string> argv = {RunfilePath("scheduler_service/scheduler_server"),
                                     "--host=127.0.0.1",
                                     absl::StrCat("--port=", port),
                                     "--metrics_port=0",
@@ -65,6 +69,8 @@ TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwice
                                     absl::StrCat("--tuner_address=127.0.0.1:", tuner->ports.grpc),
                                     "--lease_timeout=5s",
                                     "--heartbeat_interval=500ms"};
+    argv.insert(argv.end(), store_flags.begin(), store_flags.end());
+    return argv;
   };
   auto scheduler = testing::StartReadyServer(scheduler_argv(0));
   ASSERT_TRUE(scheduler.ok()) << scheduler.status();
@@ -165,6 +171,25 @@ TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwice
   for (auto& worker : workers) worker->Signal(SIGTERM);
   restarted->process->Signal(SIGTERM);
   tuner->process->Signal(SIGTERM);
+}
+
+TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwiceOnSqlite) {
+  SigkillMidExperimentLosesNothingAndCountsNothingTwice({"--store=sqlite"});
+}
+
+// The same on a real PostgreSQL server: the restarted scheduler also waits for the
+// killed one's writer lock to go.
+TEST(SchedulerRestartTest, SigkillMidExperimentLosesNothingAndCountsNothingTwiceOnPostgres) {
+  auto postgres = scheduler::PostgresTestServer::Start();
+  ASSERT_TRUE(postgres.ok()) << postgres.status();
+  ASSERT_TRUE((*postgres)->CreateDatabase("restart").ok());
+  SigkillMidExperimentLosesNothingAndCountsNothingTwice(
+      {absl::StrCat("--store=", (*postgres)->Url("restart"))});
+  // The scheduler's state is in the database, not in the data directory.
+  absl::StatusOr<std::string> trials =
+      (*postgres)->QueryText("restart", "SELECT COUNT(*) FROM trials");
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  EXPECT_EQ(*trials, absl::StrCat(kTrials));
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ SchedulerHarness::SchedulerHarness(std::string data_dir) : data_dir_(std::move(d
   scheduler_options_.scheduler.tuner_max_backoff = absl::Milliseconds(200);
   scheduler_options_.tuner_timeout = absl::Seconds(5);
   // The tests' restarts are in-process: NORMAL is as durable as FULL against them.
-  scheduler_options_.store.synchronous = scheduler::SqliteTrialStore::Synchronous::kNormal;
+  scheduler_options_.sqlite.synchronous = scheduler::SqliteTrialStore::Synchronous::kNormal;
   StartTuner();
   StartScheduler();
 }
