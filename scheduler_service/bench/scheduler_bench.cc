@@ -8,7 +8,8 @@
 // reports each through --workers workers; phase 2 measures the sustained metric rate
 // with few trials of many epochs. Every event is acknowledged only after its durable
 // commit, so the event->ack latency the workers see is the commit latency per
-// transition (network and queueing included).
+// transition (network and queueing included). All of it runs twice: on SQLite (the
+// default store) and on PostgreSQL (a throwaway cluster on loopback, fsync on).
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include "common/testing/subprocess.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/experiment_fixtures.h"
+#include "scheduler_service/store/postgres_test_server.h"
 #include "tests/fakes/fake_worker.h"
 
 ABSL_FLAG(int, trials, 10000, "Trials in the throughput phase.");
@@ -45,6 +47,8 @@ ABSL_FLAG(int, paced_epoch_ms, 100, "Milliseconds between a trial's reports ther
 ABSL_FLAG(int, sustained_trials, 100, "Trials in the sustained-metrics phase.");
 ABSL_FLAG(int, sustained_epochs, 200, "Intermediate reports per trial there.");
 ABSL_FLAG(std::string, sqlite_synchronous, "full", "The scheduler's --sqlite_synchronous.");
+ABSL_FLAG(bool, postgres, true,
+          "Also run on PostgreSQL (a throwaway local cluster; needs the postgresql package).");
 ABSL_FLAG(std::string, scheduler_server, "scheduler_service/scheduler_server", "Binary.");
 ABSL_FLAG(std::string, tuner_server, "tuner_service/tuner_server", "Binary.");
 ABSL_FLAG(std::string, optuna_script, "scheduler_service/bench/optuna_bench.py",
@@ -244,23 +248,33 @@ double FdatasyncP50Ms(const std::string& dir, int rounds) {
   return Percentile(ms, 0.5);
 }
 
-int Main() {
-  char dir_template[] = "/tmp/scheduler-bench-XXXXXX";
-  const std::string data_dir = mkdtemp(dir_template);
-  auto tuner = testing::StartReadyServer(
-      {absl::GetFlag(FLAGS_tuner_server), "--host=127.0.0.1", "--port=0", "--metrics_port=0"});
-  if (!tuner.ok()) {
-    std::fprintf(stderr, "tuner: %s\n", std::string(tuner.status().message()).c_str());
-    return 1;
-  }
-  auto scheduler = testing::StartReadyServer(
-      {absl::GetFlag(FLAGS_scheduler_server), "--host=127.0.0.1", "--port=0", "--metrics_port=0",
-       absl::StrCat("--data_dir=", data_dir),
-       absl::StrCat("--tuner_address=127.0.0.1:", tuner->ports.grpc),
-       absl::StrCat("--sqlite_synchronous=", absl::GetFlag(FLAGS_sqlite_synchronous))});
+// What one scheduler (on one store) measured.
+struct StoreRun {
+  bool ok = false;
+  PhaseResult main;
+  PhaseResult sustained;
+  double commit_p50 = 0, commit_p99 = 0, write_p50 = 0, write_p99 = 0;
+  double paced_rate = 0, paced_ack_p50 = 0, paced_ack_p99 = 0;
+  ProcessStats stats;
+
+  double ms_per_trial() const { return 1000 * main.seconds / main.trials; }
+  double cpu_ms_per_trial() const { return 1000 * main.cpu_seconds / main.trials; }
+  double sustained_rate() const { return sustained.metric_messages / sustained.seconds; }
+};
+
+// Starts a scheduler on `data_dir` with `store_flags` and runs the three phases on it.
+StoreRun RunScheduler(int tuner_port, const std::string& data_dir,
+                      const std::vector<std::string>& store_flags) {
+  StoreRun run;
+  std::vector<std::string> argv = {absl::GetFlag(FLAGS_scheduler_server), "--host=127.0.0.1",
+                                   "--port=0", "--metrics_port=0",
+                                   absl::StrCat("--data_dir=", data_dir),
+                                   absl::StrCat("--tuner_address=127.0.0.1:", tuner_port)};
+  argv.insert(argv.end(), store_flags.begin(), store_flags.end());
+  auto scheduler = testing::StartReadyServer(argv);
   if (!scheduler.ok()) {
     std::fprintf(stderr, "scheduler: %s\n", std::string(scheduler.status().message()).c_str());
-    return 1;
+    return run;
   }
   const pid_t pid = scheduler->process->pid();
   const std::string address = absl::StrCat("127.0.0.1:", scheduler->ports.grpc);
@@ -271,7 +285,7 @@ int Main() {
   const int trials = absl::GetFlag(FLAGS_trials), epochs = absl::GetFlag(FLAGS_epochs);
   std::fprintf(stderr, "phase 1: %d trials x %d reports, %d workers x %d slots\n", trials, epochs,
                absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_slots));
-  const PhaseResult main = RunPhase(*experiments, *artifacts, pid, address, trials, epochs);
+  run.main = RunPhase(*experiments, *artifacts, pid, address, trials, epochs);
   // Commit latency at a realistic load: reports paced, as real epochs are, so what is
   // measured is the commit, not the backlog of a deliberate flood.
   const int paced_trials = absl::GetFlag(FLAGS_paced_trials);
@@ -290,79 +304,131 @@ int Main() {
                                      absl::Milliseconds(paced_ms));
   const Histogram commit_during = Minus(scrape(commit_histogram), commit_before);
   const Histogram write_during = Minus(scrape(write_histogram), write_before);
-  const double commit_p50 = 1000 * Quantile(commit_during, 0.5);
-  const double commit_p99 = 1000 * Quantile(commit_during, 0.99);
-  const double write_p50 = 1000 * Quantile(write_during, 0.5);
-  const double write_p99 = 1000 * Quantile(write_during, 0.99);
-  const double paced_ack_p50 = Percentile(paced.ack_ms, 0.5);
-  const double paced_ack_p99 = Percentile(paced.ack_ms, 0.99);
+  run.commit_p50 = 1000 * Quantile(commit_during, 0.5);
+  run.commit_p99 = 1000 * Quantile(commit_during, 0.99);
+  run.write_p50 = 1000 * Quantile(write_during, 0.5);
+  run.write_p99 = 1000 * Quantile(write_during, 0.99);
+  run.paced_ack_p50 = Percentile(paced.ack_ms, 0.5);
+  run.paced_ack_p99 = Percentile(paced.ack_ms, 0.99);
   // Worker events: started, the reports, finished; plus the assignment.
-  const double paced_rate = (paced.metric_messages + 3.0 * paced.trials) / paced.seconds;
+  run.paced_rate = (paced.metric_messages + 3.0 * paced.trials) / paced.seconds;
   std::fprintf(stderr, "phase 2: %d trials x %d reports\n", absl::GetFlag(FLAGS_sustained_trials),
                absl::GetFlag(FLAGS_sustained_epochs));
-  const PhaseResult sustained =
+  run.sustained =
       RunPhase(*experiments, *artifacts, pid, address, absl::GetFlag(FLAGS_sustained_trials),
                absl::GetFlag(FLAGS_sustained_epochs));
-  const ProcessStats stats = StatsOf(pid);
+  run.stats = StatsOf(pid);
   scheduler->process->Signal(SIGTERM);
-  tuner->process->Signal(SIGTERM);
   (void)scheduler->process->Wait(absl::Seconds(10));
+  run.ok = true;
+  return run;
+}
+
+int Main() {
+  char dir_template[] = "/tmp/scheduler-bench-XXXXXX";
+  const std::string data_dir = mkdtemp(dir_template);
+  auto tuner = testing::StartReadyServer(
+      {absl::GetFlag(FLAGS_tuner_server), "--host=127.0.0.1", "--port=0", "--metrics_port=0"});
+  if (!tuner.ok()) {
+    std::fprintf(stderr, "tuner: %s\n", std::string(tuner.status().message()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "== SQLite (synchronous=%s)\n",
+               absl::GetFlag(FLAGS_sqlite_synchronous).c_str());
+  const StoreRun sqlite = RunScheduler(
+      tuner->ports.grpc, data_dir + "/sqlite",
+      {"--store=sqlite",
+       absl::StrCat("--sqlite_synchronous=", absl::GetFlag(FLAGS_sqlite_synchronous))});
+  if (!sqlite.ok) return 1;
+  // PostgreSQL 15 on loopback, fsync on, in a throwaway cluster on the same disk.
+  StoreRun postgres;
+  if (absl::GetFlag(FLAGS_postgres)) {
+    std::fprintf(stderr, "== PostgreSQL\n");
+    auto server = scheduler::PostgresTestServer::Start();
+    if (server.ok() && (*server)->CreateDatabase("bench").ok()) {
+      postgres = RunScheduler(tuner->ports.grpc, data_dir + "/postgres",
+                              {absl::StrCat("--store=", (*server)->Url("bench"))});
+    } else {
+      std::fprintf(stderr, "postgres: %s\n",
+                   server.ok() ? "CREATE DATABASE failed"
+                               : std::string(server.status().message()).c_str());
+    }
+  }
+  tuner->process->Signal(SIGTERM);
   (void)tuner->process->Wait(absl::Seconds(10));
   const double fdatasync_p50 = FdatasyncP50Ms(data_dir, 2000);
   const nlohmann::json optuna = RunOptuna();
   const bool have_optuna = optuna.is_object();
-
-  const double trials_per_s = main.trials / main.seconds;
-  const double cpu_ms_per_trial = 1000 * main.cpu_seconds / main.trials;
-  const double metric_rate = main.metric_messages / main.seconds;
-  const double sustained_rate = sustained.metric_messages / sustained.seconds;
-  const double p50 = Percentile(main.ack_ms, 0.5), p99 = Percentile(main.ack_ms, 0.99);
   const double optuna_ms = have_optuna ? optuna["ms_per_trial"].get<double>() : 0;
-  const double ours_ms_per_trial = 1000 * main.seconds / main.trials;
   auto verdict = [](bool ok) { return ok ? "yes" : "NO"; };
+  // A PostgreSQL cell, or "-" when it did not run.
+  auto pg = [&](double value, const char* format = "%.3f") {
+    if (!postgres.ok) return std::string("-");
+    char cell[64];
+    std::snprintf(cell, sizeof(cell), format, value);
+    return std::string(cell);
+  };
+  auto pg2 = [&](double a, double b) { return postgres.ok ? pg(a) + " / " + pg(b) : "-"; };
 
   std::printf(
       "\n## Scheduler: %d no-op trials x %d reports, %d fake workers x %d slots, "
-      "SQLite synchronous=%s\n\n",
-      trials, epochs, absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_slots),
-      absl::GetFlag(FLAGS_sqlite_synchronous).c_str());
-  std::printf("| measure | AutoCompress | Optuna 3.1 + SQLite | target | met |\n");
-  std::printf("|---|---|---|---|---|\n");
-  std::printf("| wall ms per trial | %.3f | %.1f | | |\n", ours_ms_per_trial, optuna_ms);
-  std::printf("| trials/s | %.0f | %.1f | | |\n", trials_per_s,
-              have_optuna ? 1000 / optuna_ms : 0.0);
-  std::printf("| scheduler CPU ms per trial | %.3f | | <= 1 | %s |\n", cpu_ms_per_trial,
-              verdict(cpu_ms_per_trial <= 1));
-  std::printf("| metric messages/s (phase 1) | %.0f | | | |\n", metric_rate);
-  std::printf("| metric messages/s sustained (%d x %d) | %.0f | | >= 10000 | %s |\n",
-              absl::GetFlag(FLAGS_sustained_trials), absl::GetFlag(FLAGS_sustained_epochs),
-              sustained_rate, verdict(sustained_rate >= 10000));
-  std::printf("| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | | <= 1 | %s |\n",
-              paced_trials, paced_rate, commit_p50, verdict(commit_p50 <= 1));
-  std::printf("| commit latency p99 ms (paced) | %.3f | | | |\n", commit_p99);
+      "SQLite synchronous=%s; PostgreSQL 15 on loopback (fsync on)\n\n",
+      absl::GetFlag(FLAGS_trials), absl::GetFlag(FLAGS_epochs), absl::GetFlag(FLAGS_workers),
+      absl::GetFlag(FLAGS_slots), absl::GetFlag(FLAGS_sqlite_synchronous).c_str());
   std::printf(
-      "| store write p50 / p99 ms per commit (paced, fsync included) | %.3f / %.3f | | | |\n",
-      write_p50, write_p99);
-  std::printf("| disk floor: 4 KiB write + fdatasync p50 ms (same disk, same run) | %.3f | | | |\n",
-              fdatasync_p50);
-  std::printf("| event->ack p50 / p99 ms (paced, worker side) | %.3f / %.3f | | | |\n",
-              paced_ack_p50, paced_ack_p99);
-  std::printf("| event->ack p50 / p99 ms (phase 1 flood, backlog included) | %.3f / %.3f | | | |\n",
-              p50, p99);
-  std::printf("| scheduler peak RSS MiB | %.1f | | | |\n", stats.peak_rss_mib);
+      "| measure | AutoCompress on SQLite | AutoCompress on PostgreSQL | Optuna 3.1 + SQLite | "
+      "target (SQLite) | met |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  std::printf("| wall ms per trial | %.3f | %s | %.1f | | |\n", sqlite.ms_per_trial(),
+              pg(postgres.ms_per_trial()).c_str(), optuna_ms);
+  std::printf("| trials/s | %.0f | %s | %.1f | | |\n", 1000 / sqlite.ms_per_trial(),
+              pg(1000 / postgres.ms_per_trial(), "%.0f").c_str(),
+              have_optuna ? 1000 / optuna_ms : 0.0);
+  std::printf("| scheduler CPU ms per trial | %.3f | %s | | <= 1 | %s |\n",
+              sqlite.cpu_ms_per_trial(), pg(postgres.cpu_ms_per_trial()).c_str(),
+              verdict(sqlite.cpu_ms_per_trial() <= 1));
+  std::printf("| metric messages/s (phase 1) | %.0f | %s | | | |\n",
+              sqlite.main.metric_messages / sqlite.main.seconds,
+              pg(postgres.main.metric_messages / postgres.main.seconds, "%.0f").c_str());
+  std::printf("| metric messages/s sustained (%d x %d) | %.0f | %s | | >= 10000 | %s |\n",
+              absl::GetFlag(FLAGS_sustained_trials), absl::GetFlag(FLAGS_sustained_epochs),
+              sqlite.sustained_rate(), pg(postgres.sustained_rate(), "%.0f").c_str(),
+              verdict(sqlite.sustained_rate() >= 10000));
+  std::printf("| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | %s | | <= 1 | %s |\n",
+              absl::GetFlag(FLAGS_paced_trials), sqlite.paced_rate, sqlite.commit_p50,
+              pg(postgres.commit_p50).c_str(), verdict(sqlite.commit_p50 <= 1));
+  std::printf("| commit latency p99 ms (paced) | %.3f | %s | | | |\n", sqlite.commit_p99,
+              pg(postgres.commit_p99).c_str());
+  std::printf(
+      "| store write p50 / p99 ms per commit (paced, fsync included) | %.3f / %.3f | %s | | | |\n",
+      sqlite.write_p50, sqlite.write_p99, pg2(postgres.write_p50, postgres.write_p99).c_str());
+  std::printf(
+      "| disk floor: 4 KiB write + fdatasync p50 ms (same disk, same run) | %.3f | | | | |\n",
+      fdatasync_p50);
+  std::printf("| event->ack p50 / p99 ms (paced, worker side) | %.3f / %.3f | %s | | | |\n",
+              sqlite.paced_ack_p50, sqlite.paced_ack_p99,
+              pg2(postgres.paced_ack_p50, postgres.paced_ack_p99).c_str());
+  std::printf(
+      "| event->ack p50 / p99 ms (phase 1 flood, backlog included) | %.3f / %.3f | %s | | | |\n",
+      Percentile(sqlite.main.ack_ms, 0.5), Percentile(sqlite.main.ack_ms, 0.99),
+      pg2(Percentile(postgres.main.ack_ms, 0.5), Percentile(postgres.main.ack_ms, 0.99)).c_str());
+  std::printf("| scheduler peak RSS MiB | %.1f | %s | | | |\n", sqlite.stats.peak_rss_mib,
+              pg(postgres.stats.peak_rss_mib, "%.1f").c_str());
   if (have_optuna) {
-    std::printf("| Optuna ms per transition | | %.2f (%d trials, %d transitions) | | |\n",
+    std::printf("| Optuna ms per transition | | | %.2f (%d trials, %d transitions) | | |\n",
                 optuna["ms_per_transition"].get<double>(), optuna["trials"].get<int>(),
                 optuna["transitions"].get<int>());
-    std::printf("| Optuna / AutoCompress wall per trial | %.0fx | | | |\n",
-                optuna_ms / ours_ms_per_trial);
+    std::printf("| Optuna / AutoCompress wall per trial | %.0fx | %s | | | |\n",
+                optuna_ms / sqlite.ms_per_trial(),
+                pg(optuna_ms / postgres.ms_per_trial(), "%.0fx").c_str());
   }
   std::printf(
       "\nscheduler-bench: metric_msgs_per_s=%.0f commit_p50_ms=%.3f commit_p99_ms=%.3f "
       "cpu_ms_per_trial=%.3f trials_per_s=%.0f optuna_sqlite_ms_per_trial=%.1f "
-      "fdatasync_p50_ms=%.3f\n",
-      sustained_rate, commit_p50, commit_p99, cpu_ms_per_trial, trials_per_s, optuna_ms,
-      fdatasync_p50);
+      "fdatasync_p50_ms=%.3f postgres_commit_p50_ms=%s postgres_commit_p99_ms=%s\n",
+      sqlite.sustained_rate(), sqlite.commit_p50, sqlite.commit_p99, sqlite.cpu_ms_per_trial(),
+      1000 / sqlite.ms_per_trial(), optuna_ms, fdatasync_p50, pg(postgres.commit_p50).c_str(),
+      pg(postgres.commit_p99).c_str());
   return 0;
 }
 
