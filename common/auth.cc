@@ -198,6 +198,11 @@ bool TokenMatches(const std::string& given, const std::string& expected) {
          CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
 }
 
+bool IsLoopbackHost(absl::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" ||
+         absl::StartsWith(host, "127.");
+}
+
 std::string FlagOrEnv(const std::string& value, const char* env) {
   if (!value.empty()) return value;
   const char* from_env = std::getenv(env);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/channel.h"
 
 namespace autocompress {
@@ -79,6 +80,10 @@ bool TokenMatches(const std::string& given, const std::string& expected);
 // `value` when not empty, else the environment variable `env` (or "" when unset): how a
 // token flag falls back to AUTOCOMPRESS_TOKEN and friends.
 std::string FlagOrEnv(const std::string& value, const char* env);
+
+// True for hosts only this machine reaches: "localhost", 127.0.0.0/8, "::1" (bracketed or
+// not). A wildcard ("0.0.0.0", "::", "") is not.
+bool IsLoopbackHost(absl::string_view host);
 
 }  // namespace autocompress
 

@@ -147,5 +147,14 @@ TEST(AuthTest, TokenMatchesComparesWholeTokens) {
   EXPECT_FALSE(TokenMatches("", "abc"));
 }
 
+TEST(AuthTest, LoopbackHostsAreOnlyThisMachines) {
+  for (const char* host : {"localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+  for (const char* host : {"0.0.0.0", "::", "", "10.0.0.1", "scheduler", "128.0.0.1"}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
+}
+
 }  // namespace
 }  // namespace autocompress

@@ -96,7 +96,8 @@ const std::vector<double>& RpcLatencyBuckets() {
 }
 
 absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
-    const std::string& host, int port, std::shared_ptr<prometheus::Registry> registry) {
+    const std::string& host, int port, std::shared_ptr<prometheus::Registry> registry,
+    MetricsAuth auth) {
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
     exposer = std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", port));
@@ -104,6 +105,7 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
     return absl::UnavailableError(
         absl::StrCat("metrics exposer cannot listen on ", host, ":", port, ": ", e.what()));
   }
+  if (auth) exposer->RegisterAuth(std::move(auth), "autocompress metrics");
   exposer->RegisterCollectable(registry);
   std::vector<int> ports = exposer->GetListeningPorts();
   if (ports.empty()) {

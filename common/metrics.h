@@ -10,6 +10,7 @@
 #include <grpcpp/support/server_interceptor.h>
 #include <grpcpp/support/status.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,12 +32,17 @@ namespace autocompress {
 // The process-wide registry every metric is registered in.
 std::shared_ptr<prometheus::Registry> ProcessRegistry();
 
+// Decides an HTTP basic-auth request to /metrics: true lets it through.
+using MetricsAuth = std::function<bool(const std::string& user, const std::string& password)>;
+
 // Serves the text exposition format of a registry at http://host:port/metrics.
 class MetricsExposer {
  public:
-  // Binds host:port (port 0 picks a free one). Unavailable when the port is taken.
+  // Binds host:port (port 0 picks a free one). Unavailable when the port is taken. With
+  // `auth`, a scrape needs HTTP basic auth that `auth` accepts (else 401).
   static absl::StatusOr<std::unique_ptr<MetricsExposer>> Start(
-      const std::string& host, int port, std::shared_ptr<prometheus::Registry> registry);
+      const std::string& host, int port, std::shared_ptr<prometheus::Registry> registry,
+      MetricsAuth auth = nullptr);
   ~MetricsExposer();
 
   // The bound port.

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "autocompress/v1/tuner.grpc.pb.h"
@@ -18,6 +19,7 @@ namespace autocompress {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Serialize(prometheus::Registry& registry) {
   return prometheus::TextSerializer().Serialize(registry.Collect());
@@ -127,6 +129,35 @@ TEST(MetricsExposerTest, ServesRegistryOverHttp) {
   EXPECT_EQ(response->status_code, 200);
   EXPECT_THAT(response->body, HasSubstr("autocompress_exposed_rpc_requests_total{"));
   EXPECT_THAT(response->body, HasSubstr("method=\"Health/Check\""));
+}
+
+TEST(MetricsExposerTest, AuthGuardsTheScrape) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  RpcMetrics metrics("guarded", *registry);
+  metrics.Record("/grpc.health.v1.Health/Check", grpc::StatusCode::OK, absl::Microseconds(50));
+  auto exposer = MetricsExposer::Start(
+      "127.0.0.1", 0, registry,
+      [](const std::string&, const std::string& password) { return password == "s3cret"; });
+  ASSERT_TRUE(exposer.ok()) << exposer.status();
+  auto scrape = [&](const std::string& user_password) {
+    testing::HttpRequest request;
+    request.port = (*exposer)->port();
+    request.path = "/metrics";
+    if (!user_password.empty()) {
+      request.headers.push_back("Authorization: Basic " + absl::Base64Escape(user_password));
+    }
+    return testing::HttpFetch(request);
+  };
+  for (const std::string refused : {"", "prometheus:wrong", "prometheus:s3cre"}) {
+    auto response = scrape(refused);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status_code, 401) << refused;
+    EXPECT_THAT(response->body, Not(HasSubstr("autocompress_guarded"))) << refused;
+  }
+  auto allowed = scrape("prometheus:s3cret");
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_EQ(allowed->status_code, 200);
+  EXPECT_THAT(allowed->body, HasSubstr("autocompress_guarded_rpc_requests_total{"));
 }
 
 TEST(MetricsExposerTest, TakenPortIsUnavailable) {

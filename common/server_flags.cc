@@ -2,6 +2,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC and metrics servers bind.");
 ABSL_FLAG(int32_t, port, -1,
@@ -19,6 +20,9 @@ ABSL_FLAG(absl::Duration, health_grace, autocompress::ServerOptions().health_gra
           "On SIGTERM, how long health checks answer NOT_SERVING while calls are still "
           "accepted (set it above the readiness probe period on Kubernetes).");
 
+ABSL_FLAG(std::string, metrics_password, "",
+          "Password of HTTP basic auth on /metrics (any user name); empty = "
+          "$AUTOCOMPRESS_METRICS_PASSWORD, else /metrics is open.");
 ABSL_FLAG(std::string, tls_cert, "",
           "TLS certificate chain (PEM) of the gRPC port; with --tls_key. Unset = plaintext.");
 ABSL_FLAG(std::string, tls_key, "", "TLS private key (PEM) of the gRPC port.");
@@ -42,6 +46,8 @@ ServerFlags ServerFlagsWithDefaults(int default_port, int default_metrics_port) 
   flags.server.security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   flags.metrics.host = flags.server.host;
   flags.metrics.port = metrics_port < 0 ? default_metrics_port : metrics_port;
+  flags.metrics.password =
+      FlagOrEnv(absl::GetFlag(FLAGS_metrics_password), "AUTOCOMPRESS_METRICS_PASSWORD");
   return flags;
 }
 

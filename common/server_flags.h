@@ -1,5 +1,6 @@
 // Flags every server binary shares (--host, --port, --metrics_port, --max_message_bytes,
-// --shutdown_grace, --health_grace, --tls_cert, --tls_key, --tls_client_ca), mapped to ServerOptions and the metrics endpoint.
+// --shutdown_grace, --health_grace, --tls_cert, --tls_key, --tls_client_ca,
+// --metrics_password), mapped to ServerOptions and the metrics endpoint.
 // Binary-specific flags live in each main.cc.
 #ifndef AUTOCOMPRESS_COMMON_SERVER_FLAGS_H_
 #define AUTOCOMPRESS_COMMON_SERVER_FLAGS_H_

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth.h"
 #include "glog/logging.h"
 
 namespace autocompress {
@@ -43,7 +44,14 @@ int RunServerProcess(const MetricsEndpoint& metrics,
     return 1;
   }
   const std::string name = (*server)->name();
-  auto exposer = MetricsExposer::Start(metrics.host, metrics.port, ProcessRegistry());
+  MetricsAuth auth;
+  if (!metrics.password.empty()) {
+    auth = [password = metrics.password](const std::string&, const std::string& given) {
+      return TokenMatches(given, password);
+    };
+  }
+  auto exposer =
+      MetricsExposer::Start(metrics.host, metrics.port, ProcessRegistry(), std::move(auth));
   if (!exposer.ok()) {
     LOG(ERROR) << name << ": " << exposer.status();
     return 1;

@@ -30,6 +30,9 @@ struct MetricsEndpoint {
   std::string host = "0.0.0.0";
   // 0 picks a free port (printed on the READY line).
   int port = 0;
+  // When set, a scrape needs HTTP basic auth with this password (any user name);
+  // compared in constant time. Empty: /metrics is open.
+  std::string password;
 };
 
 // Runs the process around `server` (already started, or the error that prevented it):

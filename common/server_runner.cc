@@ -32,6 +32,12 @@ absl::Status ServerRunner::Start() {
   if (server_ != nullptr) return absl::FailedPreconditionError("server already started");
   auto credentials = ServerCredentialsFor(options_.security);
   if (!credentials.ok()) return credentials.status();
+  if (options_.security.checks_tokens() && !options_.security.tls() &&
+      !IsLoopbackHost(options_.host)) {
+    LOG(WARNING) << "tokens are checked on " << options_.host << ":" << options_.port
+                 << " without TLS: anyone on the network path can read them; set "
+                    "--tls_cert and --tls_key, or terminate TLS in front (a service mesh)";
+  }
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection lets grpcurl/grpc_cli list and call the services without .proto files;
   // it is also a synchronous service, which a server with only the (callback) health

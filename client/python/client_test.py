@@ -1,6 +1,8 @@
 """The Python client against real tuner_server, scheduler_server and worker_server
-processes on loopback: the seed's generator output, submit, stop, resume with a raised
-limit, wait, trials, export of the best trial, and errors as AutoCompressError.
+processes on loopback, deployed as on a cluster: the scheduler on TLS (a certificate
+made by openssl here) with a client token and a worker join token. The seed's generator
+output, submit, stop, resume with a raised limit, wait, trials, export of the best
+trial, errors as AutoCompressError, and refused tokens.
 
 usage: client_test.py RUNFILES_ROOT
 """
@@ -20,6 +22,7 @@ from autocompress import (AutoCompressError, AutoCompressionExperiment,
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "."
 TMP = os.environ.get("TEST_TMPDIR", tempfile.mkdtemp())
+TOKEN = "py-client-token"
 
 
 def start(argv):
@@ -36,17 +39,28 @@ class PythonClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.processes = []
+        cls.ca = f"{TMP}/cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", f"{TMP}/key.pem", "-out", cls.ca],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         tuner, tuner_port = start([f"{ROOT}/tuner_service/tuner_server", "--host=127.0.0.1",
                                    "--port=0", "--metrics_port=0"])
         scheduler, port = start([f"{ROOT}/scheduler_service/scheduler_server", "--host=127.0.0.1",
                                  "--port=0", "--metrics_port=0", f"--data_dir={TMP}/scheduler",
-                                 f"--tuner_address=127.0.0.1:{tuner_port}"])
+                                 f"--tuner_address=127.0.0.1:{tuner_port}",
+                                 f"--tls_cert={cls.ca}", f"--tls_key={TMP}/key.pem",
+                                 f"--token={TOKEN}", "--join_token=py-join-token"])
         worker, _ = start([f"{ROOT}/worker/worker_server", "--host=127.0.0.1", "--port=0",
-                           "--metrics_port=0", f"--scheduler=127.0.0.1:{port}",
+                           "--metrics_port=0", f"--scheduler=localhost:{port}",
+                           f"--scheduler_tls_ca={cls.ca}", "--join_token=py-join-token",
                            "--worker_id=py-worker", "--cpu_slots=2", "--threads_per_trial=1",
                            f"--work_dir={TMP}/worker"])
         cls.processes = [worker, scheduler, tuner]
-        cls.server = f"127.0.0.1:{port}"
+        cls.server = f"localhost:{port}"
+        # The client token reaches every AutoCompressionExperiment through the environment.
+        os.environ["AUTOCOMPRESS_TOKEN"] = TOKEN
 
     @classmethod
     def tearDownClass(cls):
@@ -82,7 +96,7 @@ class PythonClientTest(unittest.TestCase):
                                 "op_types": ["default"]}])
         g.add_config("l1", [{"sparsity": {"_type": "uniform", "_value": [0.2, 0.5]},
                              "op_types": ["Conv2d"]}])
-        e = AutoCompressionExperiment(server=self.server)
+        e = AutoCompressionExperiment(server=self.server, tls_ca=self.ca)
         e.config.experiment_name = "python client"
         e.config.trial_concurrency = 1
         e.config.max_trial_number = max_trials
@@ -135,11 +149,13 @@ class PythonClientTest(unittest.TestCase):
             self.assertIn("layers", json.load(f))
 
         # Attaching to it by id from another object.
-        again = AutoCompressionExperiment(server=self.server, experiment_id=experiment_id)
+        again = AutoCompressionExperiment(server=self.server, tls_ca=self.ca,
+                                          experiment_id=experiment_id)
         self.assertEqual(len(again.trials()), 4)
 
     def test_errors_carry_the_servers_code(self):
-        e = AutoCompressionExperiment(server=self.server, experiment_id="no-such-experiment")
+        e = AutoCompressionExperiment(server=self.server, tls_ca=self.ca,
+                                      experiment_id="no-such-experiment")
         with self.assertRaises(AutoCompressError) as caught:
             e.status()
         self.assertEqual(caught.exception.code, grpc.StatusCode.NOT_FOUND)
@@ -148,6 +164,30 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(AutoCompressError) as caught:
             bad.start()
         self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_tokens_and_tls_are_checked(self):
+        def status_with(**kwargs):
+            e = AutoCompressionExperiment(server=self.server, experiment_id="no-such-experiment",
+                                          timeout=5.0, **kwargs)
+            with self.assertRaises(AutoCompressError) as caught:
+                e.status()
+            return caught.exception.code
+
+        # Past the check, the server answers for the (unknown) experiment itself.
+        self.assertEqual(status_with(tls_ca=self.ca), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(status_with(tls_ca=self.ca, token="wrong"),
+                         grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(status_with(tls_ca=self.ca, token="py-join-token"),
+                         grpc.StatusCode.PERMISSION_DENIED)
+        saved = os.environ.pop("AUTOCOMPRESS_TOKEN")
+        try:
+            self.assertEqual(status_with(tls_ca=self.ca), grpc.StatusCode.UNAUTHENTICATED)
+        finally:
+            os.environ["AUTOCOMPRESS_TOKEN"] = saved
+        # Plaintext cannot reach the TLS port.
+        self.assertEqual(status_with(), grpc.StatusCode.UNAVAILABLE)
+        with self.assertRaises(ValueError):
+            AutoCompressionExperiment(server=self.server, tls_ca=f"{TMP}/missing.pem")
 
 
 if __name__ == "__main__":

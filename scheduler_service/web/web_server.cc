@@ -611,6 +611,11 @@ absl::StatusOr<std::unique_ptr<WebServer>> WebServer::Start(
   mg_server_port bound[4];
   const int count = mg_get_server_ports(state->context, 4, bound);
   state->port = count > 0 ? bound[0].port : options.port;
+  if (!options.token.empty() && !IsLoopbackHost(options.host)) {
+    LOG(WARNING) << "web: the token is checked on plain HTTP at " << options.host << ":"
+                 << state->port << ": anyone on the network path can read it; put TLS in "
+                    "front (an ingress or a service mesh)";
+  }
   mg_set_request_handler(state->context, "/api/", &State::HandleApi, state.get());
   if (!have_page) mg_set_request_handler(state->context, "/$", &State::HandleNoPage, nullptr);
   State* raw = state.get();

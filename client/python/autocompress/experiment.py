@@ -84,16 +84,43 @@ def _mode(text, what):
 
 class AutoCompressionExperiment:
     def __init__(self, server="127.0.0.1:7400", token=None, timeout=30.0, tls=False,
-                 root_certificates=None, experiment_id=None):
+                 root_certificates=None, experiment_id=None, tls_ca=None, tls_cert=None,
+                 tls_key=None, tls_server_name=None):
         """`server` is the scheduler's host:port; `experiment_id` attaches to an existing
-        experiment instead of creating one."""
+        experiment instead of creating one.
+
+        Security, as the CLI's flags: `token` (default: $AUTOCOMPRESS_TOKEN) is sent as a
+        bearer token with every call; `tls_ca` (a PEM file, or `root_certificates` as
+        bytes) verifies the server and turns TLS on, as does `tls=True` with the system
+        roots; `tls_cert` and `tls_key` (PEM files) present a client certificate for
+        mutual TLS; `tls_server_name` overrides the name checked in the server's
+        certificate."""
         self.config = ExperimentConfig()
         self.id = experiment_id
         self._timeout = timeout
+        if token is None:
+            token = os.environ.get("AUTOCOMPRESS_TOKEN") or None
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
-        if tls:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self._channel = grpc.secure_channel(server, creds)
+
+        def read(path, what):
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except OSError as error:
+                raise ValueError(f"{what} {path}: {error.strerror}") from None
+
+        if tls_ca is not None:
+            root_certificates = read(tls_ca, "tls_ca")
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if tls or root_certificates is not None or tls_cert is not None:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=root_certificates,
+                private_key=read(tls_key, "tls_key") if tls_key else None,
+                certificate_chain=read(tls_cert, "tls_cert") if tls_cert else None)
+            options = ([("grpc.ssl_target_name_override", tls_server_name)]
+                       if tls_server_name else [])
+            self._channel = grpc.secure_channel(server, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(server)
         self._experiments = scheduler_pb2_grpc.ExperimentServiceStub(self._channel)
