@@ -264,6 +264,11 @@ absl::Status Scheduler::Load() {
               [](const TrialRecord* a, const TrialRecord* b) {
                 return a->trial.sequence() < b->trial.sequence();
               });
+    auto best = trials_.find(experiment->experiment.best_trial_id());
+    if (best == trials_.end()) continue;
+    const std::optional<TrialScore> score =
+        ScoreOf(experiment->experiment.spec().objective(), best->second->trial);
+    if (score.has_value()) metrics_->BestTrialChanged(experiment->experiment, score->value);
   }
   LOG(INFO) << "service=scheduler event=store_loaded experiments=" << experiments_.size()
             << " trials=" << trials_.size() << " leases_awaiting_workers=" << leases_.size();

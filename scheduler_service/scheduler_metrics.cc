@@ -75,6 +75,11 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
       worker_messages(prometheus::BuildCounter()
                           .Name("autocompress_scheduler_worker_messages_total")
                           .Help("WorkerGateway messages received, by kind")
+                          .Register(registry)),
+      experiment_best(prometheus::BuildGauge()
+                          .Name("autocompress_scheduler_experiment_best_metric")
+                          .Help("Primary objective value of each experiment's best trial, by "
+                                "experiment id and metric name")
                           .Register(registry)) {
   for (int s = v1::TrialState_MIN + 1; s <= v1::TrialState_MAX; ++s) {
     trials.Add({{"state", StateLabel(static_cast<v1::TrialState>(s))}});
@@ -96,6 +101,13 @@ void SchedulerMetrics::ExperimentStateChanged(v1::ExperimentState from, v1::Expe
   if (to != v1::EXPERIMENT_STATE_UNSPECIFIED) {
     experiments.Add({{"state", StateLabel(to)}}).Increment();
   }
+}
+
+void SchedulerMetrics::BestTrialChanged(const v1::Experiment& experiment, double value) {
+  experiment_best
+      .Add({{"experiment", experiment.id()},
+            {"metric", experiment.spec().objective().primary().metric()}})
+      .Set(value);
 }
 
 }  // namespace autocompress::scheduler

@@ -38,9 +38,14 @@ struct SchedulerMetrics {
   prometheus::Counter& metric_messages;
   prometheus::Family<prometheus::Counter>& retries;          // {code}
   prometheus::Family<prometheus::Counter>& worker_messages;  // {kind}
+  // {experiment, metric}: one series per experiment (there is no deletion), so the
+  // label set grows with the store, never with trials.
+  prometheus::Family<prometheus::Gauge>& experiment_best;
 
   void TrialStateChanged(v1::TrialState from, v1::TrialState to);
   void ExperimentStateChanged(v1::ExperimentState from, v1::ExperimentState to);
+  // The primary objective value of the experiment's best trial.
+  void BestTrialChanged(const v1::Experiment& experiment, double value);
 };
 
 struct Scheduler::TrialRecord {

@@ -481,6 +481,7 @@ void Scheduler::FinishTrial(TrialRecord& trial, const v1::TrialFinished& finishe
          RanksBefore(objective, *score, *best_score))) {
       experiment.experiment.set_best_trial_id(trial.trial.id());
       experiment.experiment.set_version(experiment.experiment.version() + 1);
+      metrics_->BestTrialChanged(experiment.experiment, score->value);
       changes.Experiment(experiment, SnapshotOf(experiment));
     }
     return;

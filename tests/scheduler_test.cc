@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
 #include "tests/fakes/fake_worker.h"
 #include "tests/fakes/scheduler_harness.h"
 
@@ -72,6 +75,51 @@ TEST(SchedulerTest, RunsUpToTheTrialLimitWithinConcurrencyAndEndsDone) {
   ASSERT_EQ(trials.size(), 7u);
   // The best trial is the one with the highest accuracy (the last one).
   EXPECT_EQ(end.best_trial_id(), trials.back().id());
+}
+
+// autocompress_scheduler_experiment_best_metric{experiment, metric="accuracy"}, if exported.
+std::optional<double> BestAccuracy(prometheus::Registry& registry, const std::string& experiment) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != "autocompress_scheduler_experiment_best_metric") continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const prometheus::ClientMetric::Label& label : metric.label)
+        labels[label.name] = label.value;
+      if (labels["experiment"] == experiment && labels["metric"] == "accuracy")
+        return metric.gauge.value;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(SchedulerTest, BestMetricGaugeFollowsTheBestTrialAcrossARestart) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(/*concurrency=*/1, /*max_trials=*/3));
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  EXPECT_EQ(BestAccuracy(harness.scheduler_registry(), experiment->id()), std::nullopt);
+  auto first = worker->WaitForAssignment();
+  ASSERT_TRUE(first.has_value());
+  Succeed(*worker, *first, 0.6);
+  EXPECT_EQ(BestAccuracy(harness.scheduler_registry(), experiment->id()), 0.6);
+  // A worse result (accuracy is maximized) leaves the best where it was.
+  auto second = worker->WaitForAssignment();
+  ASSERT_TRUE(second.has_value());
+  Succeed(*worker, *second, 0.5);
+  EXPECT_EQ(BestAccuracy(harness.scheduler_registry(), experiment->id()), 0.6);
+
+  // A restarted scheduler exports the stored best before any new result.
+  auto third = worker->WaitForAssignment();
+  ASSERT_TRUE(third.has_value());
+  ASSERT_TRUE(worker->WaitForAck(*third, worker->Started(*third)));
+  harness.StopScheduler();
+  harness.StartScheduler();
+  EXPECT_EQ(BestAccuracy(harness.scheduler_registry(), experiment->id()), 0.6);
+  ASSERT_TRUE(worker->Connect().ok());
+  Succeed(*worker, *third, 0.8);
+  EXPECT_EQ(BestAccuracy(harness.scheduler_registry(), experiment->id()), 0.8);
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
 }
 
 TEST(SchedulerTest, CreateListsEveryProblemAndIsIdempotentByRequestId) {

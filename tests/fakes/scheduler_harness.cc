@@ -68,7 +68,8 @@ void SchedulerHarness::StartScheduler() {
   scheduler_options_.tuner_address = absl::StrCat("127.0.0.1:", tuner_port_);
   // A fresh registry per start: metric families are registered once per server.
   registries_.push_back(std::make_unique<prometheus::Registry>());
-  auto server = scheduler::SchedulerServer::BuildAndStart(scheduler_options_, *registries_.back());
+  scheduler_registry_ = registries_.back().get();
+  auto server = scheduler::SchedulerServer::BuildAndStart(scheduler_options_, *scheduler_registry_);
   ASSERT_TRUE(server.ok()) << server.status();
   scheduler_ = std::move(*server);
   scheduler_port_ = scheduler_->port();
