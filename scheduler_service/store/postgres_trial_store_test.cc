@@ -183,23 +183,6 @@ TEST_F(PostgresTrialStoreTest, UnknownDatabaseNamesIt) {
   EXPECT_THAT(store.status().message(), HasSubstr("no_such_database"));
 }
 
-TEST_F(PostgresTrialStoreTest, DuplicateRequestIdIsAlreadyExists) {
-  absl::StatusOr<std::unique_ptr<PostgresTrialStore>> store = Open();
-  ASSERT_TRUE(store.ok()) << store.status();
-  WriteBatch batch;
-  batch.experiments.resize(2);
-  batch.experiments[0].experiment.set_id("e1");
-  batch.experiments[0].request_id = "r";
-  batch.experiments[1].experiment.set_id("e2");
-  batch.experiments[1].request_id = "r";
-  const absl::Status status = (*store)->Commit(batch);
-  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
-  EXPECT_THAT(status.message(), HasSubstr("postgres upsert experiment e2"));
-  batch.experiments[0].request_id.clear();
-  batch.experiments[1].request_id.clear();
-  EXPECT_TRUE((*store)->Commit(batch).ok());
-}
-
 // More rows than one pipeline chunk: the sync points in the middle keep one transaction.
 TEST_F(PostgresTrialStoreTest, GroupLongerThanOneChunkIsOneTransaction) {
   absl::StatusOr<std::unique_ptr<PostgresTrialStore>> store = Open();

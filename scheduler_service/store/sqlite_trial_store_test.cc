@@ -218,29 +218,5 @@ TEST_F(SqliteTrialStoreTest, LockedByAnotherProcessIsUnavailableAndRecoverable) 
   EXPECT_TRUE((*store)->Commit(TrialBatch("t2")).ok());
 }
 
-TEST_F(SqliteTrialStoreTest, DuplicateRequestIdIsAlreadyExists) {
-  absl::StatusOr<std::unique_ptr<SqliteTrialStore>> store = SqliteTrialStore::Open(path());
-  ASSERT_TRUE(store.ok()) << store.status();
-  WriteBatch batch;
-  batch.experiments.resize(2);
-  batch.experiments[0].experiment.set_id("e1");
-  batch.experiments[0].request_id = "r";
-  batch.experiments[1].experiment.set_id("e2");
-  batch.experiments[1].request_id = "r";
-  const absl::Status status = (*store)->Commit(batch);
-  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
-  EXPECT_THAT(status.message(), HasSubstr("sqlite upsert experiment e2"));
-  // Experiments without a request id do not collide.
-  batch.experiments[0].request_id.clear();
-  batch.experiments[1].request_id.clear();
-  EXPECT_TRUE((*store)->Commit(batch).ok());
-}
-
-TEST_F(SqliteTrialStoreTest, NegativeEventLimitIsInvalidArgument) {
-  absl::StatusOr<std::unique_ptr<SqliteTrialStore>> store = SqliteTrialStore::Open(path());
-  ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ((*store)->ReadEvents("e1", 0, -1).status().code(), absl::StatusCode::kInvalidArgument);
-}
-
 }  // namespace
 }  // namespace autocompress::scheduler

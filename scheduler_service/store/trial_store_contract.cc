@@ -51,6 +51,7 @@ namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
@@ -354,6 +355,26 @@ TEST_P(TrialStoreContractTest, ReadEventsHonoursRangeAndLimit) {
   std::vector<v1::ExperimentEvent> one = Events(store(), "e1", 8, 1);
   ASSERT_EQ(one.size(), 1u);
   EXPECT_THAT(one[0], EqualsProto(MakeEvent("e1", 9).event));
+}
+
+TEST_P(TrialStoreContractTest, NegativeEventLimitIsInvalidArgument) {
+  EXPECT_EQ(store().ReadEvents("e1", 0, -1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(TrialStoreContractTest, DuplicateRequestIdIsAlreadyExistsAndNamesTheExperiment) {
+  WriteBatch batch;
+  batch.experiments.resize(2);
+  batch.experiments[0].experiment.set_id("e1");
+  batch.experiments[0].request_id = "r";
+  batch.experiments[1].experiment.set_id("e2");
+  batch.experiments[1].request_id = "r";
+  const absl::Status status = store().Commit(batch);
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+  EXPECT_THAT(status.message(), HasSubstr("upsert experiment e2"));
+  // Experiments without a request id do not collide.
+  batch.experiments[0].request_id.clear();
+  batch.experiments[1].request_id.clear();
+  EXPECT_OK(store().Commit(batch));
 }
 
 TEST_P(TrialStoreContractTest, EmptyBatchIsReadyAfterEarlierBatches) {
