@@ -199,8 +199,7 @@ bool TokenMatches(const std::string& given, const std::string& expected) {
 }
 
 bool IsLoopbackHost(absl::string_view host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" ||
-         absl::StartsWith(host, "127.");
+  return host == "localhost" || host == "::1" || host == "[::1]" || absl::StartsWith(host, "127.");
 }
 
 std::string FlagOrEnv(const std::string& value, const char* env) {

@@ -40,7 +40,8 @@ absl::Status PrepareDataDir(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<TrialStore>> OpenTrialStore(const SchedulerServer::Options& options) {
+absl::StatusOr<std::unique_ptr<TrialStore>> OpenTrialStore(
+    const SchedulerServer::Options& options) {
   if (PostgresTrialStore::IsPostgresUrl(options.store)) {
     ASSIGN_OR_RETURN(std::unique_ptr<PostgresTrialStore> store,
                      PostgresTrialStore::Open(options.store, options.postgres));
@@ -52,9 +53,9 @@ absl::StatusOr<std::unique_ptr<TrialStore>> OpenTrialStore(const SchedulerServer
                      SqliteTrialStore::Open(path, options.sqlite));
     return store;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "store: expected \"sqlite\" or a postgres:// URL, got \"",
-      options.store.substr(0, options.store.find('@')), "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("store: expected \"sqlite\" or a postgres:// URL, got \"",
+                   options.store.substr(0, options.store.find('@')), "\""));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The scheduler as a real process, SIGKILLed mid-experiment and restarted on the same
 // data directory (or PostgreSQL database) and port, with a real tuner process and two
-// fake-worker processes that reconnect by themselves. The experiment completes with every trial accounted for
-// exactly once, and every result committed before the kill is still there, unchanged.
+// fake-worker processes that reconnect by themselves. The experiment completes with every trial
+// accounted for exactly once, and every result committed before the kill is still there, unchanged.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -62,13 +62,13 @@ void SigkillMidExperimentLosesNothingAndCountsNothingTwice(
   const std::string data_dir = testing::TempPath(absl::StrCat("scheduler-restart-data-", runs++));
   auto scheduler_argv = [&](int port) {
     std::vector<std::string> argv = {RunfilePath("scheduler_service/scheduler_server"),
-                                    "--host=127.0.0.1",
-                                    absl::StrCat("--port=", port),
-                                    "--metrics_port=0",
-                                    absl::StrCat("--data_dir=", data_dir),
-                                    absl::StrCat("--tuner_address=127.0.0.1:", tuner->ports.grpc),
-                                    "--lease_timeout=5s",
-                                    "--heartbeat_interval=500ms"};
+                                     "--host=127.0.0.1",
+                                     absl::StrCat("--port=", port),
+                                     "--metrics_port=0",
+                                     absl::StrCat("--data_dir=", data_dir),
+                                     absl::StrCat("--tuner_address=127.0.0.1:", tuner->ports.grpc),
+                                     "--lease_timeout=5s",
+                                     "--heartbeat_interval=500ms"};
     argv.insert(argv.end(), store_flags.begin(), store_flags.end());
     return argv;
   };

@@ -62,8 +62,7 @@ std::shared_ptr<grpc::Channel> Channel(int port, const std::string& token,
   security.token = token;
   ChannelOptions options;
   EXPECT_TRUE(ApplyClientSecurity(security, "", &options).ok());
-  return CreateChannel(absl::StrCat(security.tls ? "localhost" : "127.0.0.1", ":", port),
-                       options);
+  return CreateChannel(absl::StrCat(security.tls ? "localhost" : "127.0.0.1", ":", port), options);
 }
 
 std::unique_ptr<grpc::ClientContext> Context() {
@@ -120,9 +119,8 @@ grpc::StatusCode ValidateSearchSpace(const std::shared_ptr<grpc::Channel>& chann
 }
 
 bool PassedTheCheck(grpc::StatusCode code) {
-  return code != grpc::StatusCode::UNAUTHENTICATED &&
-         code != grpc::StatusCode::PERMISSION_DENIED && code != grpc::StatusCode::UNAVAILABLE &&
-         code != grpc::StatusCode::DEADLINE_EXCEEDED;
+  return code != grpc::StatusCode::UNAUTHENTICATED && code != grpc::StatusCode::PERMISSION_DENIED &&
+         code != grpc::StatusCode::UNAVAILABLE && code != grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
 int HttpStatus(int port, const std::string& path, const std::string& header) {
@@ -138,9 +136,9 @@ int HttpStatus(int port, const std::string& path, const std::string& header) {
 class SecurityProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto tuner = testing::StartReadyServer(
-        {RunfilePath("tuner_service/tuner_server"), "--host=127.0.0.1", "--port=0",
-         "--metrics_port=0", absl::StrCat("--token=", kTunerToken)});
+    auto tuner = testing::StartReadyServer({RunfilePath("tuner_service/tuner_server"),
+                                            "--host=127.0.0.1", "--port=0", "--metrics_port=0",
+                                            absl::StrCat("--token=", kTunerToken)});
     ASSERT_TRUE(tuner.ok()) << tuner.status();
     tuner_ = std::move(*tuner);
   }
@@ -167,8 +165,7 @@ class SecurityProcessTest : public ::testing::Test {
 TEST_F(SecurityProcessTest, EveryServiceRefusesMissingAndWrongTokens) {
   const int tuner = tuner_.ports.grpc;
   EXPECT_EQ(ValidateSearchSpace(Channel(tuner, "")), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(ValidateSearchSpace(Channel(tuner, kClientToken)),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ValidateSearchSpace(Channel(tuner, kClientToken)), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(ValidateSearchSpace(Channel(tuner, kTunerToken)), grpc::StatusCode::OK);
   EXPECT_EQ(Health(Channel(tuner, "")), grpc::StatusCode::OK);
 
@@ -281,8 +278,7 @@ TEST_F(SecurityProcessTest, TlsAndMutualTlsWithTheCli) {
   ClientSecurity stranger = mutual;
   stranger.cert_file = dir + "/stranger.pem";
   stranger.key_file = dir + "/stranger-key.pem";
-  EXPECT_EQ(ListExperiments(Channel(port, kClientToken, stranger)),
-            grpc::StatusCode::UNAVAILABLE)
+  EXPECT_EQ(ListExperiments(Channel(port, kClientToken, stranger)), grpc::StatusCode::UNAVAILABLE)
       << "a certificate the client CA did not sign got through";
   EXPECT_EQ(ListExperiments(Channel(port, kClientToken)), grpc::StatusCode::UNAVAILABLE)
       << "plaintext reached the TLS port";

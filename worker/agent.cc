@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/artifact_transfer.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -17,7 +18,6 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "worker/artifact_cache.h"
-#include "common/artifact_transfer.h"
 #include "worker/devices.h"
 #include "worker/trial_process.h"
 

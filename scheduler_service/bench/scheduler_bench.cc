@@ -34,8 +34,8 @@
 #include "common/testing/http_get.h"
 #include "common/testing/subprocess.h"
 #include "nlohmann/json.hpp"
-#include "tests/fakes/experiment_fixtures.h"
 #include "scheduler_service/store/postgres_test_server.h"
+#include "tests/fakes/experiment_fixtures.h"
 #include "tests/fakes/fake_worker.h"
 
 ABSL_FLAG(int, trials, 10000, "Trials in the throughput phase.");
@@ -266,8 +266,10 @@ struct StoreRun {
 StoreRun RunScheduler(int tuner_port, const std::string& data_dir,
                       const std::vector<std::string>& store_flags) {
   StoreRun run;
-  std::vector<std::string> argv = {absl::GetFlag(FLAGS_scheduler_server), "--host=127.0.0.1",
-                                   "--port=0", "--metrics_port=0",
+  std::vector<std::string> argv = {absl::GetFlag(FLAGS_scheduler_server),
+                                   "--host=127.0.0.1",
+                                   "--port=0",
+                                   "--metrics_port=0",
                                    absl::StrCat("--data_dir=", data_dir),
                                    absl::StrCat("--tuner_address=127.0.0.1:", tuner_port)};
   argv.insert(argv.end(), store_flags.begin(), store_flags.end());
@@ -349,9 +351,9 @@ int Main() {
       postgres = RunScheduler(tuner->ports.grpc, data_dir + "/postgres",
                               {absl::StrCat("--store=", (*server)->Url("bench"))});
     } else {
-      std::fprintf(stderr, "postgres: %s\n",
-                   server.ok() ? "CREATE DATABASE failed"
-                               : std::string(server.status().message()).c_str());
+      std::fprintf(
+          stderr, "postgres: %s\n",
+          server.ok() ? "CREATE DATABASE failed" : std::string(server.status().message()).c_str());
     }
   }
   tuner->process->Signal(SIGTERM);
@@ -394,9 +396,10 @@ int Main() {
               absl::GetFlag(FLAGS_sustained_trials), absl::GetFlag(FLAGS_sustained_epochs),
               sqlite.sustained_rate(), pg(postgres.sustained_rate(), "%.0f").c_str(),
               verdict(sqlite.sustained_rate() >= 10000));
-  std::printf("| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | %s | | <= 1 | %s |\n",
-              absl::GetFlag(FLAGS_paced_trials), sqlite.paced_rate, sqlite.commit_p50,
-              pg(postgres.commit_p50).c_str(), verdict(sqlite.commit_p50 <= 1));
+  std::printf(
+      "| commit latency p50 ms (paced: %d trials, %.0f events/s) | %.3f | %s | | <= 1 | %s |\n",
+      absl::GetFlag(FLAGS_paced_trials), sqlite.paced_rate, sqlite.commit_p50,
+      pg(postgres.commit_p50).c_str(), verdict(sqlite.commit_p50 <= 1));
   std::printf("| commit latency p99 ms (paced) | %.3f | %s | | | |\n", sqlite.commit_p99,
               pg(postgres.commit_p99).c_str());
   std::printf(

@@ -86,8 +86,8 @@ absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::Start() 
   }
   absl::StatusOr<int> port = FreePort();
   if (!port.ok()) return port.status();
-  auto server = std::unique_ptr<PostgresTestServer>(
-      new PostgresTestServer(*bin_dir, pattern, *port));
+  auto server =
+      std::unique_ptr<PostgresTestServer>(new PostgresTestServer(*bin_dir, pattern, *port));
   // --no-sync: only initdb's own files skip fsync; the server runs with fsync on.
   if (absl::Status status = server->RunProgram(
           "initdb", {"-D", server->dir_ + "/data", "-U", "autocompress", "-A", "trust", "-E",
@@ -122,10 +122,9 @@ absl::Status PostgresTestServer::Restart() {
     absl::Status stopped = Stop();
     if (!stopped.ok()) return stopped;
   }
-  const std::string options =
-      absl::StrCat("-c listen_addresses=127.0.0.1 -c port=", port_,
-                   " -c unix_socket_directories=", dir_,
-                   " -c max_connections=64 -c shared_buffers=16MB -c fsync=on");
+  const std::string options = absl::StrCat(
+      "-c listen_addresses=127.0.0.1 -c port=", port_, " -c unix_socket_directories=", dir_,
+      " -c max_connections=64 -c shared_buffers=16MB -c fsync=on");
   absl::Status status = RunProgram("pg_ctl", {"-D", dir_ + "/data", "-l", dir_ + "/server.log",
                                               "-w", "-t", "60", "-o", options, "start"});
   if (!status.ok()) return absl::Status(status.code(), absl::StrCat(status.message(), LogTail()));
@@ -145,8 +144,8 @@ absl::StatusOr<std::string> PostgresTestServer::QueryText(const std::string& dat
                                                           const std::string& sql) {
   std::unique_ptr<PGconn, FinishConnection> conn(PQconnectdb(Url(database).c_str()));
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat("connect to ", Url(database), ": ",
-                                               PQerrorMessage(conn.get())));
+    return absl::UnavailableError(
+        absl::StrCat("connect to ", Url(database), ": ", PQerrorMessage(conn.get())));
   }
   PGresult* result = PQexec(conn.get(), sql.c_str());
   const ExecStatusType status = PQresultStatus(result);

@@ -103,8 +103,8 @@ constexpr Statement kUpsertEvent = {"upsert_event", R"sql(
 INSERT INTO events (experiment_id, sequence, event) VALUES ($1, $2, $3)
 ON CONFLICT (experiment_id, sequence) DO UPDATE SET event = excluded.event)sql"};
 
-constexpr Statement kWriteStatements[] = {kBegin,        kCommit,       kUpsertExperiment,
-                                          kUpsertTrial,  kUpsertMetric, kUpsertEvent};
+constexpr Statement kWriteStatements[] = {kBegin,       kCommit,       kUpsertExperiment,
+                                          kUpsertTrial, kUpsertMetric, kUpsertEvent};
 
 // Read with binary results: integers come back as big-endian int8.
 constexpr Statement kSelectExperiments = {
@@ -295,11 +295,11 @@ class Connection {
     if (result == nullptr) return ConnectionError();
     const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
     const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
-    std::string message = primary != nullptr ? std::string(primary)
-                                             : TrimmedMessage(PQresultErrorMessage(result));
+    std::string message =
+        primary != nullptr ? std::string(primary) : TrimmedMessage(PQresultErrorMessage(result));
     if (message.empty()) message = TrimmedMessage(PQerrorMessage(conn_));
-    absl::StatusCode code = state != nullptr ? CodeOfSqlState(state)
-                                             : absl::StatusCode::kUnavailable;
+    absl::StatusCode code =
+        state != nullptr ? CodeOfSqlState(state) : absl::StatusCode::kUnavailable;
     if (PQstatus(conn_) != CONNECTION_OK) code = absl::StatusCode::kUnavailable;
     return absl::Status(code, message);
   }
@@ -487,9 +487,9 @@ absl::Status SendEvent(Pipeline& pipeline, const StoredEvent& e, std::string& bl
   RETURN_IF_ERROR(Serialize(e.event, blob));
   Params params;
   params.Text(e.experiment_id).Int(e.event.sequence()).Bytes(blob);
-  return pipeline.Send(kUpsertEvent, params,
-                       absl::StrCat("postgres upsert event ", e.experiment_id, " sequence ",
-                                    e.event.sequence()));
+  return pipeline.Send(
+      kUpsertEvent, params,
+      absl::StrCat("postgres upsert event ", e.experiment_id, " sequence ", e.event.sequence()));
 }
 
 // Every row of `batch`. The blob is copied into libpq's buffer by each send, so one
@@ -523,11 +523,10 @@ absl::Status TakeWriterLock(Connection& db, absl::Duration wait) {
       "pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
       "l.classid = ",
       key >> 32, " AND l.objid = ", key & 0xffffffff));
-  return absl::FailedPreconditionError(
-      absl::StrCat("another scheduler holds this database's writer lock (session ",
-                   holder.ok() && !holder->empty() ? *holder : "unknown", ") after waiting ",
-                   absl::FormatDuration(wait),
-                   "; stop it, or point this scheduler at another database"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "another scheduler holds this database's writer lock (session ",
+      holder.ok() && !holder->empty() ? *holder : "unknown", ") after waiting ",
+      absl::FormatDuration(wait), "; stop it, or point this scheduler at another database"));
 }
 
 // Applies the migrations after the recorded version, in one transaction.
@@ -541,10 +540,10 @@ absl::Status Migrate(Connection& db) {
     ASSIGN_OR_RETURN(const int64_t version,
                      db.QueryInt("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
     if (version > PostgresTrialStore::kSchemaVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "database schema version ", version, " is newer than this binary's ",
-          PostgresTrialStore::kSchemaVersion,
-          "; run the scheduler that wrote it, or point this one at a fresh database"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("database schema version ", version, " is newer than this binary's ",
+                       PostgresTrialStore::kSchemaVersion,
+                       "; run the scheduler that wrote it, or point this one at a fresh database"));
     }
     for (const Migration& m : kMigrations) {
       if (m.version <= version) continue;
@@ -650,15 +649,16 @@ bool PostgresTrialStore::IsPostgresUrl(absl::string_view store) {
 absl::StatusOr<std::unique_ptr<PostgresTrialStore>> PostgresTrialStore::Open(
     const std::string& conninfo, Options options) {
   using postgres_internal::Annotate;
-  const std::string operation = absl::StrCat("postgres open ", postgres_internal::Describe(conninfo));
+  const std::string operation =
+      absl::StrCat("postgres open ", postgres_internal::Describe(conninfo));
   const absl::Duration lock_wait = options.lock_wait;
   ASSIGN_OR_RETURN(
       std::unique_ptr<Connection> writer,
       Annotate(Connection::Open(
                    conninfo, options.connect_timeout,
                    [lock_wait, migrated = false](Connection& db) mutable -> absl::Status {
-                     RETURN_IF_ERROR(db.Exec(
-                         "SET synchronous_commit = on; SET client_min_messages = warning"));
+                     RETURN_IF_ERROR(
+                         db.Exec("SET synchronous_commit = on; SET client_min_messages = warning"));
                      RETURN_IF_ERROR(postgres_internal::TakeWriterLock(db, lock_wait));
                      // The first time only (a reconnect finds the schema in place).
                      if (!migrated) RETURN_IF_ERROR(postgres_internal::Migrate(db));
@@ -711,7 +711,8 @@ absl::Status PostgresTrialStore::WriteGroup(const std::vector<const WriteBatch*>
       if (!status.ok()) break;
       status = postgres_internal::SendRows(pipeline, *batch, blob);
     }
-    if (status.ok()) status = pipeline.Send(postgres_internal::kCommit, Params(), "postgres commit");
+    if (status.ok())
+      status = pipeline.Send(postgres_internal::kCommit, Params(), "postgres commit");
     if (status.ok()) status = pipeline.Sync();
   }
   if (!status.ok()) writer_->RollbackIfOpen();

@@ -38,8 +38,8 @@ class ServerEnvironment : public ::testing::Environment {
   std::unique_ptr<PostgresTestServer> server;
 };
 
-ServerEnvironment* const environment = static_cast<ServerEnvironment*>(
-    ::testing::AddGlobalTestEnvironment(new ServerEnvironment()));
+ServerEnvironment* const environment =
+    static_cast<ServerEnvironment*>(::testing::AddGlobalTestEnvironment(new ServerEnvironment()));
 
 PostgresTestServer& Server() { return *environment->server; }
 
@@ -90,8 +90,8 @@ class PostgresTrialStoreTest : public ::testing::Test {
 
   std::string url() const { return Server().Url(database_); }
 
-  absl::StatusOr<std::unique_ptr<PostgresTrialStore>> Open(absl::Duration lock_wait =
-                                                               absl::Seconds(10)) {
+  absl::StatusOr<std::unique_ptr<PostgresTrialStore>> Open(
+      absl::Duration lock_wait = absl::Seconds(10)) {
     PostgresTrialStore::Options options;
     options.lock_wait = lock_wait;
     return PostgresTrialStore::Open(url(), options);
@@ -120,8 +120,8 @@ TEST(PostgresUrlTest, SelectsPostgresSchemesOnly) {
 TEST_F(PostgresTrialStoreTest, OpenRecordsSchemaVersionOnce) {
   ASSERT_TRUE(Open().ok());
   ASSERT_TRUE(Open().ok());
-  absl::StatusOr<std::string> rows = Server().QueryText(
-      database_, "SELECT COUNT(*) || ' ' || MAX(version) FROM schema_version");
+  absl::StatusOr<std::string> rows =
+      Server().QueryText(database_, "SELECT COUNT(*) || ' ' || MAX(version) FROM schema_version");
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(*rows, absl::StrCat(PostgresTrialStore::kSchemaVersion, " ",
                                 PostgresTrialStore::kSchemaVersion));
@@ -130,10 +130,10 @@ TEST_F(PostgresTrialStoreTest, OpenRecordsSchemaVersionOnce) {
 TEST_F(PostgresTrialStoreTest, RefusesDatabaseFromNewerSchema) {
   ASSERT_TRUE(Open().ok());
   const int newer = PostgresTrialStore::kSchemaVersion + 6;
-  ASSERT_TRUE(
-      Server()
-          .Exec(database_, absl::StrCat("INSERT INTO schema_version (version) VALUES (", newer, ")"))
-          .ok());
+  ASSERT_TRUE(Server()
+                  .Exec(database_,
+                        absl::StrCat("INSERT INTO schema_version (version) VALUES (", newer, ")"))
+                  .ok());
   absl::StatusOr<std::unique_ptr<PostgresTrialStore>> store = Open();
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -197,13 +197,13 @@ TEST_F(PostgresTrialStoreTest, GroupLongerThanOneChunkIsOneTransaction) {
   batch.trials = TrialBatch("t1").trials;
   ASSERT_TRUE((*store)->Commit(batch).ok());
   // A failure in the last chunk takes the earlier chunks with it.
-  ASSERT_TRUE(Server()
-                  .Exec(database_,
-                        absl::StrCat("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql "
-                                     "AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; "
-                                     "CREATE TRIGGER poison_events BEFORE INSERT ON events FOR "
-                                     "EACH ROW EXECUTE FUNCTION poison()"))
-                  .ok());
+  ASSERT_TRUE(
+      Server()
+          .Exec(database_, absl::StrCat("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql "
+                                        "AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; "
+                                        "CREATE TRIGGER poison_events BEFORE INSERT ON events FOR "
+                                        "EACH ROW EXECUTE FUNCTION poison()"))
+          .ok());
   for (StoredMetric& m : batch.metrics) m.attempt = 2;
   StoredEvent& event = batch.events.emplace_back();
   event.experiment_id = "e1";

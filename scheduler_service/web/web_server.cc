@@ -613,7 +613,8 @@ absl::StatusOr<std::unique_ptr<WebServer>> WebServer::Start(
   state->port = count > 0 ? bound[0].port : options.port;
   if (!options.token.empty() && !IsLoopbackHost(options.host)) {
     LOG(WARNING) << "web: the token is checked on plain HTTP at " << options.host << ":"
-                 << state->port << ": anyone on the network path can read it; put TLS in "
+                 << state->port
+                 << ": anyone on the network path can read it; put TLS in "
                     "front (an ingress or a service mesh)";
   }
   mg_set_request_handler(state->context, "/api/", &State::HandleApi, state.get());

@@ -29,13 +29,13 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/artifact_transfer.h"
 #include "common/testing/command_output.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
 #include "tests/fakes/worker_endpoint.h"
 #include "worker/agent.h"
 #include "worker/artifact_cache.h"
-#include "common/artifact_transfer.h"
 #include "worker/trial_pipeline.h"
 
 ABSL_FLAG(int, train_examples, 60000, "Fashion-MNIST training images fine-tuned on.");
