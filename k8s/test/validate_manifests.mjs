@@ -9,6 +9,7 @@
 //
 //   node k8s/test/validate_manifests.mjs
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
@@ -51,7 +52,10 @@ async function schemaError(obj) {
     return `no schema for apiVersion ${obj.apiVersion}`;
   }
   const Model = module[obj.kind];
-  if (!Model) return `no schema for ${obj.apiVersion} ${obj.kind}`;
+  // The modules also export nested types (v1 has Probe, Container, ...): only a class
+  // whose own apiVersion and kind are the object's is its schema.
+  if (!Model || Model.apiVersion !== obj.apiVersion || Model.kind !== obj.kind)
+    return `no schema for ${obj.apiVersion} ${obj.kind}`;
   try {
     new Model(obj).validate();
     return "";
@@ -142,6 +146,63 @@ function referenceProblems(objects) {
     if (!pods.some((p) => matches(m.spec?.selector?.matchLabels, podLabels(p))))
       problems.push(`${name(m)} selects no pod template`);
   }
+  problems.push(...configProblems(objects));
+  return problems;
+}
+
+// Secrets made by hand (kubectl create secret) are not rendered: their names and keys
+// come from the templates beside the manifests instead.
+const SECRET_TEMPLATES = ["base/secret-template.yaml", "components/postgres/secret-template.yaml"];
+function templateSecrets() {
+  const keys = new Map();
+  for (const file of SECRET_TEMPLATES)
+    for (const doc of YAML.parseAllDocuments(readFileSync(path.join(k8sDir, file), "utf8"))) {
+      const o = doc.toJS();
+      if (o?.kind === "Secret")
+        keys.set(o.metadata.name, new Set(Object.keys({ ...o.data, ...o.stringData })));
+    }
+  return keys;
+}
+
+// Every ConfigMap a pod reads is rendered, every Secret and key it reads is rendered or
+// in a template (optional references excepted: the pod starts without them).
+function configProblems(objects) {
+  const problems = [];
+  const configMaps = new Map(objects.filter((o) => o.kind === "ConfigMap")
+    .map((o) => [o.metadata.name, new Set(Object.keys({ ...o.data, ...o.binaryData }))]));
+  const secrets = templateSecrets();
+  for (const o of objects.filter((x) => x.kind === "Secret"))
+    secrets.set(o.metadata.name, new Set(Object.keys({ ...o.data, ...o.stringData })));
+  const need = (where, kind, store, ref, key) => {
+    if (ref.optional) return;
+    if (!store.has(ref.name)) problems.push(`${where} reads ${kind} ${ref.name}, which does not exist`);
+    else if (key !== undefined && !store.get(ref.name).has(key))
+      problems.push(`${where} reads key ${key} of ${kind} ${ref.name}, which has no such key`);
+  };
+  for (const w of objects.filter((o) => WORKLOADS.has(o.kind))) {
+    const spec = podSpec(w) || {};
+    for (const v of spec.volumes || []) {
+      const where = `${name(w)} volume ${v.name}`;
+      if (v.configMap) need(where, "ConfigMap", configMaps, v.configMap);
+      if (v.secret) need(where, "Secret", secrets, { name: v.secret.secretName, optional: v.secret.optional });
+      for (const item of v.configMap?.items || []) need(where, "ConfigMap", configMaps, v.configMap, item.key);
+      for (const item of v.secret?.items || [])
+        need(where, "Secret", secrets, { name: v.secret.secretName, optional: v.secret.optional }, item.key);
+    }
+    for (const c of [...(spec.initContainers || []), ...(spec.containers || [])]) {
+      const where = `${name(w)} container ${c.name}`;
+      for (const e of c.env || []) {
+        const cm = e.valueFrom?.configMapKeyRef;
+        const sk = e.valueFrom?.secretKeyRef;
+        if (cm) need(`${where} env ${e.name}`, "ConfigMap", configMaps, cm, cm.key);
+        if (sk) need(`${where} env ${e.name}`, "Secret", secrets, sk, sk.key);
+      }
+      for (const from of c.envFrom || []) {
+        if (from.configMapRef) need(where, "ConfigMap", configMaps, from.configMapRef);
+        if (from.secretRef) need(where, "Secret", secrets, from.secretRef);
+      }
+    }
+  }
   return problems;
 }
 
@@ -157,11 +218,16 @@ function networkProblems(objects) {
   }
   const tuner = policies.filter((np) => np.spec?.podSelector?.matchLabels?.["app.kubernetes.io/component"] === "tuner");
   if (tuner.length === 0) problems.push("no NetworkPolicy for the tuner");
+  // Peers other than this namespace's scheduler pods are only allowed on rules that
+  // open nothing but the metrics port (Prometheus from its namespace).
+  const schedulerOnly = (peer) => !peer.namespaceSelector && !peer.ipBlock &&
+    peer.podSelector?.matchLabels?.["app.kubernetes.io/component"] === "scheduler";
+  const metricsOnly = (rule) => (rule.ports || []).length > 0 &&
+    rule.ports.every((p) => p.port === 9401 || p.port === "metrics");
   for (const np of tuner)
     for (const rule of np.spec.ingress || [])
-      for (const peer of rule.from || [])
-        if (!peer.namespaceSelector && peer.podSelector?.matchLabels?.["app.kubernetes.io/component"] !== "scheduler")
-          problems.push(`${name(np)} admits pods other than the scheduler`);
+      if (!metricsOnly(rule) && !(rule.from || []).every(schedulerOnly))
+        problems.push(`${name(np)} admits pods other than the scheduler`);
   for (const np of policies)
     for (const rule of np.spec?.ingress || [])
       if (!rule.from || rule.from.length === 0) problems.push(`${name(np)} admits every source`);
@@ -199,6 +265,17 @@ async function selfChecks(base) {
     ["a container without a name", (o) => { delete podSpec(scheduler(o)).containers[0].name; }, false],
     ["a kind without a schema", (o) => { o.push({ apiVersion: "example.com/v1", kind: "Thing", metadata: { name: "x" } }); }, false],
     ["a Service selecting nothing", (o) => { o.find((x) => x.kind === "Service").spec.selector = { app: "none" }; }, false],
+    ["a tuner open to every namespace", (o) => {
+      const np = o.find((x) => x.kind === "NetworkPolicy" && x.metadata.name === "autocompress-tuner");
+      np.spec.ingress.push({ from: [{ namespaceSelector: {} }], ports: [{ port: 7401 }] });
+    }, false],
+    ["a ConfigMap volume that is not rendered", (o) => {
+      podSpec(scheduler(o)).volumes.push({ name: "cfg", configMap: { name: "no-such-config" } });
+    }, false],
+    ["a Secret key that no template has", (o) => {
+      podSpec(scheduler(o)).containers[0].env[0].valueFrom.secretKeyRef.key = "no-such-key";
+    }, false],
+    ["a nested type posing as a kind (v1 Probe)", (o) => { o.push({ apiVersion: "v1", kind: "Probe", metadata: { name: "x" } }); }, false],
     ["a tuner open to the workers", (o) => {
       const np = o.find((x) => x.kind === "NetworkPolicy" && x.metadata.name === "autocompress-tuner");
       np.spec.ingress[0].from.push({ podSelector: { matchLabels: { "app.kubernetes.io/component": "worker" } } });
@@ -241,7 +318,7 @@ async function main() {
     }
     const rules = [
       [gpu ? "GPU workers are a DaemonSet with nvidia.com/gpu, node selector and toleration" : "CPU workers ask for no GPU", gpuProblems(objects, gpu)],
-      ["Services, NetworkPolicies, monitors and the ScaledObject select what is rendered", referenceProblems(objects)],
+      ["Services, NetworkPolicies, monitors and the ScaledObject select what is rendered; the ConfigMaps and Secrets pods read exist", referenceProblems(objects)],
       ["every pod is under a NetworkPolicy; the tuner admits only the scheduler", networkProblems(objects)],
     ];
     for (const [what, problems] of rules) check(problems.length === 0, `${dir}: ${what}`, problems.join("; "));
