@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -1090,12 +1092,68 @@ std::string FormatProblem(const std::string& file, const FileProblem& problem) {
   return out;
 }
 
+namespace {
+
+// The offset of the first byte that does not start or continue a well-formed UTF-8
+// sequence (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), or is
+// an ASCII control character YAML does not allow (YAML 1.2 section 5.1: only tab, line
+// feed and carriage return; yaml-cpp misreads a NUL as the start of UTF-16).
+std::optional<size_t> FirstUnreadableByte(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char b = byte(i);
+    int length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // bounds of the second byte
+    if (b < 0x80) {
+      if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7F) return i;
+      ++i;
+      continue;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      length = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      length = 3;
+      if (b == 0xE0) low = 0xA0;
+      if (b == 0xED) high = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      length = 4;
+      if (b == 0xF0) low = 0x90;
+      if (b == 0xF4) high = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + length > text.size()) return i;
+    if (byte(i + 1) < low || byte(i + 1) > high) return i;
+    for (int k = 2; k < length; ++k) {
+      if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return i;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 ExperimentFile ParseExperimentText(const std::string& text, const std::string& name,
                                    const std::string& base_dir,
                                    std::vector<FileProblem>& problems) {
   ExperimentFile out;
   out.file = name;
   out.base_dir = base_dir;
+  // yaml-cpp passes such bytes through (or misreads them); they would only fail later,
+  // when a value is written out as JSON (nlohmann throws on invalid UTF-8).
+  if (const std::optional<size_t> bad = FirstUnreadableByte(text)) {
+    const size_t line_start = text.rfind('\n', *bad == 0 ? 0 : *bad - 1);
+    const int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + *bad, '\n'));
+    const int column =
+        static_cast<int>(line_start == std::string::npos ? *bad : *bad - line_start - 1) + 1;
+    problems.push_back(
+        {"", line, column,
+         absl::StrFormat("not valid UTF-8, or a control character YAML does not allow "
+                         "(byte 0x%02X)",
+                         static_cast<unsigned char>(text[*bad]))});
+    return out;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);

@@ -224,5 +224,25 @@ data: {format: idx, eval: data/t10k, shuffle: maybe}
   EXPECT_THAT(problems_[3].message, HasSubstr("expected true or false"));
 }
 
+// Found by //tests/fuzz:experiment_file_fuzzer: invalid UTF-8 passed yaml-cpp and then
+// made nlohmann throw when the value was written out as JSON.
+TEST_F(ExperimentFileTest, InvalidUtf8IsAProblemWithItsPlace) {
+  Parse("experiment_name: ok\nsearch_space:\n  - algorithm: le\xB6vel\n");
+  ASSERT_EQ(problems_.size(), 1u) << Problems();
+  EXPECT_EQ(problems_[0].line, 3);
+  EXPECT_EQ(problems_[0].column, 18);
+  EXPECT_THAT(problems_[0].message, HasSubstr("(byte 0xB6)"));
+  // Overlong forms, surrogates and truncated sequences are refused; real UTF-8 is not.
+  for (const std::string& bad :
+       std::vector<std::string>{"\xC0\xAF", "\xED\xA0\x80", "\xE2\x82", "\xF5\x80\x80\x80",
+                                std::string(1, '\0'), "\x7F"}) {
+    Parse("experiment_name: " + bad + "\n");
+    ASSERT_EQ(problems_.size(), 1u) << bad;
+    EXPECT_EQ(problems_[0].column, 18);
+  }
+  Parse("experiment_name: caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\n");
+  for (const auto& p : problems_) EXPECT_THAT(p.message, ::testing::Not(HasSubstr("UTF-8")));
+}
+
 }  // namespace
 }  // namespace autocompress

@@ -63,7 +63,7 @@ absl::StatusOr<Args> Args::ParseImpl(absl::string_view json_text, std::unique_pt
   if (!json_text.empty()) {
     try {
       impl->object = nlohmann::json::parse(json_text.begin(), json_text.end());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number beyond double
       return absl::InvalidArgumentError(absl::StrCat(impl->where, ": not valid JSON: ", e.what()));
     }
     if (impl->object.is_null()) impl->object = nlohmann::json::object();

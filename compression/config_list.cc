@@ -78,7 +78,7 @@ absl::StatusOr<std::vector<LayerConfig>> ParseConfigList(absl::string_view algor
   Json list;
   try {
     list = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // also out_of_range: a number beyond double
     return absl::InvalidArgumentError(absl::StrCat("config_list: not valid JSON: ", e.what()));
   }
   if (!list.is_array() || list.empty()) {

@@ -131,5 +131,12 @@ TEST(ConfigListTest, FamiliesAndNames) {
   EXPECT_FALSE(FamilyOf("x").ok());
 }
 
+// Found by //tests/fuzz:config_list_fuzzer (nlohmann's out_of_range escaped the parse).
+TEST(ConfigListTest, ANumberBeyondDoubleIsInvalidArgumentNotAThrow) {
+  const auto configs =
+      ParseConfigList("level", R"([{"sparsity": 1e999, "op_types": ["default"]}])");
+  EXPECT_EQ(configs.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace autocompress::compression

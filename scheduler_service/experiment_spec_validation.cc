@@ -93,7 +93,7 @@ void CheckJsonObject(const std::string& json, const std::string& path, Issues& i
   nlohmann::json parsed;
   try {
     parsed = nlohmann::json::parse(json);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number beyond double
     issues.Add(path, absl::StrCat("not valid JSON: ", e.what()));
     return;
   }

@@ -413,5 +413,14 @@ TEST(FormatIssuesTest, CountsAndJoins) {
             "2 problems: spec.a: bad; spec.b: worse");
 }
 
+// A client's tuner arguments with a number beyond double must be an issue, not an
+// exception thrown through the scheduler's handler (nlohmann's out_of_range).
+TEST(ExperimentSpecValidationTest, ANumberBeyondDoubleInJsonArgumentsIsAnIssue) {
+  v1::ExperimentSpec spec = Valid();
+  spec.mutable_tuner()->set_args_json(R"({"seed": 1e999})");
+  EXPECT_THAT(Paths(ValidateExperimentSpec(spec, Present)),
+              ::testing::Contains("spec.tuner.args_json"));
+}
+
 }  // namespace
 }  // namespace autocompress::scheduler

@@ -206,7 +206,10 @@ absl::StatusOr<DecodedParameters> DecodeTrialParameters(absl::string_view parame
       kwargs[key.substr(kKwargPrefix.size())] = value;
     }
   }
-  for (const auto& [key, value] : parameters.items()) {
+  for (const auto& item : parameters.items()) {
+    // Named, not a structured binding: C++17 lambdas cannot capture those (clang says so).
+    const std::string& key = item.key();
+    const Json& value = item.value();
     if (key == kChoiceKey) continue;
     const std::string path = absl::StrCat("parameters.", key);
     const bool is_kwarg =

@@ -385,7 +385,7 @@ absl::StatusOr<std::shared_ptr<const SearchSpace>> SearchSpace::Parse(
   }
   try {
     document = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // also out_of_range: a number beyond double
     issues.push_back({"", absl::StrCat("not valid JSON: ", e.what())});
     return fail();
   }
@@ -607,7 +607,7 @@ absl::StatusOr<Assignment> SearchSpace::Decode(absl::string_view parameters_json
   Json value;
   try {
     value = Json::parse(parameters_json.begin(), parameters_json.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // also out_of_range: a number beyond double
     return absl::InvalidArgumentError(absl::StrCat("parameters are not valid JSON: ", e.what()));
   }
   Assignment x(dimensions_.size(), kNaN);

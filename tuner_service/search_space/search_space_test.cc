@@ -403,5 +403,14 @@ TEST(SearchSpaceLimitsTest, HostileInputIsRejectedClearly) {
   EXPECT_THAT(std::string(dims.status().message()), HasSubstr("more than 2 parameters"));
 }
 
+// Found by //tests/fuzz:search_space_fuzzer: nlohmann throws out_of_range (not a
+// parse_error) for a number beyond double, which used to escape Parse and Decode.
+TEST(SearchSpaceParseTest, ANumberBeyondDoubleIsInvalidArgumentNotAThrow) {
+  const auto space = SearchSpace::Parse(R"({"x": {"_type": "uniform", "_value": [0, 1e999]}})");
+  EXPECT_EQ(space.status().code(), absl::StatusCode::kInvalidArgument);
+  const auto good = MustParse(R"({"x": {"_type": "uniform", "_value": [0, 1]}})");
+  EXPECT_EQ(good->Decode(R"({"x": 1e999})").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace autocompress::tuner
