@@ -247,6 +247,39 @@ TEST(GridSearchTest, RejectsContinuousTypesWithTheirPath) {
               HasSubstr("uniform at algorithm_name._value[0].sparsity"));
 }
 
+// Issue 16's bad input: a grid of exactly the limit (10^6 points) is enumerated; one
+// point more, and a grid whose size overflows 64 bits, are refused by size, not by
+// running out of memory.
+TEST(GridSearchTest, AMillionPointGridWorksAndLargerOnesAreRefused) {
+  auto million = Space(R"({"a": {"_type": "randint", "_value": [0, 1000]},
+                           "b": {"_type": "randint", "_value": [0, 1000]}})");
+  auto grid = CreateAlgorithm("grid_search", "", million);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  std::mt19937_64 gen(1);
+  History h;
+  SuggestOutcome first = (*grid)->Suggest(h, gen);
+  ASSERT_EQ(first.kind, SuggestOutcome::Kind::kSuggestion);
+
+  auto over = Space(R"({"a": {"_type": "randint", "_value": [0, 1000]},
+                        "b": {"_type": "randint", "_value": [0, 1000]},
+                        "c": {"_type": "choice", "_value": [{"_name": "x"}, {"_name": "y",
+                              "d": {"_type": "randint", "_value": [0, 2]}}]}})");
+  auto refused = CreateAlgorithm("grid_search", "", over);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("1000000"));
+
+  std::string huge = "{";
+  for (int i = 0; i < 8; ++i) {
+    huge += absl::StrCat(i ? "," : "", R"("p)", i,
+                         R"(": {"_type": "randint", "_value": [0, 1000000]})");
+  }
+  huge += "}";
+  auto overflowing = CreateAlgorithm("grid_search", "", Space(huge));
+  ASSERT_FALSE(overflowing.ok());
+  EXPECT_EQ(overflowing.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(GridSearchTest, RestoreSkipsPointsHandedOutBefore) {
   auto space = Space(R"({"a": {"_type": "randint", "_value": [0, 5]}})");
   auto grid = Make("grid_search", "", space);
