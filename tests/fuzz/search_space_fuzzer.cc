@@ -1,5 +1,5 @@
 // Fuzzes the search-space parser (NNI's JSON format). Beyond "no crash": a space that
-// parses must sample, render and decode its own rendering back to the same assignment,
+// parses must sample, render and decode its own rendering back to the same parameters,
 // so a parser that accepts what the rest of the tuner cannot handle is found too.
 #include <cmath>
 #include <cstdint>
@@ -10,6 +10,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
 #include "tuner_service/search_space/search_space.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -28,8 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    std::string(decoded.status().message()).c_str());
       std::abort();
     }
+    // Equal as JSON values, not as text: a choice may hold options that are equal
+    // numbers (1 and 1.0), and Decode then picks the first.
     const std::string again = (*space)->Render(*decoded);
-    if (again != rendered) {
+    if (nlohmann::json::parse(again) != nlohmann::json::parse(rendered)) {
       std::fprintf(stderr, "decode(render(x)) renders differently:\n%s\n%s\n", rendered.c_str(),
                    again.c_str());
       std::abort();
