@@ -256,30 +256,30 @@ async function selfChecks(base) {
   const worker = (objs) => objs.find((o) => WORKLOADS.has(o.kind) && isWorker(o));
   const scheduler = (objs) => objs.find((o) => o.kind === "StatefulSet");
   const breaks = [
-    ["a container without a liveness probe", (o) => { delete podSpec(scheduler(o)).containers[0].livenessProbe; }, false],
-    ["a container without limits", (o) => { delete podSpec(scheduler(o)).containers[0].resources.limits; }, false],
-    ["a root container", (o) => { podSpec(scheduler(o)).securityContext.runAsNonRoot = false; }, false],
-    ["a writable root filesystem", (o) => { podSpec(scheduler(o)).containers[0].securityContext.readOnlyRootFilesystem = false; }, false],
-    ["a GPU request in the CPU overlay", (o) => { podSpec(worker(o)).containers[0].resources.limits["nvidia.com/gpu"] = 1; }, false],
-    ["a wrong type (replicas: \"two\")", (o) => { scheduler(o).spec.replicas = "two"; }, false],
-    ["a container without a name", (o) => { delete podSpec(scheduler(o)).containers[0].name; }, false],
-    ["a kind without a schema", (o) => { o.push({ apiVersion: "example.com/v1", kind: "Thing", metadata: { name: "x" } }); }, false],
-    ["a Service selecting nothing", (o) => { o.find((x) => x.kind === "Service").spec.selector = { app: "none" }; }, false],
+    ["a container without a liveness probe", (o) => { delete podSpec(scheduler(o)).containers[0].livenessProbe; }],
+    ["a container without limits", (o) => { delete podSpec(scheduler(o)).containers[0].resources.limits; }],
+    ["a root container", (o) => { podSpec(scheduler(o)).securityContext.runAsNonRoot = false; }],
+    ["a writable root filesystem", (o) => { podSpec(scheduler(o)).containers[0].securityContext.readOnlyRootFilesystem = false; }],
+    ["a GPU request in the CPU overlay", (o) => { podSpec(worker(o)).containers[0].resources.limits["nvidia.com/gpu"] = 1; }],
+    ["a wrong type (replicas: \"two\")", (o) => { scheduler(o).spec.replicas = "two"; }],
+    ["a container without a name", (o) => { delete podSpec(scheduler(o)).containers[0].name; }],
+    ["a kind without a schema", (o) => { o.push({ apiVersion: "example.com/v1", kind: "Thing", metadata: { name: "x" } }); }],
+    ["a Service selecting nothing", (o) => { o.find((x) => x.kind === "Service").spec.selector = { app: "none" }; }],
     ["a tuner open to every namespace", (o) => {
       const np = o.find((x) => x.kind === "NetworkPolicy" && x.metadata.name === "autocompress-tuner");
       np.spec.ingress.push({ from: [{ namespaceSelector: {} }], ports: [{ port: 7401 }] });
-    }, false],
+    }],
     ["a ConfigMap volume that is not rendered", (o) => {
       podSpec(scheduler(o)).volumes.push({ name: "cfg", configMap: { name: "no-such-config" } });
-    }, false],
+    }],
     ["a Secret key that no template has", (o) => {
       podSpec(scheduler(o)).containers[0].env[0].valueFrom.secretKeyRef.key = "no-such-key";
-    }, false],
-    ["a nested type posing as a kind (v1 Probe)", (o) => { o.push({ apiVersion: "v1", kind: "Probe", metadata: { name: "x" } }); }, false],
+    }],
+    ["a nested type posing as a kind (v1 Probe)", (o) => { o.push({ apiVersion: "v1", kind: "Probe", metadata: { name: "x" } }); }],
     ["a tuner open to the workers", (o) => {
       const np = o.find((x) => x.kind === "NetworkPolicy" && x.metadata.name === "autocompress-tuner");
       np.spec.ingress[0].from.push({ podSelector: { matchLabels: { "app.kubernetes.io/component": "worker" } } });
-    }, false],
+    }],
   ];
   check((await allProblems(clone(), false)).length === 0, "self-check: the cpu overlay as rendered passes");
   for (const [what, mutate] of breaks) {

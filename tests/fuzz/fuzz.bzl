@@ -1,14 +1,18 @@
 """fuzz_target: one libFuzzer target and its kept corpus.
 
-NAME_fuzzer (cc_binary) is a libFuzzer binary under --config=fuzz (clang,
--fsanitize=fuzzer,address,undefined: `./dev fuzz`), else the same code on corpus_main.cc;
-NAME_corpus_test runs it over corpus/NAME/ in every `./dev test`.
+NAME_fuzzer is a libFuzzer binary under --config=fuzz (clang,
+-fsanitize=fuzzer,address,undefined: `./dev fuzz`), else the same code on corpus_main.cc,
+run over corpus/NAME/ as a test in every `./dev test`. `./dev fuzz` finds the targets by
+their corpus folders.
 """
 
 def fuzz_target(name, deps):
-    native.cc_binary(
+    native.cc_test(
         name = name + "_fuzzer",
+        size = "small",
         srcs = [name + "_fuzzer.cc"],
+        args = ["tests/fuzz/corpus/" + name],
+        data = native.glob(["corpus/%s/**" % name]),
         deps = deps + select({
             ":fuzzing": [],
             "//conditions:default": [":corpus_main"],
@@ -17,14 +21,4 @@ def fuzz_target(name, deps):
             ":fuzzing": ["-fsanitize=fuzzer"],
             "//conditions:default": [],
         }),
-    )
-    native.sh_test(
-        name = name + "_corpus_test",
-        size = "small",
-        srcs = ["corpus_test.sh"],
-        args = [
-            "$(location :%s_fuzzer)" % name,
-            "tests/fuzz/corpus/" + name,
-        ],
-        data = [":%s_fuzzer" % name] + native.glob(["corpus/%s/**" % name]),
     )
