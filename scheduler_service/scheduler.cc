@@ -466,13 +466,24 @@ absl::Status Scheduler::ValidateForCreate(const v1::ExperimentSpec& spec,
 
 absl::StatusOr<v1::Experiment> Scheduler::CreateExperiment(
     const v1::CreateExperimentRequest& request) {
+  // A retry of a creation answers once that creation is durable (its commit, `gate`;
+  // invalid for an experiment loaded from the store).
+  std::shared_future<absl::Status> gate;
+  v1::Experiment snapshot;
+  bool retried = false;
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("scheduler shutting down");
     auto known = experiment_by_request_.find(request.request_id());
     if (!request.request_id().empty() && known != experiment_by_request_.end()) {
-      return SnapshotOf(*experiments_[known->second]);
+      retried = true;
+      gate = experiments_[known->second]->created;
+      snapshot = SnapshotOf(*experiments_[known->second]);
     }
+  }
+  if (retried) {
+    if (gate.valid()) RETURN_IF_ERROR(gate.get());
+    return snapshot;
   }
   if (absl::Status health = pipeline_->health(); !health.ok()) {
     return absl::UnavailableError(
@@ -484,8 +495,6 @@ absl::StatusOr<v1::Experiment> Scheduler::CreateExperiment(
   v1::StudyConfig study;
   RETURN_IF_ERROR(ValidateForCreate(spec, id, &study));
 
-  std::shared_future<absl::Status> gate;
-  v1::Experiment snapshot;
   {
     absl::MutexLock lock(&mu_);
     auto known = experiment_by_request_.find(request.request_id());
@@ -494,37 +503,49 @@ absl::StatusOr<v1::Experiment> Scheduler::CreateExperiment(
       v1::DeleteStudyRequest drop;
       drop.set_study_id(id);
       (void)tuner_->DeleteStudy(drop);
-      return SnapshotOf(*experiments_[known->second]);
+      retried = true;
+      gate = experiments_[known->second]->created;
+      snapshot = SnapshotOf(*experiments_[known->second]);
+    } else {
+      gate = AddExperiment(id, request.request_id(), std::move(spec), &snapshot);
     }
-    auto record = std::make_unique<ExperimentRecord>();
-    ExperimentRecord& experiment = *record;
-    Changes changes(clock_);
-    experiment.experiment.set_id(id);
-    *experiment.experiment.mutable_spec() = std::move(spec);
-    *experiment.experiment.mutable_create_time() = ToProtoTime(changes.now());
-    experiment.experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
-    experiment.experiment.set_version(1);
-    experiment.request_id = request.request_id();
-    experiment.running_since = changes.now();
-    experiment.study_ready = true;
-    metrics_->ExperimentStateChanged(v1::EXPERIMENT_STATE_UNSPECIFIED,
-                                     v1::EXPERIMENT_STATE_RUNNING);
-    const bool baseline = !experiment.experiment.spec().skip_baseline();
-    if (baseline) experiment.experiment.set_baseline_trial_id(absl::StrCat(id, "-0"));
-    changes.Experiment(experiment, SnapshotOf(experiment));
-    // After the experiment's row, which the trial's refers to.
-    if (baseline) AddBaselineTrial(experiment, changes);
-    snapshot = SnapshotOf(experiment);
-    gate = Commit(changes);
-    if (!experiment.request_id.empty()) experiment_by_request_[experiment.request_id] = id;
-    experiments_[id] = std::move(record);
-    experiment_order_.push_back(id);
-    StartManager(*experiments_[id]);
   }
-  RETURN_IF_ERROR(gate.get());
-  LOG(INFO) << "service=scheduler event=experiment_created experiment=" << id << " name=\""
-            << snapshot.spec().name() << "\"";
+  if (gate.valid()) RETURN_IF_ERROR(gate.get());
+  if (!retried) {
+    LOG(INFO) << "service=scheduler event=experiment_created experiment=" << id << " name=\""
+              << snapshot.spec().name() << "\"";
+  }
   return snapshot;
+}
+
+std::shared_future<absl::Status> Scheduler::AddExperiment(const std::string& id,
+                                                          const std::string& request_id,
+                                                          v1::ExperimentSpec spec,
+                                                          v1::Experiment* snapshot) {
+  auto record = std::make_unique<ExperimentRecord>();
+  ExperimentRecord& experiment = *record;
+  Changes changes(clock_);
+  experiment.experiment.set_id(id);
+  *experiment.experiment.mutable_spec() = std::move(spec);
+  *experiment.experiment.mutable_create_time() = ToProtoTime(changes.now());
+  experiment.experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
+  experiment.experiment.set_version(1);
+  experiment.request_id = request_id;
+  experiment.running_since = changes.now();
+  experiment.study_ready = true;
+  metrics_->ExperimentStateChanged(v1::EXPERIMENT_STATE_UNSPECIFIED, v1::EXPERIMENT_STATE_RUNNING);
+  const bool baseline = !experiment.experiment.spec().skip_baseline();
+  if (baseline) experiment.experiment.set_baseline_trial_id(absl::StrCat(id, "-0"));
+  changes.Experiment(experiment, SnapshotOf(experiment));
+  // After the experiment's row, which the trial's refers to.
+  if (baseline) AddBaselineTrial(experiment, changes);
+  *snapshot = SnapshotOf(experiment);
+  experiment.created = Commit(changes);
+  if (!experiment.request_id.empty()) experiment_by_request_[experiment.request_id] = id;
+  experiments_[id] = std::move(record);
+  experiment_order_.push_back(id);
+  StartManager(*experiments_[id]);
+  return experiments_[id]->created;
 }
 
 absl::StatusOr<v1::Experiment> Scheduler::GetExperiment(const std::string& experiment_id) {

@@ -146,7 +146,19 @@ class Scheduler {
   // The experiment, or NotFound naming the id.
   absl::StatusOr<ExperimentRecord*> LookUpExperiment(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets a worker's open session (the stream ended or was closed) and its slots.
+  void DropSession(WorkerRecord& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Closes the session of each worker silent for a lease timeout (a cut link, a hung
+  // agent), as if its stream broke: it gets no new work; its leases run out as usual, and
+  // a live worker sees the stream end and reconnects.
+  void CloseSilentSessions(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartManager(ExperimentRecord& experiment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a new RUNNING experiment (and its baseline trial), starts its manager and
+  // returns the commit of its creation; `snapshot` is what CreateExperiment answers.
+  std::shared_future<absl::Status> AddExperiment(const std::string& id,
+                                                 const std::string& request_id,
+                                                 v1::ExperimentSpec spec, v1::Experiment* snapshot)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetExperimentState(ExperimentRecord& experiment, v1::ExperimentState state,
                           const std::string& error, Changes& changes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

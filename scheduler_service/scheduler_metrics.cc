@@ -42,6 +42,12 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                             .Help("Workers with an open WorkerGateway session")
                             .Register(registry)
                             .Add({})),
+      store_healthy(prometheus::BuildGauge()
+                        .Name("autocompress_scheduler_store_healthy")
+                        .Help("1 while the trial store commits, 0 while its commits fail "
+                              "(retried; new work refused)")
+                        .Register(registry)
+                        .Add({})),
       slots(prometheus::BuildGauge()
                 .Name("autocompress_scheduler_slots")
                 .Help("Trial slots of connected workers by device kind (cpu, gpu) and use "
@@ -68,6 +74,12 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                           .Help("Intermediate metric reports received from workers")
                           .Register(registry)
                           .Add({})),
+      fenced_events(prometheus::BuildCounter()
+                        .Name("autocompress_scheduler_fenced_events_total")
+                        .Help("Trial events from an attempt that is no longer current, "
+                              "acknowledged and ignored")
+                        .Register(registry)
+                        .Add({})),
       retries(prometheus::BuildCounter()
                   .Name("autocompress_scheduler_trial_retries_total")
                   .Help("Trial attempts re-queued, by the failure code that ended them")
@@ -81,6 +93,7 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                           .Help("Primary objective value of each experiment's best trial, by "
                                 "experiment id and metric name")
                           .Register(registry)) {
+  store_healthy.Set(1);
   for (int s = v1::TrialState_MIN + 1; s <= v1::TrialState_MAX; ++s) {
     trials.Add({{"state", StateLabel(static_cast<v1::TrialState>(s))}});
   }

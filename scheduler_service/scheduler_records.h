@@ -4,6 +4,7 @@
 #define AUTOCOMPRESS_SCHEDULER_SERVICE_SCHEDULER_RECORDS_H_
 
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,11 +32,16 @@ struct SchedulerMetrics {
   prometheus::Family<prometheus::Gauge>& experiments;  // {state}
   prometheus::Family<prometheus::Gauge>& trials;       // {state}
   prometheus::Gauge& workers_connected;
+  // 1 while the store commits, 0 while its commits fail (disk full, database gone).
+  prometheus::Gauge& store_healthy;
   prometheus::Family<prometheus::Gauge>& slots;  // {kind=cpu|gpu, use=busy|free}
   prometheus::Histogram& dispatch_latency;
   prometheus::Histogram& commit_latency;
   prometheus::Histogram& store_write;
   prometheus::Counter& metric_messages;
+  // Trial events of an attempt that is no longer current (a worker cut off past its
+  // lease, a re-attach refused): acknowledged and ignored.
+  prometheus::Counter& fenced_events;
   prometheus::Family<prometheus::Counter>& retries;          // {code}
   prometheus::Family<prometheus::Counter>& worker_messages;  // {kind}
   // {experiment, metric}: one series per experiment (there is no deletion), so the
@@ -63,6 +69,8 @@ struct Scheduler::ExperimentRecord {
   // The stored experiment; trial_counts and running_time are filled by SnapshotOf.
   v1::Experiment experiment;
   std::string request_id;
+  // The commit of its creation: a retried CreateExperiment answers only once it is ready.
+  std::shared_future<absl::Status> created;
   // Trials by sequence (the baseline first, when there is one), and by the tuner's
   // parameter id (the baseline, parameter 0, is not there).
   std::vector<TrialRecord*> trials;
@@ -99,6 +107,8 @@ struct Scheduler::WorkerRecord {
   v1::WorkerHello hello;
   // The open session; null while disconnected.
   std::shared_ptr<WorkerSession> session;
+  // When the open session last brought a message (hello, heartbeat, event).
+  absl::Time last_message;
   bool draining = false;
   // Latest free memory per device name.
   absl::flat_hash_map<std::string, int64_t> free_memory;
@@ -112,6 +122,10 @@ struct Scheduler::Lease {
   int32_t cpu_threads = 1;
   // Last sign of life of this attempt (assignment, heartbeat listing it, an event).
   absl::Time last_seen;
+  // The commit of the assignment; the worker hears of it only once that is ready, so
+  // the lease's clock does not run before (a failing store would otherwise expire
+  // leases that no worker could know of). Invalid for leases loaded from the store.
+  std::shared_future<absl::Status> assigned;
 };
 
 inline bool IsActive(v1::TrialState state) {

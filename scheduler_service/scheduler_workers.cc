@@ -107,6 +107,7 @@ absl::StatusOr<std::shared_ptr<WorkerSession>> Scheduler::ConnectWorker(
     worker.free_memory[device.name()] = device.free_memory_bytes();
   }
   worker.session = std::make_shared<WorkerSession>(hello.worker_id(), next_session_id_++);
+  worker.last_message = clock_->Now();
 
   v1::SchedulerMessage accepted_message;
   v1::WorkerAccepted* accepted = accepted_message.mutable_accepted();
@@ -188,13 +189,32 @@ void Scheduler::DisconnectWorker(WorkerSession& session) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(session.worker_id());
   if (it == workers_.end() || it->second->session.get() != &session) return;
-  it->second->session = nullptr;
+  DropSession(*it->second);
+  LOG(INFO) << "service=scheduler event=worker_disconnected worker=" << session.worker_id()
+            << " (its leases run out in " << options_.lease_timeout << " unless it reconnects)";
+}
+
+void Scheduler::DropSession(WorkerRecord& worker) {
+  worker.session = nullptr;
   int connected = 0;
   for (const auto& [id, record] : workers_) connected += record->session != nullptr ? 1 : 0;
   metrics_->workers_connected.Set(connected);
   UpdateSlotGauges();
-  LOG(INFO) << "service=scheduler event=worker_disconnected worker=" << session.worker_id()
-            << " (its leases run out in " << options_.lease_timeout << " unless it reconnects)";
+}
+
+void Scheduler::CloseSilentSessions(absl::Time now) {
+  for (auto& [id, worker] : workers_) {
+    if (worker->session == nullptr || now - worker->last_message <= options_.lease_timeout) {
+      continue;
+    }
+    const std::string why = absl::StrCat(
+        "no message from worker ", id, " for ", absl::FormatDuration(now - worker->last_message),
+        " (heartbeats are due every ", absl::FormatDuration(options_.heartbeat_interval), ")");
+    LOG(WARNING) << "service=scheduler event=worker_silent worker=" << id << " error=\"" << why
+                 << "\" (session closed: no new work; its leases run out)";
+    worker->session->Close(absl::UnavailableError(why));
+    DropSession(*worker);
+  }
 }
 
 absl::Status Scheduler::HandleWorkerMessage(WorkerSession& session,
@@ -206,6 +226,7 @@ absl::Status Scheduler::HandleWorkerMessage(WorkerSession& session,
     return absl::AbortedError("this session was replaced by a newer one of the same worker");
   }
   WorkerRecord& worker = *it->second;
+  worker.last_message = clock_->Now();
   metrics_->worker_messages.Add({{"kind", MessageKind(message)}}).Increment();
   switch (message.message_case()) {
     case v1::WorkerMessage::kHeartbeat:
@@ -268,6 +289,7 @@ void Scheduler::HandleTrialEvent(WorkerRecord& worker, WorkerSession& session,
   if (found == trials_.end() || found->second->trial.attempt() != event.attempt() || !leased) {
     // Fenced: an unknown trial, an older attempt, or one no longer leased to this
     // worker. Acknowledged so the worker stops re-sending it; stopped if it still runs.
+    metrics_->fenced_events.Increment();
     if (!event.has_finished()) {
       SendCancel(event.trial_id(), event.attempt(), worker_id,
                  "not the current attempt of its trial any more");
@@ -699,6 +721,8 @@ void Scheduler::Dispatch() {
   }
   std::shared_future<absl::Status> gate = Commit(changes);
   for (auto& [worker_id, message] : messages) {
+    const v1::TrialSpec& assigned = message.assign().trial();
+    leases_[LeaseKey(assigned.trial_id(), assigned.attempt())].assigned = gate;
     workers_[worker_id]->session->Send(std::move(message), gate);
   }
   UpdateSlotGauges();
@@ -738,6 +762,8 @@ void Scheduler::Tick() {
   absl::MutexLock lock(&mu_);
   if (shutdown_) return;
   const absl::Time now = clock_->Now();
+  metrics_->store_healthy.Set(pipeline_->health().ok() ? 1 : 0);
+  CloseSilentSessions(now);
   // Overdue first: an attempt past its duration ends as a timeout, not as a lost lease.
   StopOverdueTrials(now);
   ExpireLeases(now);
@@ -755,7 +781,12 @@ void Scheduler::Tick() {
 
 void Scheduler::ExpireLeases(absl::Time now) {
   std::vector<Lease> expired;
-  for (const auto& [key, lease] : leases_) {
+  for (auto& [key, lease] : leases_) {
+    if (lease.assigned.valid() &&
+        lease.assigned.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      lease.last_seen = now;  // not sent yet: the store has not made it durable
+      continue;
+    }
     if (now - lease.last_seen > options_.lease_timeout) expired.push_back(lease);
   }
   if (expired.empty()) return;

@@ -247,7 +247,12 @@ TEST(SchedulerTest, LostWorkerLeaseRequeuesAndStaleAttemptEventsAreFenced) {
   ASSERT_TRUE(healthy->Connect().ok());
   // Within the lease timeout nothing moves; past it the trial goes to attempt 2.
   EXPECT_FALSE(healthy->WaitForAssignment(absl::Milliseconds(200)).has_value());
-  harness.clock().Advance(absl::Seconds(11));
+  // The healthy worker heartbeats meanwhile (one silent for a lease timeout gets no work).
+  for (int second = 0; second < 11; ++second) {
+    healthy->Heartbeat();
+    absl::SleepFor(absl::Milliseconds(5));
+    harness.clock().Advance(absl::Seconds(1));
+  }
   auto second = healthy->WaitForAssignment();
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->trial_id(), first->trial_id());
@@ -272,6 +277,30 @@ TEST(SchedulerTest, LostWorkerLeaseRequeuesAndStaleAttemptEventsAreFenced) {
   EXPECT_DOUBLE_EQ(trials[0].final_report().metrics(0).value(), 0.7);
   EXPECT_EQ(trials[0].attempts(0).failure().code(), v1::FAILURE_CODE_INFRASTRUCTURE);
   EXPECT_TRUE(trials[0].attempts(0).counted_as_retry());
+}
+
+// A worker silent for a lease timeout (a cut link, a hung agent) has its session closed:
+// it gets no new work, and it learns so from the stream's end (a live one reconnects).
+TEST(SchedulerTest, SilentWorkerSessionIsClosedAndGetsNoNewWork) {
+  SchedulerHarness harness;
+  auto silent = harness.Worker(Slots("silent", 1));
+  auto alive = harness.Worker(Slots("alive", 1));
+  ASSERT_TRUE(silent->Connect().ok());
+  ASSERT_TRUE(alive->Connect().ok());
+  for (int second = 0; second < 11; ++second) {
+    alive->Heartbeat();
+    absl::SleepFor(absl::Milliseconds(5));
+    harness.clock().Advance(absl::Seconds(1));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (silent->connected() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_FALSE(silent->connected());
+  // (The stream ends CANCELLED: closing a session cancels its call on the server side.)
+  EXPECT_EQ(silent->stream_status().code(), absl::StatusCode::kCancelled);
+  auto experiment = harness.Create(harness.Spec(2, 2));
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  EXPECT_TRUE(alive->WaitForAssignment().has_value());
+  EXPECT_EQ(silent->assignments_received(), 0);
 }
 
 TEST(SchedulerTest, ReconnectingWorkerReattachesAndDuplicateEventsCountOnce) {

@@ -694,11 +694,32 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
       metrics_->Phase(m.name().substr(sizeof("seconds_") - 1)).Observe(m.value());
     }
   }
+  // The work is done: a scheduler that cannot take the result now (restarting, its disk
+  // full: Unavailable) gets it later. Retried with backoff until it is taken, the attempt
+  // is canceled, or transfer_timeout passes; heartbeats list the attempt meanwhile, so
+  // its lease holds.
   const absl::Time upload_start = absl::Now();
+  const absl::Time upload_deadline = upload_start + options_.transfer_timeout;
   for (const internal::ResultFile& file : result->files()) {
-    absl::StatusOr<v1::ArtifactRef> ref =
-        UploadArtifact(*artifacts_, file.path(), absl::StrCat(spec.trial_id(), "/", file.name()),
-                       v1::ARTIFACT_KIND_RESULT, options_.transfer_timeout);
+    absl::StatusOr<v1::ArtifactRef> ref;
+    for (absl::Duration backoff = absl::Seconds(1);;
+         backoff = std::min(backoff * 2, absl::Seconds(5))) {
+      ref =
+          UploadArtifact(*artifacts_, file.path(), absl::StrCat(spec.trial_id(), "/", file.name()),
+                         v1::ARTIFACT_KIND_RESULT, options_.transfer_timeout);
+      if (ref.ok() || !absl::IsUnavailable(ref.status()) ||
+          absl::Now() + backoff > upload_deadline) {
+        break;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        if (attempt.cancel || stopping_) break;
+      }
+      LOG(WARNING) << "service=worker event=result_upload_waiting trial=" << spec.trial_id()
+                   << " attempt=" << spec.attempt() << " file=" << file.name() << " error=\""
+                   << ref.status().message() << "\" retry_in=" << absl::FormatDuration(backoff);
+      absl::SleepFor(backoff);
+    }
     if (!ref.ok()) {
       return Failed(v1::FAILURE_CODE_INFRASTRUCTURE,
                     absl::StrCat("uploading ", file.name(), ": ", ref.status().message()));

@@ -28,13 +28,17 @@ constexpr size_t kMaxNameBytes = 1024;
 // Metadata files hold one small ArtifactRef.
 constexpr int64_t kMaxMetaBytes = 64 << 10;
 
-// An errno as a status naming the operation and the file. A full disk or quota, and a
-// file over the process's size limit, are ResourceExhausted like any exhausted quota.
+// An errno as a status naming the operation and the file. A full disk or quota is the
+// scheduler's state, not the caller's, and passes when space is freed: Unavailable, which
+// clients and workers retry with backoff (a finished trial's result waits rather than
+// failing the attempt). A file over the process's size limit stays ResourceExhausted.
 absl::Status ErrnoError(int error, absl::string_view operation, absl::string_view path) {
   absl::Status status = absl::ErrnoToStatus(error, absl::StrCat(operation, " ", path));
-  if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
-    return absl::ResourceExhaustedError(status.message());
+  if (error == ENOSPC || error == EDQUOT) {
+    return absl::UnavailableError(absl::StrCat(
+        "the scheduler's disk is full (retry when space is freed): ", status.message()));
   }
+  if (error == EFBIG) return absl::ResourceExhaustedError(status.message());
   return status;
 }
 

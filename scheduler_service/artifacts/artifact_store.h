@@ -17,7 +17,8 @@
 //
 // Errors name the field or file: header.sha256, header.size_bytes, header.kind, content
 // (the bytes sent), sha256 and offset of reads. Codes: malformed input InvalidArgument,
-// size over the kind's limit or disk full ResourceExhausted, content whose digest
+// size over the kind's limit (or the process's file size limit) ResourceExhausted, a
+// full disk or quota Unavailable (it passes when space is freed), content whose digest
 // differs DataLoss, absent artifact NotFound, offset past the end OutOfRange, a
 // directory owned by another store FailedPrecondition, other I/O errors by errno.
 //
@@ -69,7 +70,8 @@ class ArtifactWriter {
   bool already_existed() const { return existed_at_begin_; }
 
   // Adds the next piece of content. InvalidArgument as soon as the content exceeds
-  // header.size_bytes; ResourceExhausted (with the temp file's path) on a full disk.
+  // header.size_bytes; Unavailable on a full disk, ResourceExhausted over the file size
+  // limit (both with the temp file's path).
   absl::Status Append(absl::string_view data);
 
   // Verifies that exactly header.size_bytes arrived (InvalidArgument otherwise) with

@@ -385,9 +385,10 @@ TEST_F(ArtifactStoreTest, MetadataAndContentThatDisagreeAreDataLoss) {
   EXPECT_EQ(store_->OpenReader(sha256, 0).status().code(), absl::StatusCode::kDataLoss);
 }
 
-// A file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes write() fail the way a
-// full disk does; run in a child so the limit does not touch the rest of the test.
-TEST_F(ArtifactStoreTest, FullDiskIsResourceExhaustedWithThePathAndLeavesNothing) {
+// A file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes write() fail with EFBIG,
+// much as a full disk fails it with ENOSPC (tests/faults fills a real tmpfs: Unavailable);
+// run in a child so the limit does not touch the rest of the test.
+TEST_F(ArtifactStoreTest, FileSizeLimitIsResourceExhaustedWithThePathAndLeavesNothing) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const std::string content = RandomBytes(2 << 20, 12);
   store_.reset();  // The child opens its own (the lock is per open file).
