@@ -111,6 +111,10 @@ std::string PostgresTestServer::Url(const std::string& database) const {
   return absl::StrCat("postgres://autocompress@127.0.0.1:", port_, "/", database);
 }
 
+std::string PostgresTestServer::SocketUrl(const std::string& database) const {
+  return absl::StrCat("postgresql://autocompress@/", database, "?host=", dir_, "&port=", port_);
+}
+
 absl::Status PostgresTestServer::Stop() {
   if (!running_) return absl::OkStatus();
   running_ = false;

@@ -29,6 +29,9 @@ class PostgresTestServer {
   int port() const { return port_; }
   // postgres://autocompress@127.0.0.1:<port>/<database>
   std::string Url(const std::string& database) const;
+  // The same over the server's Unix socket (reachable from another network namespace):
+  // postgresql://autocompress@/<database>?host=<socket dir>&port=<port>
+  std::string SocketUrl(const std::string& database) const;
 
   absl::Status CreateDatabase(const std::string& database);
   // Runs `sql` on `database` over a connection of its own.
