@@ -883,7 +883,7 @@ class FileReader {
   void ReadLimits(Reader::Fields& f) {
     v1::ExperimentLimits& limits = *out_.spec.mutable_limits();
     limits.set_trial_concurrency(r_.Int(f, "trial_concurrency", 1, 10000).value_or(1));
-    if (auto n = r_.Int(f, "max_trial_number", 0)) limits.set_max_trial_number(*n);
+    if (auto n = r_.Int(f, "max_trial_number", 0, 1'000'000)) limits.set_max_trial_number(*n);
     if (auto d = r_.Duration(f, "max_experiment_duration")) {
       limits.mutable_max_experiment_duration()->set_seconds(absl::ToInt64Seconds(*d));
     }

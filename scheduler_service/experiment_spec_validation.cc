@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "autocompress/v1/tuner.pb.h"
 #include "common/sha256.h"
+#include "compression/algorithm_registry.h"
 #include "nlohmann/json.hpp"
 #include "tuner_service/objective.h"
 
@@ -109,6 +110,29 @@ void CheckAlgorithms(const v1::ExperimentSpec& spec, Issues& issues) {
   CheckJsonObject(spec.assessor().args_json(), "spec.assessor.args_json", issues);
   if (spec.assessor().name().empty() && !spec.assessor().args_json().empty()) {
     issues.Add("spec.assessor.args_json", "set, but no assessor is named in spec.assessor.name");
+  }
+}
+
+// The algorithms a search space offers (NNI's `algorithm_name` choice) must be ones a
+// worker has: else every trial that draws one fails on its worker. The tuner reports the
+// space's syntax; this looks only at well-formed options.
+void CheckSearchSpaceAlgorithms(const std::string& json, Issues& issues) {
+  const nlohmann::json space = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!space.is_object() || !space.contains("algorithm_name")) return;
+  const nlohmann::json& choice = space["algorithm_name"];
+  if (!choice.is_object() || !choice.contains("_value") || !choice["_value"].is_array()) return;
+  const nlohmann::json& options = choice["_value"];
+  for (size_t i = 0; i < options.size(); ++i) {
+    if (!options[i].is_object() || !options[i].contains("_name") ||
+        !options[i]["_name"].is_string()) {
+      continue;
+    }
+    absl::StatusOr<const compression::AlgorithmSpec*> found =
+        compression::FindAlgorithm(options[i]["_name"].get<std::string>());
+    if (!found.ok()) {
+      issues.Add(absl::StrCat("spec.search_space_json.algorithm_name._value[", i, "]._name"),
+                 std::string(found.status().message()));
+    }
   }
 }
 
@@ -221,9 +245,10 @@ void CheckLimits(const v1::ExperimentLimits& limits, Issues& issues) {
     issues.Add("spec.limits.trial_concurrency",
                absl::StrCat("must be >= 1, got ", limits.trial_concurrency()));
   }
-  if (limits.max_trial_number() < 0) {
+  if (limits.max_trial_number() < 0 || limits.max_trial_number() > kMaxTrialNumber) {
     issues.Add("spec.limits.max_trial_number",
-               absl::StrCat("must be >= 0 (0 = no limit), got ", limits.max_trial_number()));
+               absl::StrCat("must be in [0, ", kMaxTrialNumber, "] (0 = up to ", kMaxTrialNumber,
+                            "), got ", limits.max_trial_number()));
   }
   if (limits.max_retries() < 0 || limits.max_retries() > kMaxRetries) {
     issues.Add("spec.limits.max_retries",
@@ -387,6 +412,7 @@ std::vector<SpecIssue> ValidateExperimentSpec(const v1::ExperimentSpec& spec,
     issues.Add("spec.search_space_json", "required: a search space in NNI's JSON format");
   }
   CheckAlgorithms(spec, issues);
+  CheckSearchSpaceAlgorithms(spec.search_space_json(), issues);
   CheckObjective(spec.objective(), spec.skip_baseline(), issues);
   CheckLimits(spec.limits(), issues);
   CheckResources(spec.trial_resources(), issues);

@@ -1,11 +1,12 @@
 // Validation of an ExperimentSpec by the scheduler alone: every problem at once, each
 // with its field path under "spec.", so a user fixes a spec in one round trip. The search
-// space's content and the tuner's and assessor's argument names are the tuner's to judge
-// (the scheduler asks it separately); names of optimizers, criteria and evaluators are the
-// worker's. Pure logic, thread-safe.
+// space's syntax and the tuner's and assessor's argument names are the tuner's to judge
+// (the scheduler asks it separately), the algorithms it offers are checked here; names of
+// optimizers, criteria and evaluators are the worker's. Pure logic, thread-safe.
 #ifndef AUTOCOMPRESS_SCHEDULER_SERVICE_EXPERIMENT_SPEC_VALIDATION_H_
 #define AUTOCOMPRESS_SCHEDULER_SERVICE_EXPERIMENT_SPEC_VALIDATION_H_
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -13,6 +14,10 @@
 #include "autocompress/v1/common.pb.h"
 
 namespace autocompress::scheduler {
+
+// Most trials one experiment holds (max_trial_number; 0, "no limit", stops there too):
+// the scheduler keeps every trial of a running experiment in memory.
+inline constexpr int32_t kMaxTrialNumber = 1'000'000;
 
 // One problem: the field ("spec.limits.trial_concurrency") and what is wrong with it
 // ("must be >= 1, got 0").

@@ -93,6 +93,15 @@ TEST(ExperimentSpecValidationTest, ValidSpecHasNoIssues) {
   EXPECT_THAT(ValidateExperimentSpec(Valid(), Present), IsEmpty());
 }
 
+TEST(ExperimentSpecValidationTest, AMillionTrialsIsTheLimit) {
+  v1::ExperimentSpec spec = Valid();
+  spec.mutable_limits()->set_max_trial_number(1'000'000);
+  EXPECT_THAT(ValidateExperimentSpec(spec, Present), IsEmpty());
+  spec.mutable_limits()->set_max_trial_number(1'000'001);
+  EXPECT_THAT(Paths(ValidateExperimentSpec(spec, Present)),
+              ElementsAre("spec.limits.max_trial_number"));
+}
+
 TEST(ExperimentSpecValidationTest, OptionalPartsMayBeLeftOut) {
   v1::ExperimentSpec spec = Valid();
   spec.clear_labels();
@@ -224,7 +233,17 @@ std::vector<Case> Cases() {
       {"ConcurrencyZero", [&](S& s) { limits(s)->set_trial_concurrency(0); },
        "spec.limits.trial_concurrency", "must be >= 1, got 0"},
       {"MaxTrialsNegative", [&](S& s) { limits(s)->set_max_trial_number(-1); },
-       "spec.limits.max_trial_number", "must be >= 0 (0 = no limit), got -1"},
+       "spec.limits.max_trial_number", "must be in [0, 1000000] (0 = up to 1000000), got -1"},
+      {"MaxTrialsOverAMillion", [&](S& s) { limits(s)->set_max_trial_number(1'000'001); },
+       "spec.limits.max_trial_number", "got 1000001"},
+      // search space
+      {"UnknownAlgorithm",
+       [](S& s) {
+         s.set_search_space_json(R"({"algorithm_name": {"_type": "choice", "_value": [
+             {"_name": "level", "config_list::default::::sparsity": 0.5},
+             {"_name": "lvel", "config_list::default::::sparsity": 0.5}]}})");
+       },
+       "spec.search_space_json.algorithm_name._value[1]._name", "lvel"},
       {"RetriesNegative", [&](S& s) { limits(s)->set_max_retries(-1); }, "spec.limits.max_retries",
        "must be in [0, 100]"},
       {"RetriesTooMany", [&](S& s) { limits(s)->set_max_retries(101); }, "spec.limits.max_retries",

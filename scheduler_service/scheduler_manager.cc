@@ -7,11 +7,13 @@
 // that is down (or slow) only delays rounds, with backoff; a study the tuner lost
 // (NOT_FOUND) is re-created with the whole history and the round repeated.
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "glog/logging.h"
+#include "scheduler_service/experiment_spec_validation.h"
 #include "scheduler_service/scheduler.h"
 #include "scheduler_service/scheduler_records.h"
 
@@ -41,9 +43,9 @@ int Scheduler::SuggestionsWanted(const ExperimentRecord& experiment) const {
     return 0;
   }
   int wanted = std::max(1, limits.trial_concurrency()) - experiment.active;
-  if (limits.max_trial_number() > 0) {
-    wanted = std::min<int>(wanted, limits.max_trial_number() - experiment.SuggestedTrials());
-  }
+  const int32_t max_trials =
+      limits.max_trial_number() > 0 ? limits.max_trial_number() : kMaxTrialNumber;
+  wanted = std::min<int>(wanted, max_trials - experiment.SuggestedTrials());
   return std::max(0, wanted);
 }
 
@@ -66,7 +68,8 @@ v1::CreateStudyRequest Scheduler::StudyRequestOf(const ExperimentRecord& experim
     suggestion->set_parameters_json(t.parameters_json());
     for (const v1::MetricReport& report : trial->intermediate) {
       for (const v1::Metric& m : report.metrics()) {
-        if (m.name() != metric) continue;
+        // A non-finite report is stored, but the tuner refuses it (as Observe skips it).
+        if (m.name() != metric || !std::isfinite(m.value())) continue;
         v1::Observation* observation = request.add_past_observations();
         observation->set_parameter_id(t.parameter_id());
         observation->set_kind(v1::OBSERVATION_KIND_INTERMEDIATE);

@@ -1,5 +1,6 @@
 // Scheduler: worker sessions, trial events, leases, retries and placement.
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -340,7 +341,10 @@ void Scheduler::HandleTrialEvent(WorkerRecord& worker, WorkerSession& session,
     }
     changes.Metric(trial, report, /*final_report=*/false);
     const v1::ObjectiveSpec& objective = trial.experiment->experiment.spec().objective();
-    if (std::optional<double> value = MetricValue(report, objective.primary().metric())) {
+    // A NaN or infinite epoch (diverged fine-tuning) is stored and shown, but not told
+    // to the tuner: it refuses the whole batch of observations holding one.
+    std::optional<double> value = MetricValue(report, objective.primary().metric());
+    if (value.has_value() && std::isfinite(*value)) {
       v1::Observation observation;
       observation.set_parameter_id(trial.trial.parameter_id());
       observation.set_kind(v1::OBSERVATION_KIND_INTERMEDIATE);

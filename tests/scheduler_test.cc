@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "autocompress/v1/scheduler.grpc.pb.h"
@@ -301,6 +303,56 @@ TEST(SchedulerTest, SilentWorkerSessionIsClosedAndGetsNoNewWork) {
   ASSERT_TRUE(experiment.ok()) << experiment.status();
   EXPECT_TRUE(alive->WaitForAssignment().has_value());
   EXPECT_EQ(silent->assignments_received(), 0);
+}
+
+// Non-finite metrics from a worker (a diverged fine-tuning, a broken evaluator): an
+// intermediate NaN is stored but not sent to the tuner (which refuses the whole batch of
+// observations holding one: a valid final result beside it was lost), a final NaN or
+// infinite objective fails the trial naming the metric, a NaN extra is kept; the tuner
+// rejects nothing and the experiment ends.
+TEST(SchedulerTest, NanAndInfiniteMetricsFailOnlyTheirTrial) {
+  SchedulerHarness harness;
+  auto worker = harness.Worker(Slots("w1", 1));
+  ASSERT_TRUE(worker->Connect().ok());
+  auto experiment = harness.Create(harness.Spec(1, 3));
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  const double nan = std::nan("");
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::string> ids;
+  for (double final_accuracy : {inf, nan, 0.8}) {
+    auto trial = worker->WaitForAssignment(absl::Seconds(20));
+    ASSERT_TRUE(trial.has_value());
+    ids.push_back(trial->trial_id());
+    worker->Started(*trial);
+    worker->Intermediate(*trial, 0, Accuracy(nan));
+    std::vector<v1::Metric> metrics = Accuracy(final_accuracy);
+    metrics.push_back(FakeWorker::MetricOf("latency_ms", nan));
+    ASSERT_TRUE(worker->WaitForAck(*trial, worker->Succeeded(*trial, metrics)));
+  }
+  const v1::Experiment end = harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(end.trial_counts().succeeded(), 1);
+  EXPECT_EQ(end.trial_counts().failed(), 2);
+  std::map<std::string, v1::Trial> by_id;
+  for (const v1::Trial& t : harness.Trials(experiment->id())) by_id[t.id()] = t;
+  EXPECT_EQ(by_id[ids[0]].failure().code(), v1::FAILURE_CODE_INVALID_INPUT);
+  EXPECT_THAT(by_id[ids[0]].failure().message(), HasSubstr("'accuracy' (the objective) is inf"));
+  EXPECT_THAT(by_id[ids[1]].failure().message(), HasSubstr("'accuracy' (the objective) is nan"));
+  EXPECT_EQ(by_id[ids[2]].state(), v1::TRIAL_STATE_SUCCEEDED);
+  EXPECT_EQ(end.best_trial_id(), ids[2]);
+  // The tuner was told only finite values: it refused no Report.
+  int refused_reports = 0;
+  for (const prometheus::MetricFamily& family : harness.tuner_registry().Collect()) {
+    if (family.name != "autocompress_tuner_rpc_requests_total") continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const prometheus::ClientMetric::Label& label : metric.label)
+        labels[label.name] = label.value;
+      if (absl::EndsWith(labels["method"], "/Report") && labels["code"] != "OK") {
+        refused_reports += static_cast<int>(metric.counter.value);
+      }
+    }
+  }
+  EXPECT_EQ(refused_reports, 0);
 }
 
 TEST(SchedulerTest, ReconnectingWorkerReattachesAndDuplicateEventsCountOnce) {

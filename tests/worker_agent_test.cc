@@ -301,6 +301,29 @@ TEST_F(WorkerAgentTest, BadInputsFailWithTheirCodeAndTheAgentServesTheNextTrial)
     cases.push_back({"corrupt model", t, v1::FAILURE_CODE_INVALID_INPUT, "model bad.pt ("});
   }
   {
+    // The first half of a real TorchScript file (a cut-off upload or copy).
+    std::ifstream in(RunfilePath(kData + std::string("fashion_model.pt")), std::ios::binary);
+    const std::string model((std::istreambuf_iterator<char>(in)), {});
+    v1::TrialSpec t = Trial("truncated-model", Level(0.5));
+    *t.mutable_model() =
+        UploadText(model.substr(0, model.size() / 2), "truncated.pt", v1::ARTIFACT_KIND_MODEL);
+    cases.push_back({"truncated model", t, v1::FAILURE_CODE_INVALID_INPUT, "model truncated.pt ("});
+  }
+  {
+    // A stored artifact whose bytes rotted on the scheduler's disk: the download does not
+    // match its digest, and nothing corrupt reaches the trial.
+    v1::TrialSpec t = Trial("rotten-model", Level(0.5));
+    *t.mutable_model() = UploadText("model bytes that will rot", "rot.pt", v1::ARTIFACT_KIND_MODEL);
+    const std::string blob =
+        absl::StrCat(dir_, "/artifacts/", t.model().sha256().substr(0, 2), "/", t.model().sha256());
+    std::fstream file(blob, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(file.good()) << blob;
+    file.seekp(3);
+    file.put('X');
+    file.close();
+    cases.push_back({"rotten artifact", t, v1::FAILURE_CODE_INFRASTRUCTURE, t.model().sha256()});
+  }
+  {
     v1::TrialSpec t = Trial("missing-artifact", Level(0.5));
     t.mutable_model()->set_sha256(std::string(64, 'a'));
     cases.push_back({"missing artifact", t, v1::FAILURE_CODE_INVALID_INPUT, "fetching artifacts"});

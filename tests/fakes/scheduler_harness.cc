@@ -50,7 +50,8 @@ void SchedulerHarness::StartTuner() {
   tuner::TunerServer::Options options;
   options.server = Loopback(tuner_port_);
   registries_.push_back(std::make_unique<prometheus::Registry>());
-  auto server = tuner::TunerServer::BuildAndStart(options, *registries_.back());
+  tuner_registry_ = registries_.back().get();
+  auto server = tuner::TunerServer::BuildAndStart(options, *tuner_registry_);
   ASSERT_TRUE(server.ok()) << server.status();
   tuner_ = std::move(*server);
   tuner_port_ = tuner_->port();

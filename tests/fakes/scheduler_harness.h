@@ -39,6 +39,8 @@ class SchedulerHarness {
   scheduler::SchedulerServer& server() { return *scheduler_; }
   // The registry of the running scheduler (a fresh one per StartScheduler).
   prometheus::Registry& scheduler_registry() { return *scheduler_registry_; }
+  // The registry of the running tuner (a fresh one per StartTuner).
+  prometheus::Registry& tuner_registry() { return *tuner_registry_; }
 
   FakeClock& clock() { return clock_; }
   const std::string& data_dir() const { return data_dir_; }
@@ -75,6 +77,7 @@ class SchedulerHarness {
   std::unique_ptr<tuner::TunerServer> tuner_;
   std::unique_ptr<scheduler::SchedulerServer> scheduler_;
   prometheus::Registry* scheduler_registry_ = nullptr;
+  prometheus::Registry* tuner_registry_ = nullptr;
   std::unique_ptr<v1::ExperimentService::Stub> experiments_;
   std::vector<std::unique_ptr<prometheus::Registry>> registries_;
 };
