@@ -30,6 +30,7 @@ absl::StatusOr<std::unique_ptr<FaultCluster>> FaultCluster::Start(Options option
   std::unique_ptr<FaultCluster> cluster(new FaultCluster(std::move(options)));
   std::vector<std::string> names = {"tuner", "scheduler"};
   for (int i = 1; i <= cluster->options_.workers; ++i) names.push_back(WorkerHost(i));
+  for (int i = 1; i <= cluster->options_.fake_workers; ++i) names.push_back(FakeWorkerHost(i));
   absl::StatusOr<std::unique_ptr<TestNetwork>> network = TestNetwork::Create(names);
   if (!network.ok()) return network.status();
   cluster->network_ = std::move(*network);
@@ -106,6 +107,13 @@ std::vector<std::string> FaultCluster::Argv(const Host& host) const {
         absl::StrCat("--lease_timeout=", absl::FormatDuration(options_.lease_timeout)),
         absl::StrCat("--heartbeat_interval=", absl::FormatDuration(options_.heartbeat_interval))};
     argv.insert(argv.end(), options_.store_flags.begin(), options_.store_flags.end());
+  } else if (host.name.rfind("fake-", 0) == 0) {
+    argv = {RunfilePath("tests/fakes/fake_worker_main"),
+            absl::StrCat("--scheduler_address=", scheduler_address()),
+            absl::StrCat("--worker_id=", host.name),
+            absl::StrCat("--slots=", options_.fake_slots),
+            absl::StrCat("--epochs=", options_.fake_epochs),
+            absl::StrCat("--epoch_ms=", absl::ToInt64Milliseconds(options_.fake_epoch))};
   } else {
     argv = {RunfilePath("worker/worker_server"),
             "--port=0",
@@ -116,7 +124,9 @@ std::vector<std::string> FaultCluster::Argv(const Host& host) const {
             absl::StrCat("--drain_grace=", absl::FormatDuration(options_.drain_grace)),
             absl::StrCat("--work_dir=", TempPath(options_.name + "-" + host.name))};
   }
-  argv.insert(argv.begin() + 1, {absl::StrCat("--host=", address), "--metrics_port=0"});
+  if (host.name.rfind("fake-", 0) != 0) {
+    argv.insert(argv.begin() + 1, {absl::StrCat("--host=", address), "--metrics_port=0"});
+  }
   // The server's stderr appended to its log; `exec` keeps the pid the server's.
   std::vector<std::string> logged = {
       "/bin/sh", "-c", "exec \"$@\" 2>>\"$0\"",
@@ -131,6 +141,17 @@ absl::Status FaultCluster::StartHost(const std::string& name) {
   if (host == nullptr) return absl::NotFoundError(absl::StrCat("no host ", name));
   if (host->process != nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(name, " is running"));
+  }
+  if (name.rfind("fake-", 0) == 0) {  // no ports: it says READY once connected
+    absl::StatusOr<std::unique_ptr<Subprocess>> fake = Subprocess::Start(Argv(*host));
+    if (!fake.ok()) return fake.status();
+    absl::StatusOr<std::string> ready = (*fake)->ReadLineStartingWith("READY", absl::Seconds(60));
+    if (!ready.ok()) {
+      return absl::Status(ready.status().code(),
+                          absl::StrCat("start ", name, ": ", ready.status().message()));
+    }
+    host->process = std::move(*fake);
+    return absl::OkStatus();
   }
   absl::StatusOr<ReadyServer> server = StartReadyServer(Argv(*host), absl::Seconds(60));
   if (!server.ok()) {

@@ -1,7 +1,7 @@
 // FaultCluster: a whole AutoCompress deployment as real processes for fault tests:
-// tuner_server, scheduler_server and N worker_servers (real trials in child processes),
-// each on its own host of a TestNetwork, and a Client for the test. Any of them can be
-// signalled, killed and started again on the same address, data directory and store;
+// tuner_server, scheduler_server, N worker_servers (real trials in child processes) and
+// M fake workers (for load), each on its own host of a TestNetwork, and a Client for the test. Any
+// of them can be signalled, killed and started again on the same address, data directory and store;
 // each process's stderr is kept in the test's outputs (`<host>.log`).
 //
 // Not thread-safe: one test thread drives it.
@@ -37,6 +37,12 @@ class FaultCluster {
     absl::Duration heartbeat_interval = absl::Milliseconds(500);
     // How long a SIGTERMed worker lets running trials finish before handing them back.
     absl::Duration drain_grace = absl::Seconds(1);
+    // Fake workers (tests/fakes/fake_worker_main: no real trials, each attempt reports
+    // `fake_epochs` intermediate metrics `fake_epoch` apart), hosts "fake-1"...
+    int fake_workers = 0;
+    int fake_slots = 2;
+    int fake_epochs = 3;
+    absl::Duration fake_epoch = absl::Milliseconds(20);
   };
 
   // Starts the network's hosts "tuner", "scheduler", "worker-1".. with their servers.
@@ -49,6 +55,7 @@ class FaultCluster {
   std::string scheduler_address() const;
   std::string data_dir() const { return options_.data_dir; }
   static std::string WorkerHost(int index) { return "worker-" + std::to_string(index); }
+  static std::string FakeWorkerHost(int index) { return "fake-" + std::to_string(index); }
 
   // The running server of a host ("tuner", "scheduler", "worker-2"); nullptr if none.
   Subprocess* process(const std::string& host);

@@ -71,8 +71,8 @@ absl::StatusOr<int> FreeSubnet() {
 
 absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(
     const std::vector<std::string>& hosts) {
-  if (hosts.empty() || hosts.size() > 20) {
-    return absl::InvalidArgumentError(absl::StrCat("1 to 20 hosts, got ", hosts.size()));
+  if (hosts.empty() || hosts.size() > 64) {
+    return absl::InvalidArgumentError(absl::StrCat("1 to 64 hosts, got ", hosts.size()));
   }
   for (const std::string& host : hosts) {
     const bool valid =

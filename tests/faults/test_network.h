@@ -27,7 +27,7 @@ namespace autocompress::testing {
 
 class TestNetwork {
  public:
-  // One host per name (letters, digits and '-', at most 20 of them).
+  // One host per name (letters, digits and '-', at most 20 characters; at most 64 hosts).
   static absl::StatusOr<std::unique_ptr<TestNetwork>> Create(const std::vector<std::string>& hosts);
   ~TestNetwork();
 
