@@ -517,8 +517,7 @@ TEST_F(FaultSuiteTest, HungTrialPastMaxTrialDurationIsStoppedAndTheSlotReused) {
   const std::map<std::string, v1::Trial> before = Succeeded(Trials(client(), *id));
   // Stopped, the child hangs for real: it runs nothing and ignores SIGTERM until killed.
   ASSERT_EQ(kill(*child, SIGSTOP), 0);
-  const absl::Time limit =
-      absl::FromUnixSeconds(victim->start_time().seconds()) + absl::Seconds(8);
+  const absl::Time limit = absl::FromUnixSeconds(victim->start_time().seconds()) + absl::Seconds(8);
   ASSERT_TRUE(WaitUntil([&] { return testing::ProcessGone(*child); }, absl::Seconds(60)))
       << "the hung child was never killed";
   const absl::Time gone = absl::Now();
@@ -534,8 +533,8 @@ TEST_F(FaultSuiteTest, HungTrialPastMaxTrialDurationIsStoppedAndTheSlotReused) {
     reused |= t.sequence() > victim->sequence() && t.worker_id() == "worker-1";
   }
   EXPECT_TRUE(reused) << "worker-1 ran nothing after the hung trial";
-  Report("a hung trial past max_trial_duration (8 s)", outcome,
-         absl::ToDoubleSeconds(gone - limit), started_,
+  Report("a hung trial past max_trial_duration (8 s)", outcome, absl::ToDoubleSeconds(gone - limit),
+         started_,
          absl::StrCat("trial ", victim->sequence(), " EARLY_STOPPED (TIMEOUT, \"",
                       trial->failure().message(),
                       "\"), child SIGKILLed; recovery: limit to "
