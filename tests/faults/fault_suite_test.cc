@@ -140,6 +140,22 @@ std::optional<v1::Trial> WaitRunningOn(Client& client, const std::string& id,
   return found;
 }
 
+// When the trial's next attempt after `trial`'s was leased to a worker; nullopt if not
+// within a minute.
+std::optional<absl::Time> WaitForNextAttempt(Client& client, const v1::Trial& trial) {
+  std::optional<absl::Time> leased;
+  WaitUntil(
+      [&] {
+        absl::StatusOr<v1::Trial> now = client.GetTrial(trial.id());
+        if (now.ok() && now->attempt() > trial.attempt() && !now->worker_id().empty()) {
+          leased = absl::Now();
+        }
+        return leased.has_value();
+      },
+      absl::Seconds(60));
+  return leased;
+}
+
 std::map<std::string, v1::Trial> Succeeded(const std::vector<v1::Trial>& trials) {
   std::map<std::string, v1::Trial> succeeded;
   for (const v1::Trial& trial : trials) {
@@ -301,16 +317,7 @@ TEST_F(FaultSuiteTest, WorkerSigkilledMidTrialIsRerunElsewhere) {
   ASSERT_TRUE(cluster_->Stop("worker-2", SIGKILL).ok());
   // Its trial is leased again, to another worker, after the lease timeout (4 s; a
   // broken stream may be a worker about to reconnect).
-  std::optional<absl::Time> rerun;
-  WaitUntil(
-      [&] {
-        absl::StatusOr<v1::Trial> t = client().GetTrial(victim->id());
-        if (t.ok() && t->attempt() > victim->attempt() && !t->worker_id().empty()) {
-          rerun = absl::Now();
-        }
-        return rerun.has_value();
-      },
-      absl::Seconds(60));
+  const std::optional<absl::Time> rerun = WaitForNextAttempt(client(), *victim);
   ASSERT_TRUE(rerun.has_value()) << "the killed worker's trial was never re-leased";
   // The kernel killed the trial's child with its agent (PR_SET_PDEATHSIG).
   EXPECT_TRUE(WaitUntil([&] { return testing::ProcessGone(*child); }, absl::Seconds(10)));
@@ -415,14 +422,7 @@ TEST_F(FaultSuiteTest, WorkerLinkCutPastLeaseTimeoutIsFencedWhenRestored) {
   const absl::Time cut = absl::Now();
   ASSERT_TRUE(cluster_->network().namespaces());
   ASSERT_TRUE(cluster_->network().SetLinkUp("worker-3", false).ok());
-  std::optional<absl::Time> released;
-  WaitUntil(
-      [&] {
-        absl::StatusOr<v1::Trial> t = client().GetTrial(victim->id());
-        if (t.ok() && t->attempt() > victim->attempt()) released = absl::Now();
-        return released.has_value();
-      },
-      absl::Seconds(30));
+  const std::optional<absl::Time> released = WaitForNextAttempt(client(), *victim);
   ASSERT_TRUE(released.has_value()) << "the lease of the cut-off worker never expired";
   // Long enough for the cut-off attempt to finish on its own, so its result is waiting
   // to be sent when the link comes back.
@@ -477,16 +477,7 @@ TEST_F(FaultSuiteTest, TrialChildSigkilledIsRetried) {
   const std::map<std::string, v1::Trial> before = Succeeded(Trials(client(), *id));
   const absl::Time killed = absl::Now();
   ASSERT_EQ(kill(*child, SIGKILL), 0);
-  std::optional<absl::Time> rerun;
-  WaitUntil(
-      [&] {
-        absl::StatusOr<v1::Trial> t = client().GetTrial(victim->id());
-        if (t.ok() && t->attempt() > victim->attempt() && !t->worker_id().empty()) {
-          rerun = absl::Now();
-        }
-        return rerun.has_value();
-      },
-      absl::Seconds(60));
+  const std::optional<absl::Time> rerun = WaitForNextAttempt(client(), *victim);
   ASSERT_TRUE(rerun.has_value());
   Outcome outcome = ExpectEveryTrialOnce(client(), *id, 10, before);
   const v1::Trial* trial = Find(outcome, victim->id());
