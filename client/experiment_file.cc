@@ -973,10 +973,11 @@ class FileReader {
   void ReadTraining(Reader::Fields& parent) {
     v1::TrainingRecipe& recipe = *out_.spec.mutable_recipe();
     const YAML::Node node = parent.Get("training");
-    Reader::Fields f = r_.Map(node, "training",
-                              {"optimizer", "criterion", "evaluator", "finetune_epochs",
-                               "sparsifying_epochs", "max_train_batches", "max_eval_batches",
-                               "lr_schedule", "report_every_batches", "module", "module_args"});
+    Reader::Fields f =
+        r_.Map(node, "training",
+               {"optimizer", "criterion", "evaluator", "finetune_epochs", "sparsifying_epochs",
+                "max_train_batches", "max_eval_batches", "lr_schedule", "report_every_batches",
+                "checkpoint_epochs", "module", "module_args"});
     v1::OptimizerSpec& optimizer = *recipe.mutable_optimizer();
     optimizer.set_name("sgd");
     optimizer.set_learning_rate(0.01);
@@ -1024,6 +1025,7 @@ class FileReader {
     if (auto n = r_.Int(f, "max_train_batches", 0)) recipe.set_max_train_batches(*n);
     if (auto n = r_.Int(f, "max_eval_batches", 0)) recipe.set_max_eval_batches(*n);
     if (auto n = r_.Int(f, "report_every_batches", 0)) recipe.set_report_every_batches(*n);
+    if (auto c = r_.Bool(f, "checkpoint_epochs")) recipe.set_checkpoint_epochs(*c);
     const YAML::Node schedule = f.Get("lr_schedule");
     if (schedule.IsDefined()) {
       Reader::Fields s = r_.Map(schedule, "training.lr_schedule",

@@ -146,6 +146,10 @@ class Scheduler {
   // The experiment, or NotFound naming the id.
   absl::StatusOr<ExperimentRecord*> LookUpExperiment(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a checkpoint the trial's current attempt uploaded, unless an earlier one
+  // got further, with the intermediate reports made before it.
+  void KeepCheckpoint(TrialRecord& trial, const v1::TrialCheckpoint& checkpoint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets a worker's open session (the stream ended or was closed) and its slots.
   void DropSession(WorkerRecord& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Closes the session of each worker silent for a lease timeout (a cut link, a hung

@@ -353,6 +353,9 @@ void Scheduler::HandleTrialEvent(WorkerRecord& worker, WorkerSession& session,
       observation.set_attempt(trial.trial.attempt());
       Observe(*trial.experiment, std::move(observation));
     }
+  } else if (event.has_checkpoint()) {
+    KeepCheckpoint(trial, event.checkpoint());
+    changes.TrialRow(trial);
   } else if (event.has_finished()) {
     ReleaseLease(trial.trial.id(), trial.trial.attempt());
     FinishTrial(trial, event.finished(), changes);
@@ -360,6 +363,19 @@ void Scheduler::HandleTrialEvent(WorkerRecord& worker, WorkerSession& session,
     changes.TrialRow(trial);
   }
   session.Send(std::move(ack_message), Commit(changes));
+}
+
+void Scheduler::KeepCheckpoint(TrialRecord& trial, const v1::TrialCheckpoint& checkpoint) {
+  if (checkpoint.epoch() < 1 || checkpoint.artifact().sha256().empty()) return;
+  if (trial.trial.has_checkpoint() && trial.trial.checkpoint().epoch() >= checkpoint.epoch()) {
+    return;  // a resumed attempt's epochs start after the checkpoint it resumed from
+  }
+  v1::TrialCheckpoint* kept = trial.trial.mutable_checkpoint();
+  kept->set_epoch(checkpoint.epoch());
+  *kept->mutable_artifact() = checkpoint.artifact();
+  kept->set_attempt(trial.trial.attempt());
+  // Events of an attempt arrive in order: what it reported so far came before this.
+  *kept->mutable_reports() = {trial.intermediate.begin(), trial.intermediate.end()};
 }
 
 void Scheduler::HandleDraining(WorkerRecord& worker, WorkerSession& session,
@@ -649,6 +665,9 @@ v1::TrialSpec Scheduler::TrialSpecOf(const TrialRecord& trial) const {
   *out.mutable_objective() = spec.objective();
   const v1::TrialAttempt& attempt = trial.trial.attempts(trial.trial.attempts_size() - 1);
   out.set_cpu_threads(std::max(1, attempt.cpu_threads()));
+  if (spec.recipe().checkpoint_epochs() && trial.trial.has_checkpoint()) {
+    *out.mutable_resume_from() = trial.trial.checkpoint();
+  }
   return out;
 }
 

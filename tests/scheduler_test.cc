@@ -355,6 +355,73 @@ TEST(SchedulerTest, NanAndInfiniteMetricsFailOnlyTheirTrial) {
   EXPECT_EQ(refused_reports, 0);
 }
 
+// recipe.checkpoint_epochs: the last checkpoint an attempt uploaded, with the reports
+// made before it, goes to the next attempt as resume_from; an older one never replaces
+// a newer one, and without the option nothing is handed on.
+TEST(SchedulerTest, ARerunAttemptResumesFromTheLastCheckpoint) {
+  SchedulerHarness harness;
+  auto first = harness.Worker(Slots("first", 1));
+  ASSERT_TRUE(first->Connect().ok());
+  v1::ExperimentSpec spec = harness.Spec(1, 1);
+  spec.mutable_recipe()->set_checkpoint_epochs(true);
+  auto experiment = harness.Create(spec);
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  auto attempt1 = first->WaitForAssignment();
+  ASSERT_TRUE(attempt1.has_value());
+  EXPECT_FALSE(attempt1->has_resume_from());
+  const v1::ArtifactRef epoch1 =
+      harness.Upload("checkpoint after epoch 1", v1::ARTIFACT_KIND_RESULT);
+  const v1::ArtifactRef epoch2 =
+      harness.Upload("checkpoint after epoch 2", v1::ARTIFACT_KIND_RESULT);
+  first->Started(*attempt1);
+  first->Intermediate(*attempt1, 0, Accuracy(0.3));
+  first->Intermediate(*attempt1, 1, Accuracy(0.4));
+  first->Checkpoint(*attempt1, 1, epoch1);
+  first->Intermediate(*attempt1, 2, Accuracy(0.5));
+  first->Checkpoint(*attempt1, 2, epoch2);
+  ASSERT_TRUE(first->WaitForAck(*attempt1, first->Checkpoint(*attempt1, 1, epoch1)));
+  first->Intermediate(*attempt1, 3, Accuracy(0.6));  // after the last checkpoint
+  ASSERT_TRUE(first->WaitForAck(*attempt1, 8));
+  first->Disconnect();
+
+  auto second = harness.Worker(Slots("second", 1));
+  ASSERT_TRUE(second->Connect().ok());
+  for (int s = 0; s < 11; ++s) {
+    second->Heartbeat();
+    absl::SleepFor(absl::Milliseconds(5));
+    harness.clock().Advance(absl::Seconds(1));
+  }
+  auto attempt2 = second->WaitForAssignment();
+  ASSERT_TRUE(attempt2.has_value());
+  EXPECT_EQ(attempt2->attempt(), 2);
+  ASSERT_TRUE(attempt2->has_resume_from());
+  const v1::TrialCheckpoint& from = attempt2->resume_from();
+  EXPECT_EQ(from.epoch(), 2);
+  EXPECT_EQ(from.attempt(), 1);
+  EXPECT_EQ(from.artifact().sha256(), epoch2.sha256());
+  std::vector<int64_t> steps;
+  for (const v1::MetricReport& r : from.reports()) steps.push_back(r.step());
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 1, 2}));
+  Succeed(*second, *attempt2, 0.7);
+  harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
+  EXPECT_EQ(harness.Trials(experiment->id())[0].checkpoint().epoch(), 2);
+
+  // Without the option, a checkpoint is kept but not handed on.
+  v1::ExperimentSpec plain = harness.Spec(1, 1);
+  auto other = harness.Create(plain);
+  ASSERT_TRUE(other.ok());
+  auto plain1 = second->WaitForAssignment();
+  ASSERT_TRUE(plain1.has_value());
+  second->Started(*plain1);
+  ASSERT_TRUE(second->WaitForAck(*plain1, second->Checkpoint(*plain1, 1, epoch1)));
+  ASSERT_TRUE(second->WaitForAck(*plain1, second->Finished(*plain1, v1::TRIAL_STATE_FAILED,
+                                                           v1::FAILURE_CODE_CRASH, "segfault")));
+  auto plain2 = second->WaitForAssignment();
+  ASSERT_TRUE(plain2.has_value());
+  EXPECT_EQ(plain2->attempt(), 2);
+  EXPECT_FALSE(plain2->has_resume_from());
+}
+
 TEST(SchedulerTest, ReconnectingWorkerReattachesAndDuplicateEventsCountOnce) {
   SchedulerHarness harness;
   auto worker = harness.Worker(Slots("w1", 1));

@@ -558,6 +558,17 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
     }
     *path = *local;
   }
+  if (spec.has_resume_from()) {
+    // A checkpoint that cannot be fetched costs the epochs it saved, not the attempt.
+    absl::StatusOr<std::string> local = fetch(spec.resume_from().artifact(), false);
+    if (local.ok()) {
+      request.set_resume_path(*local);
+    } else {
+      LOG(WARNING) << "service=worker event=checkpoint_unavailable trial=" << spec.trial_id()
+                   << " attempt=" << spec.attempt() << " error=\"" << local.status().message()
+                   << "\" (fine-tuning starts afresh)";
+    }
+  }
   metrics_->Phase("fetch").Observe(absl::ToDoubleSeconds(absl::Now() - start));
   const fs::path output =
       fs::path(options_.work_dir) / "trials" / absl::StrCat(spec.trial_id(), "-", spec.attempt());
@@ -624,6 +635,8 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
         v1::TrialEvent event;
         *event.mutable_intermediate() = m.intermediate();
         SendEvent(attempt, std::move(event));
+      } else if (m.has_checkpoint()) {
+        SendCheckpoint(attempt, m.checkpoint());
       } else if (m.has_result()) {
         result = m.result();
       }
@@ -728,6 +741,25 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
   }
   metrics_->Phase("upload").Observe(absl::ToDoubleSeconds(absl::Now() - upload_start));
   return finished;
+}
+
+void WorkerAgent::SendCheckpoint(Attempt& attempt, const internal::CheckpointFile& file) {
+  const v1::TrialSpec& spec = attempt.spec;
+  absl::StatusOr<v1::ArtifactRef> ref = UploadArtifact(
+      *artifacts_, file.path(), absl::StrCat(spec.trial_id(), "/checkpoint-", file.epoch(), ".pt"),
+      v1::ARTIFACT_KIND_RESULT, options_.transfer_timeout);
+  std::error_code error;
+  fs::remove(file.path(), error);
+  if (!ref.ok()) {  // best effort: a re-run then resumes from an earlier one, or afresh
+    LOG(WARNING) << "service=worker event=checkpoint_not_uploaded trial=" << spec.trial_id()
+                 << " attempt=" << spec.attempt() << " epoch=" << file.epoch() << " error=\""
+                 << ref.status().message() << "\"";
+    return;
+  }
+  v1::TrialEvent event;
+  event.mutable_checkpoint()->set_epoch(file.epoch());
+  *event.mutable_checkpoint()->mutable_artifact() = *ref;
+  SendEvent(attempt, std::move(event));
 }
 
 // ---- Drain ------------------------------------------------------------------------

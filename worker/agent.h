@@ -42,6 +42,10 @@
 #include "autocompress/v1/worker.grpc.pb.h"
 #include "prometheus/registry.h"
 
+namespace autocompress::internal {
+class CheckpointFile;
+}  // namespace autocompress::internal
+
 namespace autocompress::worker {
 
 class ArtifactCache;
@@ -114,6 +118,8 @@ class WorkerAgent {
   void RunAttempt(std::shared_ptr<Attempt> attempt);
   // Runs the child and returns how the attempt ended (results uploaded).
   v1::TrialFinished Execute(Attempt& attempt);
+  // Uploads a checkpoint the child wrote (then deletes it) and reports it.
+  void SendCheckpoint(Attempt& attempt, const internal::CheckpointFile& file);
   void UpdateSlotGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A started child for an attempt: the prestarted one, or a new one. Children are
   // always forked by the spawner thread, which lives as long as the agent, since

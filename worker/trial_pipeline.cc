@@ -167,6 +167,76 @@ std::string KwargsWithRecipeDefaults(const std::string& algorithm, const std::st
   return kwargs.dump();
 }
 
+// ---- Checkpoints (recipe.checkpoint_epochs) -----------------------------------------
+// A torch::serialize archive of "epoch", "trainable_<i>" (TrainableParameters(): the
+// parameters, with float shadows for quantized weights) and "buffer_<i>" (the model's
+// buffers, e.g. BatchNorm statistics), on the CPU so another device can resume it. The
+// same compress step (deterministic by seed) gives the same tensors in the same order.
+
+std::vector<at::Tensor> Buffers(torch::jit::Module& module) {
+  std::vector<at::Tensor> buffers;
+  for (const auto& buffer : module.named_buffers(/*recurse=*/true)) buffers.push_back(buffer.value);
+  return buffers;
+}
+
+absl::Status SaveCheckpoint(compression::CompressionSession& session, int epoch,
+                            const std::string& path) {
+  return compression::CatchTorch("writing a checkpoint", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<at::Tensor> trainable, session.TrainableParameters());
+    torch::serialize::OutputArchive archive;
+    archive.write("epoch", torch::tensor(static_cast<int64_t>(epoch)));
+    for (size_t i = 0; i < trainable.size(); ++i) {
+      archive.write(absl::StrCat("trainable_", i), trainable[i].detach().cpu());
+    }
+    const std::vector<at::Tensor> buffers = Buffers(session.module());
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      archive.write(absl::StrCat("buffer_", i), buffers[i].detach().cpu(), /*is_buffer=*/true);
+    }
+    archive.save_to(path);
+    return absl::OkStatus();
+  });
+}
+
+// Loads a checkpoint into the compressed model and returns its epoch; InvalidArgument
+// for a file that does not fit the model (tensor count or shapes).
+absl::StatusOr<int> LoadCheckpoint(compression::CompressionSession& session,
+                                   const std::string& path) {
+  return compression::CatchTorch("loading the checkpoint", [&]() -> absl::StatusOr<int> {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::Tensor epoch;
+    archive.read("epoch", epoch);
+    ASSIGN_OR_RETURN(std::vector<at::Tensor> trainable, session.TrainableParameters());
+    const std::vector<at::Tensor> buffers = Buffers(session.module());
+    torch::NoGradGuard no_grad;
+    // Each read into a fresh (undefined) tensor: reading into a defined one re-points
+    // it, and the one read before aliases the archive's own tensor.
+    auto restore = [&](const std::string& prefix, const std::vector<at::Tensor>& into,
+                       bool is_buffer) -> absl::Status {
+      std::vector<torch::Tensor> saved(into.size());
+      for (size_t i = 0; i < into.size(); ++i) {
+        const std::string key = absl::StrCat(prefix, i);
+        if (!archive.try_read(key, saved[i], is_buffer) || saved[i].sizes() != into[i].sizes()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("checkpoint ", path, ": ", key, " is missing or of another shape"));
+        }
+      }
+      torch::Tensor extra;
+      if (archive.try_read(absl::StrCat(prefix, into.size()), extra, is_buffer)) {
+        return absl::InvalidArgumentError(absl::StrCat("checkpoint ", path, " has more ", prefix,
+                                                       "* tensors than the model's ", into.size()));
+      }
+      for (size_t i = 0; i < into.size(); ++i) into[i].copy_(saved[i]);
+      return absl::OkStatus();
+    };
+    RETURN_IF_ERROR(restore("trainable_", trainable, false));
+    RETURN_IF_ERROR(restore("buffer_", buffers, true));
+    // Masks applied again and quantized weights re-made from their loaded shadows.
+    RETURN_IF_ERROR(session.OnOptimizerStep());
+    return static_cast<int>(epoch.item<int64_t>());
+  });
+}
+
 void AddMetrics(v1::MetricReport& report, const Metrics& metrics, const std::string& suffix = "") {
   for (const auto& [name, value] : metrics) AddMetric(report, name + suffix, value);
 }
@@ -269,8 +339,31 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     RETURN_IF_ERROR(session->Compress(options));
   }
 
+  const int epochs = baseline ? 0 : module->FineTuneEpochs(decoded.algorithm);
+  // Resuming: the epochs the checkpoint holds are not run again; their reports (and the
+  // zero-shot one) are sent again from it, so this attempt's curve is whole.
+  int first_epoch = 0;
   Metrics zero_shot;
-  if (!baseline) {
+  if (!baseline && !request_.resume_path().empty()) {
+    Enter("loading the checkpoint");
+    absl::StatusOr<int> resumed = LoadCheckpoint(*session, request_.resume_path());
+    if (resumed.ok() && *resumed >= 1 && *resumed < epochs) {
+      first_epoch = *resumed;
+      for (const v1::MetricReport& report : trial_.resume_from().reports()) {
+        reporter_.Intermediate(report);
+        if (report.step() == 0) {
+          for (const v1::Metric& m : report.metrics()) zero_shot[m.name()] = m.value();
+        }
+      }
+    } else {
+      LOG(WARNING) << "trial=" << trial_.trial_id() << " attempt=" << trial_.attempt()
+                   << " checkpoint not used ("
+                   << (resumed.ok() ? absl::StrCat("epoch ", *resumed, " of ", epochs)
+                                    : std::string(resumed.status().message()))
+                   << "): fine-tuning starts afresh";
+    }
+  }
+  if (!baseline && first_epoch == 0) {
     Section("evaluate_zero_shot");
     Enter("evaluating after compression");
     ASSIGN_OR_RETURN(zero_shot, module->Evaluate(session->module()));
@@ -278,7 +371,6 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   }
 
   Section("finetune");
-  const int epochs = baseline ? 0 : module->FineTuneEpochs(decoded.algorithm);
   // Reports every N batches (step = optimizer steps) instead of per epoch, if asked.
   const int64_t every = recipe_.report_every_batches();
   int64_t steps = 0;
@@ -295,7 +387,8 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     };
   }
   double train_seconds = 0, train_examples = 0;
-  for (int epoch = 0; epoch < epochs; ++epoch) {
+  const std::filesystem::path out(request_.output_dir());
+  for (int epoch = first_epoch; epoch < epochs; ++epoch) {
     const std::string where = absl::StrCat("in fine-tuning epoch ", epoch + 1);
     Enter(absl::StrCat("fine-tuning epoch ", epoch + 1));
     const absl::Time epoch_start = absl::Now();
@@ -308,10 +401,19 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
       train_examples += it->second;
       metrics.erase(it);
     }
-    if (every > 0) continue;  // reported per batch instead
-    ASSIGN_OR_RETURN(const Metrics validation, module->Evaluate(session->module()));
-    metrics.insert(validation.begin(), validation.end());
-    Report(epoch + 1, metrics);
+    if (every == 0) {  // else reported per batch
+      ASSIGN_OR_RETURN(const Metrics validation, module->Evaluate(session->module()));
+      metrics.insert(validation.begin(), validation.end());
+      Report(epoch + 1, metrics);
+    }
+    if (recipe_.checkpoint_epochs() && epoch + 1 < epochs) {
+      const std::string path = (out / absl::StrCat("checkpoint-", epoch + 1, ".pt")).string();
+      if (absl::Status saved = SaveCheckpoint(*session, epoch + 1, path); saved.ok()) {
+        reporter_.Checkpoint(path, epoch + 1);
+      } else {  // costs a re-run the epochs since the last one, not this attempt
+        LOG(WARNING) << "trial=" << trial_.trial_id() << " " << saved;
+      }
+    }
   }
 
   Section("evaluate");
@@ -323,7 +425,6 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
 
   Section("export");
   Enter("exporting");
-  const std::filesystem::path out(request_.output_dir());
   const std::string model_path = (out / "model.pt").string();
   RETURN_IF_ERROR(session->Save(model_path));
   std::error_code size_error;
@@ -385,6 +486,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
                                       : static_cast<double>(size.dense_bytes) /
                                             static_cast<double>(size.effective_bytes));
   AddMetric(report, "latency_ms", latency_ms);
+  if (first_epoch > 0) AddMetric(report, "resumed_from_epoch", first_epoch);
   if (train_seconds > 0 && train_examples > 0) {
     AddMetric(report, "train_images_per_second", train_examples / train_seconds);
   }
@@ -411,6 +513,12 @@ class PipeReporter final : public PipelineReporter {
   void Intermediate(const v1::MetricReport& report) override {
     internal::ChildMessage message;
     *message.mutable_intermediate() = report;
+    Write(message);
+  }
+  void Checkpoint(const std::string& path, int epoch) override {
+    internal::ChildMessage message;
+    message.mutable_checkpoint()->set_path(path);
+    message.mutable_checkpoint()->set_epoch(epoch);
     Write(message);
   }
   void Write(const internal::ChildMessage& message) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "common/testing/runfiles.h"
@@ -22,8 +23,10 @@ class Collect final : public PipelineReporter {
  public:
   void Phase(const std::string& phase) override { phases.push_back(phase); }
   void Intermediate(const v1::MetricReport& report) override { reports.push_back(report); }
+  void Checkpoint(const std::string& path, int epoch) override { checkpoints[epoch] = path; }
   std::vector<std::string> phases;
   std::vector<v1::MetricReport> reports;
+  std::map<int, std::string> checkpoints;
 };
 
 std::optional<double> MetricOf(const v1::MetricReport& report, const std::string& name) {
@@ -96,6 +99,69 @@ TEST(TrialPipelineTest, EpochReportsCarryTheScheduledLearningRate) {
     EXPECT_TRUE(MetricOf(collect.reports[e + 1], "train_loss").has_value());
   }
   EXPECT_THAT(collect.phases, ::testing::Contains("fine-tuning epoch 3"));
+}
+
+// recipe.checkpoint_epochs: a checkpoint after each epoch but the last. An attempt given
+// the one after epoch 2 of 4 skips those epochs, sends their reports again, and ends
+// exactly where the uninterrupted run ends (plain SGD has no state to lose, the data
+// order depends only on (seed, epoch), and so does the learning rate).
+TEST(TrialPipelineTest, ResumingFromACheckpointEndsWhereTheWholeRunEnds) {
+  internal::ChildRequest request = Request("checkpoint");
+  v1::TrainingRecipe& recipe = *request.mutable_trial()->mutable_recipe();
+  recipe.set_finetune_epochs(4);
+  recipe.set_max_train_batches(8);
+  recipe.set_checkpoint_epochs(true);
+  recipe.mutable_lr_schedule()->set_name("cosine");
+  recipe.mutable_lr_schedule()->set_min_learning_rate(0.01);
+  Collect whole;
+  const internal::ChildResult uninterrupted = RunTrialPipeline(request, whole);
+  ASSERT_EQ(uninterrupted.state(), v1::TRIAL_STATE_SUCCEEDED) << uninterrupted.failure().message();
+  ASSERT_EQ(whole.checkpoints.size(), 3u);  // after epochs 1, 2 and 3
+  ASSERT_EQ(whole.reports.size(), 5u);      // step 0 and one per epoch
+
+  // What the scheduler would hand the re-run: the file and the reports up to epoch 2.
+  const std::string kept = TempPath("checkpoint-2.pt");
+  std::filesystem::copy_file(whole.checkpoints.at(2), kept,
+                             std::filesystem::copy_options::overwrite_existing);
+  internal::ChildRequest rerun = request;
+  rerun.set_output_dir(TempPath("checkpoint-rerun-out"));
+  std::filesystem::create_directories(rerun.output_dir());
+  rerun.set_resume_path(kept);
+  v1::TrialCheckpoint* from = rerun.mutable_trial()->mutable_resume_from();
+  from->set_epoch(2);
+  for (int step = 0; step <= 2; ++step) *from->add_reports() = whole.reports[step];
+  Collect resumed;
+  const internal::ChildResult result = RunTrialPipeline(rerun, resumed);
+  ASSERT_EQ(result.state(), v1::TRIAL_STATE_SUCCEEDED) << result.failure().message();
+  EXPECT_THAT(resumed.phases, ::testing::Not(::testing::Contains("fine-tuning epoch 2")));
+  EXPECT_THAT(resumed.phases, ::testing::Contains("fine-tuning epoch 3"));
+  EXPECT_EQ(MetricOf(result.final_report(), "resumed_from_epoch"), 2);
+  ASSERT_EQ(resumed.reports.size(), 5u);
+  for (int step = 0; step <= 4; ++step) {
+    EXPECT_EQ(resumed.reports[step].step(), step);
+    EXPECT_EQ(MetricOf(resumed.reports[step], "accuracy"),
+              MetricOf(whole.reports[step], "accuracy"))
+        << "step " << step;
+  }
+  for (const char* metric : {"accuracy", "loss", "sparsity"}) {
+    EXPECT_EQ(MetricOf(result.final_report(), metric),
+              MetricOf(uninterrupted.final_report(), metric))
+        << metric;
+  }
+  EXPECT_EQ(resumed.checkpoints.size(), 1u);  // after epoch 3 only
+
+  // A checkpoint that does not fit (here: not a checkpoint) is not used: the attempt
+  // starts afresh and still succeeds.
+  const std::string broken = TempPath("broken-checkpoint.pt");
+  std::ofstream(broken) << "not a checkpoint";
+  rerun.set_resume_path(broken);
+  Collect afresh;
+  const internal::ChildResult fresh = RunTrialPipeline(rerun, afresh);
+  ASSERT_EQ(fresh.state(), v1::TRIAL_STATE_SUCCEEDED) << fresh.failure().message();
+  EXPECT_FALSE(MetricOf(fresh.final_report(), "resumed_from_epoch").has_value());
+  EXPECT_THAT(afresh.phases, ::testing::Contains("fine-tuning epoch 1"));
+  EXPECT_EQ(MetricOf(fresh.final_report(), "accuracy"),
+            MetricOf(uninterrupted.final_report(), "accuracy"));
 }
 
 // export_options.speedup: the same l1 trial exports a physically smaller model, whose

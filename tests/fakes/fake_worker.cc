@@ -297,6 +297,14 @@ int64_t FakeWorker::Intermediate(const v1::TrialSpec& trial, int64_t step,
   return SendEvent(trial, std::move(event));
 }
 
+int64_t FakeWorker::Checkpoint(const v1::TrialSpec& trial, int32_t epoch,
+                               const v1::ArtifactRef& artifact) {
+  v1::TrialEvent event;
+  event.mutable_checkpoint()->set_epoch(epoch);
+  *event.mutable_checkpoint()->mutable_artifact() = artifact;
+  return SendEvent(trial, std::move(event));
+}
+
 int64_t FakeWorker::Succeeded(const v1::TrialSpec& trial, std::vector<v1::Metric> metrics,
                               std::vector<v1::ArtifactRef> results) {
   v1::TrialEvent event;

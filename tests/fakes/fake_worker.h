@@ -76,6 +76,8 @@ class FakeWorker {
   // running (heartbeats list it) from Started until Finished.
   int64_t Started(const v1::TrialSpec& trial);
   int64_t Intermediate(const v1::TrialSpec& trial, int64_t step, std::vector<v1::Metric> metrics);
+  // A fine-tuning checkpoint after `epoch` epochs, already uploaded as `artifact`.
+  int64_t Checkpoint(const v1::TrialSpec& trial, int32_t epoch, const v1::ArtifactRef& artifact);
   int64_t Succeeded(const v1::TrialSpec& trial, std::vector<v1::Metric> metrics,
                     std::vector<v1::ArtifactRef> results = {});
   int64_t Finished(const v1::TrialSpec& trial, v1::TrialState state, v1::FailureCode code,

@@ -56,7 +56,8 @@ struct ExperimentOptions {
   int trials = 9;
   int concurrency = 3;
   int epochs = 3;
-  std::string extra;  // more YAML lines
+  bool checkpoint = false;  // training.checkpoint_epochs
+  std::string extra;        // more YAML lines
 };
 
 ExperimentOptions Sized(int trials, int epochs = 3, std::string extra = "") {
@@ -94,7 +95,7 @@ data:
   std: [0.353]
   batch_size: 32
 training: {optimizer: {name: sgd, learning_rate: 0.02}, finetune_epochs: )",
-      o.epochs, "}\nseed: 7\n", o.extra);
+      o.epochs, o.checkpoint ? ", checkpoint_epochs: true" : "", "}\nseed: 7\n", o.extra);
   absl::StatusOr<ExperimentFile> file = LoadExperimentFile(path);
   if (!file.ok()) return file.status();
   Experiment experiment(std::move(*file));
@@ -268,6 +269,14 @@ void Report(const std::string& scenario, const Outcome& outcome, double recovery
   std::fflush(stdout);
 }
 
+// A metric of a report.
+std::optional<double> MetricValue(const v1::MetricReport& report, const std::string& name) {
+  for (const v1::Metric& m : report.metrics()) {
+    if (m.name() == name) return m.value();
+  }
+  return std::nullopt;
+}
+
 // The value of an unlabelled series in a /metrics page; -1 when absent.
 double MetricValue(const std::string& page, const std::string& name) {
   for (absl::string_view line : absl::StrSplit(page, '\n')) {
@@ -331,6 +340,56 @@ TEST_F(FaultSuiteTest, WorkerSigkilledMidTrialIsRerunElsewhere) {
   Report("SIGKILL a worker mid-trial", outcome, absl::ToDoubleSeconds(*rerun - killed), started_,
          absl::StrCat("trial ", victim->sequence(), " re-run on ", rerun_trial->worker_id(),
                       " as attempt ", rerun_trial->attempt(), "; its child died with the agent"));
+}
+
+// With training.checkpoint_epochs, a trial whose worker is SIGKILLed after a checkpoint
+// resumes on another worker after the checkpoint's epoch instead of starting over.
+TEST_F(FaultSuiteTest, WorkerSigkilledAfterACheckpointTheRerunResumesFromIt) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  ExperimentOptions options = Sized(6, 6);
+  options.checkpoint = true;
+  absl::StatusOr<std::string> id = Submit(client(), "checkpoint", options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  // A trial on worker-2 that has uploaded its checkpoint after epoch 3 (of 6).
+  std::optional<v1::Trial> victim;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const v1::Trial& t : Trials(client(), *id)) {
+          if (t.state() == v1::TRIAL_STATE_RUNNING && t.worker_id() == "worker-2" &&
+              t.checkpoint().epoch() >= 3) {
+            victim = t;
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(90)))
+      << "no trial on worker-2 reached a checkpoint";
+  const int kept_epoch = victim->checkpoint().epoch();
+  const std::map<std::string, v1::Trial> before = Succeeded(Trials(client(), *id));
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(cluster_->Stop("worker-2", SIGKILL).ok());
+  const std::optional<absl::Time> rerun = WaitForNextAttempt(client(), *victim);
+  ASSERT_TRUE(rerun.has_value());
+  Outcome outcome = ExpectEveryTrialOnce(client(), *id, 7, before);
+  const v1::Trial* trial = Find(outcome, victim->id());
+  ASSERT_NE(trial, nullptr);
+  ASSERT_EQ(trial->state(), v1::TRIAL_STATE_SUCCEEDED) << trial->DebugString();
+  // The epochs up to the checkpoint were not run again (the checkpoint may have moved on
+  // between the look and the kill).
+  const std::optional<double> resumed = MetricValue(trial->final_report(), "resumed_from_epoch");
+  ASSERT_TRUE(resumed.has_value()) << trial->final_report().DebugString();
+  EXPECT_GE(*resumed, kept_epoch);
+  EXPECT_LT(*resumed, 6);
+  // Its curve is whole: steps 0 (after compression) to 6, each once.
+  std::vector<int64_t> steps;
+  for (const v1::MetricReport& r : trial->intermediate()) steps.push_back(r.step());
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6}));
+  Report("SIGKILL a worker after a checkpoint (checkpoint_epochs)", outcome,
+         absl::ToDoubleSeconds(*rerun - killed), started_,
+         absl::StrCat("trial ", victim->sequence(), " re-run on ", trial->worker_id(),
+                      " as attempt ", trial->attempt(), " resumed after epoch ", *resumed,
+                      " of 6: epochs 1-", *resumed, " not redone; its curve has all 7 steps"));
 }
 
 // The scheduler SIGKILLed with trials running and restarted on the same address and
