@@ -18,6 +18,10 @@ namespace autocompress::scheduler {
 // Most trials one experiment holds (max_trial_number; 0, "no limit", stops there too):
 // the scheduler keeps every trial of a running experiment in memory.
 inline constexpr int32_t kMaxTrialNumber = 1'000'000;
+// The trial limit in effect: max_trial_number, or kMaxTrialNumber for 0.
+inline int32_t MaxTrials(const v1::ExperimentLimits& limits) {
+  return limits.max_trial_number() > 0 ? limits.max_trial_number() : kMaxTrialNumber;
+}
 
 // One problem: the field ("spec.limits.trial_concurrency") and what is wrong with it
 // ("must be >= 1, got 0").

@@ -702,6 +702,8 @@ absl::StatusOr<v1::ListTrialsResponse> Scheduler::ListTrials(const v1::ListTrial
       for (const v1::MetricReport& report : record_of[selected[i]]->intermediate) {
         *out->add_intermediate() = report;
       }
+    } else if (out->has_checkpoint()) {
+      out->mutable_checkpoint()->clear_reports();  // copies of intermediate reports
     }
   }
   return response;

@@ -146,8 +146,8 @@ class Scheduler {
   // The experiment, or NotFound naming the id.
   absl::StatusOr<ExperimentRecord*> LookUpExperiment(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records a checkpoint the trial's current attempt uploaded, unless an earlier one
-  // got further, with the intermediate reports made before it.
+  // Records a checkpoint the trial's current attempt uploaded (unless this attempt
+  // already sent a later one), with the intermediate reports made before it.
   void KeepCheckpoint(TrialRecord& trial, const v1::TrialCheckpoint& checkpoint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets a worker's open session (the stream ended or was closed) and its slots.

@@ -43,9 +43,7 @@ int Scheduler::SuggestionsWanted(const ExperimentRecord& experiment) const {
     return 0;
   }
   int wanted = std::max(1, limits.trial_concurrency()) - experiment.active;
-  const int32_t max_trials =
-      limits.max_trial_number() > 0 ? limits.max_trial_number() : kMaxTrialNumber;
-  wanted = std::min<int>(wanted, max_trials - experiment.SuggestedTrials());
+  wanted = std::min<int>(wanted, MaxTrials(limits) - experiment.SuggestedTrials());
   return std::max(0, wanted);
 }
 
@@ -192,8 +190,7 @@ void Scheduler::MaybeFinish(ExperimentRecord& experiment, Changes& changes) {
     for (TrialRecord* trial : waiting)
       EndTrial(*trial, v1::TRIAL_STATE_CANCELED, &failure, changes);
   }
-  const bool out_of_trials =
-      limits.max_trial_number() > 0 && experiment.SuggestedTrials() >= limits.max_trial_number();
+  const bool out_of_trials = experiment.SuggestedTrials() >= MaxTrials(limits);
   if (experiment.baseline != nullptr && !IsActive(experiment.baseline->trial.state()) &&
       experiment.baseline->trial.state() != v1::TRIAL_STATE_SUCCEEDED) {
     // Without the baseline no trial gets its drops, and the constraints on them cannot

@@ -40,7 +40,7 @@ struct SchedulerMetrics {
   prometheus::Histogram& store_write;
   prometheus::Counter& metric_messages;
   // Trial events of an attempt that is no longer current (a worker cut off past its
-  // lease, a re-attach refused): acknowledged and ignored.
+  // lease sending them when it comes back): acknowledged and ignored.
   prometheus::Counter& fenced_events;
   prometheus::Family<prometheus::Counter>& retries;          // {code}
   prometheus::Family<prometheus::Counter>& worker_messages;  // {kind}

@@ -167,10 +167,12 @@ void Scheduler::SettleUnlistedLeases(WorkerRecord& worker, const v1::WorkerHello
     if (current && trial->second->trial.state() == v1::TRIAL_STATE_ASSIGNED) {
       // The assignment may have been lost with the old stream (or a scheduler restart):
       // send it again; a worker already holding the attempt ignores the repeat.
-      leases_[LeaseKey(lease.trial_id, lease.attempt)].last_seen = changes.now();
+      Lease& resent = leases_[LeaseKey(lease.trial_id, lease.attempt)];
+      resent.last_seen = changes.now();
+      resent.assigned = pipeline_->Barrier();  // its clock waits for the send again
       v1::SchedulerMessage message;
       *message.mutable_assign()->mutable_trial() = TrialSpecOf(*trial->second);
-      worker.session->Send(std::move(message), pipeline_->Barrier());
+      worker.session->Send(std::move(message), resent.assigned);
       continue;
     }
     ReleaseLease(lease.trial_id, lease.attempt);
@@ -367,8 +369,12 @@ void Scheduler::HandleTrialEvent(WorkerRecord& worker, WorkerSession& session,
 
 void Scheduler::KeepCheckpoint(TrialRecord& trial, const v1::TrialCheckpoint& checkpoint) {
   if (checkpoint.epoch() < 1 || checkpoint.artifact().sha256().empty()) return;
-  if (trial.trial.has_checkpoint() && trial.trial.checkpoint().epoch() >= checkpoint.epoch()) {
-    return;  // a resumed attempt's epochs start after the checkpoint it resumed from
+  // Within an attempt epochs only grow, so an older or repeated one is ignored. A newer
+  // attempt's replaces it even with a lower epoch: that attempt started afresh because
+  // the kept one could not be used (a resumed attempt's epochs start after it anyway).
+  if (trial.trial.has_checkpoint() && trial.trial.checkpoint().attempt() == trial.trial.attempt() &&
+      trial.trial.checkpoint().epoch() >= checkpoint.epoch()) {
+    return;
   }
   v1::TrialCheckpoint* kept = trial.trial.mutable_checkpoint();
   kept->set_epoch(checkpoint.epoch());

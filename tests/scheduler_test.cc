@@ -356,8 +356,9 @@ TEST(SchedulerTest, NanAndInfiniteMetricsFailOnlyTheirTrial) {
 }
 
 // recipe.checkpoint_epochs: the last checkpoint an attempt uploaded, with the reports
-// made before it, goes to the next attempt as resume_from; an older one never replaces
-// a newer one, and without the option nothing is handed on.
+// made before it, goes to the next attempt as resume_from; within an attempt an older
+// one never replaces a newer one, a later attempt's always does, and without the option
+// nothing is handed on.
 TEST(SchedulerTest, ARerunAttemptResumesFromTheLastCheckpoint) {
   SchedulerHarness harness;
   auto first = harness.Worker(Slots("first", 1));
@@ -402,9 +403,16 @@ TEST(SchedulerTest, ARerunAttemptResumesFromTheLastCheckpoint) {
   std::vector<int64_t> steps;
   for (const v1::MetricReport& r : from.reports()) steps.push_back(r.step());
   EXPECT_EQ(steps, (std::vector<int64_t>{0, 1, 2}));
+  // Had the checkpoint not fitted, attempt 2 starts afresh: its first checkpoint (epoch 1)
+  // replaces the unusable one of attempt 1.
+  second->Started(*attempt2);
+  ASSERT_TRUE(second->WaitForAck(*attempt2, second->Checkpoint(*attempt2, 1, epoch1)));
   Succeed(*second, *attempt2, 0.7);
   harness.WaitForState(experiment->id(), v1::EXPERIMENT_STATE_DONE);
-  EXPECT_EQ(harness.Trials(experiment->id())[0].checkpoint().epoch(), 2);
+  const v1::Trial done = harness.Trials(experiment->id())[0];
+  EXPECT_EQ(done.checkpoint().epoch(), 1);
+  EXPECT_EQ(done.checkpoint().attempt(), 2);
+  EXPECT_TRUE(done.checkpoint().reports().empty()) << "attempt 2 reported nothing before it";
 
   // Without the option, a checkpoint is kept but not handed on.
   v1::ExperimentSpec plain = harness.Spec(1, 1);

@@ -745,9 +745,12 @@ v1::TrialFinished WorkerAgent::Execute(Attempt& attempt) {
 
 void WorkerAgent::SendCheckpoint(Attempt& attempt, const internal::CheckpointFile& file) {
   const v1::TrialSpec& spec = attempt.spec;
+  // The relay loop waits meanwhile (cancel and max_duration are checked after it), so
+  // a checkpoint gets less time than a result: a slow one is skipped, not waited for.
+  const absl::Duration timeout = std::min(options_.transfer_timeout, absl::Seconds(30));
   absl::StatusOr<v1::ArtifactRef> ref = UploadArtifact(
       *artifacts_, file.path(), absl::StrCat(spec.trial_id(), "/checkpoint-", file.epoch(), ".pt"),
-      v1::ARTIFACT_KIND_RESULT, options_.transfer_timeout);
+      v1::ARTIFACT_KIND_RESULT, timeout);
   std::error_code error;
   fs::remove(file.path(), error);
   if (!ref.ok()) {  // best effort: a re-run then resumes from an earlier one, or afresh

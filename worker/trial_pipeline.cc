@@ -179,12 +179,20 @@ std::vector<at::Tensor> Buffers(torch::jit::Module& module) {
   return buffers;
 }
 
-absl::Status SaveCheckpoint(compression::CompressionSession& session, int epoch,
+// Where fine-tuning stands: epochs done, and optimizer steps done (the step of
+// recipe.report_every_batches reports).
+struct Progress {
+  int epoch = 0;
+  int64_t steps = 0;
+};
+
+absl::Status SaveCheckpoint(compression::CompressionSession& session, Progress progress,
                             const std::string& path) {
   return compression::CatchTorch("writing a checkpoint", [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<at::Tensor> trainable, session.TrainableParameters());
     torch::serialize::OutputArchive archive;
-    archive.write("epoch", torch::tensor(static_cast<int64_t>(epoch)));
+    archive.write("epoch", torch::tensor(static_cast<int64_t>(progress.epoch)));
+    archive.write("steps", torch::tensor(progress.steps));
     for (size_t i = 0; i < trainable.size(); ++i) {
       archive.write(absl::StrCat("trainable_", i), trainable[i].detach().cpu());
     }
@@ -197,22 +205,24 @@ absl::Status SaveCheckpoint(compression::CompressionSession& session, int epoch,
   });
 }
 
-// Loads a checkpoint into the compressed model and returns its epoch; InvalidArgument
-// for a file that does not fit the model (tensor count or shapes).
-absl::StatusOr<int> LoadCheckpoint(compression::CompressionSession& session,
-                                   const std::string& path) {
-  return compression::CatchTorch("loading the checkpoint", [&]() -> absl::StatusOr<int> {
+// Loads a checkpoint into the compressed model and returns where it stood;
+// InvalidArgument, with the model untouched, for a file that does not fit it (tensor
+// count or shapes).
+absl::StatusOr<Progress> LoadCheckpoint(compression::CompressionSession& session,
+                                        const std::string& path) {
+  return compression::CatchTorch("loading the checkpoint", [&]() -> absl::StatusOr<Progress> {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
-    torch::Tensor epoch;
-    archive.read("epoch", epoch);
-    ASSIGN_OR_RETURN(std::vector<at::Tensor> trainable, session.TrainableParameters());
-    const std::vector<at::Tensor> buffers = Buffers(session.module());
-    torch::NoGradGuard no_grad;
     // Each read into a fresh (undefined) tensor: reading into a defined one re-points
     // it, and the one read before aliases the archive's own tensor.
-    auto restore = [&](const std::string& prefix, const std::vector<at::Tensor>& into,
-                       bool is_buffer) -> absl::Status {
+    torch::Tensor epoch, steps;
+    archive.read("epoch", epoch);
+    archive.read("steps", steps);
+    ASSIGN_OR_RETURN(std::vector<at::Tensor> trainable, session.TrainableParameters());
+    const std::vector<at::Tensor> buffers = Buffers(session.module());
+    // Everything is read and checked before anything is copied.
+    auto read = [&](const std::string& prefix, const std::vector<at::Tensor>& into,
+                    bool is_buffer) -> absl::StatusOr<std::vector<torch::Tensor>> {
       std::vector<torch::Tensor> saved(into.size());
       for (size_t i = 0; i < into.size(); ++i) {
         const std::string key = absl::StrCat(prefix, i);
@@ -226,14 +236,18 @@ absl::StatusOr<int> LoadCheckpoint(compression::CompressionSession& session,
         return absl::InvalidArgumentError(absl::StrCat("checkpoint ", path, " has more ", prefix,
                                                        "* tensors than the model's ", into.size()));
       }
-      for (size_t i = 0; i < into.size(); ++i) into[i].copy_(saved[i]);
-      return absl::OkStatus();
+      return saved;
     };
-    RETURN_IF_ERROR(restore("trainable_", trainable, false));
-    RETURN_IF_ERROR(restore("buffer_", buffers, true));
+    ASSIGN_OR_RETURN(const std::vector<torch::Tensor> saved_trainable,
+                     read("trainable_", trainable, false));
+    ASSIGN_OR_RETURN(const std::vector<torch::Tensor> saved_buffers,
+                     read("buffer_", buffers, true));
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < trainable.size(); ++i) trainable[i].copy_(saved_trainable[i]);
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved_buffers[i]);
     // Masks applied again and quantized weights re-made from their loaded shadows.
     RETURN_IF_ERROR(session.OnOptimizerStep());
-    return static_cast<int>(epoch.item<int64_t>());
+    return Progress{static_cast<int>(epoch.item<int64_t>()), steps.item<int64_t>()};
   });
 }
 
@@ -343,12 +357,14 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   // Resuming: the epochs the checkpoint holds are not run again; their reports (and the
   // zero-shot one) are sent again from it, so this attempt's curve is whole.
   int first_epoch = 0;
+  int64_t resumed_steps = 0;
   Metrics zero_shot;
   if (!baseline && !request_.resume_path().empty()) {
     Enter("loading the checkpoint");
-    absl::StatusOr<int> resumed = LoadCheckpoint(*session, request_.resume_path());
-    if (resumed.ok() && *resumed >= 1 && *resumed < epochs) {
-      first_epoch = *resumed;
+    absl::StatusOr<Progress> resumed = LoadCheckpoint(*session, request_.resume_path());
+    if (resumed.ok() && resumed->epoch >= 1 && resumed->epoch < epochs) {
+      first_epoch = resumed->epoch;
+      resumed_steps = resumed->steps;
       for (const v1::MetricReport& report : trial_.resume_from().reports()) {
         reporter_.Intermediate(report);
         if (report.step() == 0) {
@@ -358,7 +374,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     } else {
       LOG(WARNING) << "trial=" << trial_.trial_id() << " attempt=" << trial_.attempt()
                    << " checkpoint not used ("
-                   << (resumed.ok() ? absl::StrCat("epoch ", *resumed, " of ", epochs)
+                   << (resumed.ok() ? absl::StrCat("epoch ", resumed->epoch, " of ", epochs)
                                     : std::string(resumed.status().message()))
                    << "): fine-tuning starts afresh";
     }
@@ -373,7 +389,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
   Section("finetune");
   // Reports every N batches (step = optimizer steps) instead of per epoch, if asked.
   const int64_t every = recipe_.report_every_batches();
-  int64_t steps = 0;
+  int64_t steps = resumed_steps;
   double eval_seconds = 0;  // spent in those reports, not in training
   AutoCompressionModule::StepCallback after_step;
   if (every > 0) {
@@ -408,7 +424,7 @@ absl::Status Pipeline::Run(internal::ChildResult& result) {
     }
     if (recipe_.checkpoint_epochs() && epoch + 1 < epochs) {
       const std::string path = (out / absl::StrCat("checkpoint-", epoch + 1, ".pt")).string();
-      if (absl::Status saved = SaveCheckpoint(*session, epoch + 1, path); saved.ok()) {
+      if (absl::Status saved = SaveCheckpoint(*session, {epoch + 1, steps}, path); saved.ok()) {
         reporter_.Checkpoint(path, epoch + 1);
       } else {  // costs a re-run the epochs since the last one, not this attempt
         LOG(WARNING) << "trial=" << trial_.trial_id() << " " << saved;

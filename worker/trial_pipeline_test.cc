@@ -164,6 +164,45 @@ TEST(TrialPipelineTest, ResumingFromACheckpointEndsWhereTheWholeRunEnds) {
             MetricOf(uninterrupted.final_report(), "accuracy"));
 }
 
+// With report_every_batches the reports' step counts optimizer steps: a resumed attempt
+// counts on from the checkpoint's, so its reports fall where the whole run's do.
+TEST(TrialPipelineTest, ResumingKeepsTheStepsOfPerBatchReports) {
+  internal::ChildRequest request = Request("checkpoint-steps");
+  v1::TrainingRecipe& recipe = *request.mutable_trial()->mutable_recipe();
+  recipe.set_finetune_epochs(3);
+  recipe.set_max_train_batches(8);
+  recipe.set_report_every_batches(3);
+  recipe.set_checkpoint_epochs(true);
+  Collect whole;
+  const internal::ChildResult uninterrupted = RunTrialPipeline(request, whole);
+  ASSERT_EQ(uninterrupted.state(), v1::TRIAL_STATE_SUCCEEDED) << uninterrupted.failure().message();
+  ASSERT_EQ(whole.checkpoints.count(1), 1u);
+  std::vector<int64_t> whole_steps;
+  for (const v1::MetricReport& r : whole.reports) whole_steps.push_back(r.step());
+  EXPECT_EQ(whole_steps, (std::vector<int64_t>{0, 3, 6, 9, 12, 15, 18, 21, 24}));
+
+  internal::ChildRequest rerun = request;
+  rerun.set_output_dir(TempPath("checkpoint-steps-rerun-out"));
+  std::filesystem::create_directories(rerun.output_dir());
+  const std::string kept = TempPath("checkpoint-steps-1.pt");
+  std::filesystem::copy_file(whole.checkpoints.at(1), kept,
+                             std::filesystem::copy_options::overwrite_existing);
+  rerun.set_resume_path(kept);
+  v1::TrialCheckpoint* from = rerun.mutable_trial()->mutable_resume_from();
+  from->set_epoch(1);
+  for (const v1::MetricReport& r : whole.reports) {
+    if (r.step() <= 8) *from->add_reports() = r;  // what was reported before it
+  }
+  Collect resumed;
+  const internal::ChildResult result = RunTrialPipeline(rerun, resumed);
+  ASSERT_EQ(result.state(), v1::TRIAL_STATE_SUCCEEDED) << result.failure().message();
+  std::vector<int64_t> steps;
+  for (const v1::MetricReport& r : resumed.reports) steps.push_back(r.step());
+  EXPECT_EQ(steps, whole_steps);
+  EXPECT_EQ(MetricOf(result.final_report(), "accuracy"),
+            MetricOf(uninterrupted.final_report(), "accuracy"));
+}
+
 // export_options.speedup: the same l1 trial exports a physically smaller model, whose
 // parameters and effective bytes the final report then measures; accuracy is the same
 // (evaluated before export, and the worker checks that both models compute the same).

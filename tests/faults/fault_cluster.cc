@@ -127,9 +127,10 @@ std::vector<std::string> FaultCluster::Argv(const Host& host) const {
   if (host.name.rfind("fake-", 0) != 0) {
     argv.insert(argv.begin() + 1, {absl::StrCat("--host=", address), "--metrics_port=0"});
   }
-  // The server's stderr appended to its log; `exec` keeps the pid the server's.
+  // The server's stderr appended to its log; every `exec` keeps the pid the server's,
+  // and setpriv has the kernel SIGKILL it if the test dies (a crash, Bazel's timeout).
   std::vector<std::string> logged = {
-      "/bin/sh", "-c", "exec \"$@\" 2>>\"$0\"",
+      "/bin/sh", "-c", "exec /usr/bin/setpriv --pdeathsig KILL -- \"$@\" 2>>\"$0\"",
       OutputPath(absl::StrCat(options_.name, "-", host.name, ".log"))};
   std::vector<std::string> wrapped = network_->Wrap(host.name, argv);
   logged.insert(logged.end(), wrapped.begin(), wrapped.end());

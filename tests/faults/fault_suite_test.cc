@@ -122,7 +122,8 @@ bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
   return done();
 }
 
-// A trial RUNNING on `worker` with at least one epoch reported (mid-trial, not starting).
+// A trial RUNNING on `worker` that has reported at least once (the zero-shot evaluation
+// after compression, step 0): mid-trial, not starting.
 std::optional<v1::Trial> RunningOn(Client& client, const std::string& id,
                                    const std::string& worker) {
   for (const v1::Trial& trial : Trials(client, id)) {
@@ -627,6 +628,8 @@ TEST_F(FaultSuiteTest, WorkerDrainedWithSigtermHandsBackWithoutBurningRetries) {
 class SmallDisk {
  public:
   static absl::StatusOr<std::unique_ptr<SmallDisk>> Mount(const std::string& path, int megabytes) {
+    // A run killed before its unmount left the tmpfs there (the path is the same).
+    (void)testing::CommandOutput(absl::StrCat("umount -l ", path, " 2>/dev/null"));
     std::filesystem::create_directories(path);
     absl::StatusOr<std::string> mounted = testing::CommandOutput(
         absl::StrCat("mount -t tmpfs -o size=", megabytes, "m tmpfs ", path, " 2>&1"));
@@ -825,6 +828,17 @@ TEST_F(FaultSuiteTest, LoadFiveExperimentsTwentyWorkersWatchersLoseNothing) {
           absl::Minutes(5));
     });
   }
+  // However this test ends, no watcher outlives it.
+  struct JoinWatchers {
+    Client& client;
+    std::vector<std::thread>& threads;
+    ~JoinWatchers() {
+      client.CancelWatches();
+      for (std::thread& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_watchers{client(), watchers};
   const pid_t scheduler = cluster_->process("scheduler")->pid();
   auto finished = [&] {
     int n = 0;

@@ -33,14 +33,25 @@ pid_t OwnerOf(const std::string& name) {
   return absl::SimpleAtoi(name.substr(3, end - 3), &pid) ? pid : 0;
 }
 
-// Deletes namespaces and bridges of runs whose process is gone.
+// SIGKILLs every process still in namespace `ns`, then deletes it.
+void DeleteNamespace(const std::string& ns) {
+  if (auto pids = Ip(absl::StrCat("netns pids ", ns)); pids.ok()) {
+    for (absl::string_view word :
+         absl::StrSplit(*pids, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+      int pid = 0;
+      if (absl::SimpleAtoi(word, &pid) && pid > 1) kill(pid, SIGKILL);
+    }
+  }
+  (void)Ip(absl::StrCat("netns delete ", ns));
+}
+
+// Deletes namespaces (and what still runs in them) and bridges of runs whose process
+// is gone.
 void RemoveLeftovers() {
   if (auto list = Ip("netns list"); list.ok()) {
     for (absl::string_view line : absl::StrSplit(*list, '\n', absl::SkipEmpty())) {
       const std::string name(line.substr(0, line.find(' ')));
-      if (pid_t owner = OwnerOf(name); owner > 0 && !Alive(owner)) {
-        (void)Ip(absl::StrCat("netns delete ", name));
-      }
+      if (pid_t owner = OwnerOf(name); owner > 0 && !Alive(owner)) DeleteNamespace(name);
     }
   }
   if (auto links = Ip("-o link show type bridge"); links.ok()) {
@@ -136,7 +147,7 @@ void TestNetwork::TearDown() {
   // when the kernel has let go of it, which may be after the next network wants the names.
   for (const std::string& veth : veths_) (void)Ip(absl::StrCat("link delete ", veth));
   veths_.clear();
-  for (const auto& [host, ns] : namespace_of_) (void)Ip(absl::StrCat("netns delete ", ns));
+  for (const auto& [host, ns] : namespace_of_) DeleteNamespace(ns);
   if (!bridge_.empty()) (void)Ip(absl::StrCat("link delete ", bridge_));
   namespace_of_.clear();
   bridge_.clear();

@@ -8,8 +8,9 @@
 // are, and links cannot be cut (`namespaces()` says which, `fallback_reason()` why).
 //
 // Everything is named `acf<pid>...`, so concurrent runs do not collide; the destructor
-// deletes the namespaces (which deletes their veths) and the bridge, and Create first
-// removes what runs of processes that are gone left behind (a test killed by SIGKILL).
+// SIGKILLs what still runs in the namespaces and deletes them, their veths and the
+// bridge, and Create first does the same for runs whose process is gone (a test killed
+// by SIGKILL).
 //
 // Not thread-safe.
 #ifndef AUTOCOMPRESS_TESTS_FAULTS_TEST_NETWORK_H_
