@@ -4,7 +4,7 @@
 // A host's link can be cut (`ip link set eth0 down` inside its namespace) and restored.
 //
 // Namespaces need root (CAP_NET_ADMIN, CAP_SYS_ADMIN). Where `ip netns add` is refused,
-// Create falls back to loopback: every host is 127.0.0.1, Wrap leaves commands as they
+// or the environment sets AUTOCOMPRESS_FAULTS_LOOPBACK, Create falls back to loopback: every host is 127.0.0.1, Wrap leaves commands as they
 // are, and links cannot be cut (`namespaces()` says which, `fallback_reason()` why).
 //
 // Everything is named `acf<pid>...`, so concurrent runs do not collide; the destructor
