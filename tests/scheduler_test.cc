@@ -50,6 +50,16 @@ void Succeed(FakeWorker& worker, const v1::TrialSpec& trial, double accuracy) {
   ASSERT_TRUE(worker.WaitForAck(trial, last));
 }
 
+// Advances the fake clock by `seconds` one second at a time, `worker` heartbeating
+// before each step (a worker silent for a lease timeout loses its session).
+void AdvanceHeartbeating(SchedulerHarness& harness, FakeWorker& worker, int seconds) {
+  for (int s = 0; s < seconds; ++s) {
+    worker.Heartbeat();
+    absl::SleepFor(absl::Milliseconds(5));
+    harness.clock().Advance(absl::Seconds(1));
+  }
+}
+
 TEST(SchedulerTest, RunsUpToTheTrialLimitWithinConcurrencyAndEndsDone) {
   SchedulerHarness harness;
   auto worker = harness.Worker(Slots("w1", 8));
@@ -250,11 +260,7 @@ TEST(SchedulerTest, LostWorkerLeaseRequeuesAndStaleAttemptEventsAreFenced) {
   // Within the lease timeout nothing moves; past it the trial goes to attempt 2.
   EXPECT_FALSE(healthy->WaitForAssignment(absl::Milliseconds(200)).has_value());
   // The healthy worker heartbeats meanwhile (one silent for a lease timeout gets no work).
-  for (int second = 0; second < 11; ++second) {
-    healthy->Heartbeat();
-    absl::SleepFor(absl::Milliseconds(5));
-    harness.clock().Advance(absl::Seconds(1));
-  }
+  AdvanceHeartbeating(harness, *healthy, 11);
   auto second = healthy->WaitForAssignment();
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->trial_id(), first->trial_id());
@@ -289,11 +295,7 @@ TEST(SchedulerTest, SilentWorkerSessionIsClosedAndGetsNoNewWork) {
   auto alive = harness.Worker(Slots("alive", 1));
   ASSERT_TRUE(silent->Connect().ok());
   ASSERT_TRUE(alive->Connect().ok());
-  for (int second = 0; second < 11; ++second) {
-    alive->Heartbeat();
-    absl::SleepFor(absl::Milliseconds(5));
-    harness.clock().Advance(absl::Seconds(1));
-  }
+  AdvanceHeartbeating(harness, *alive, 11);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (silent->connected() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   ASSERT_FALSE(silent->connected());
@@ -387,11 +389,7 @@ TEST(SchedulerTest, ARerunAttemptResumesFromTheLastCheckpoint) {
 
   auto second = harness.Worker(Slots("second", 1));
   ASSERT_TRUE(second->Connect().ok());
-  for (int s = 0; s < 11; ++s) {
-    second->Heartbeat();
-    absl::SleepFor(absl::Milliseconds(5));
-    harness.clock().Advance(absl::Seconds(1));
-  }
+  AdvanceHeartbeating(harness, *second, 11);
   auto attempt2 = second->WaitForAssignment();
   ASSERT_TRUE(attempt2.has_value());
   EXPECT_EQ(attempt2->attempt(), 2);
