@@ -850,6 +850,7 @@ TEST_F(FaultSuiteTest, LoadFiveExperimentsTwentyWorkersWatchersLoseNothing) {
   };
   ASSERT_TRUE(WaitUntil([&] { return finished() >= kTrials; }, absl::Minutes(3)));
   const double rss_at_200 = MemoryMiB(scheduler, "VmRSS");
+  const double peak_at_200 = MemoryMiB(scheduler, "VmHWM");
   const int at_200 = finished();
   for (std::thread& t : watchers) t.join();
   const double rss_at_1000 = MemoryMiB(scheduler, "VmRSS");
@@ -900,9 +901,9 @@ TEST_F(FaultSuiteTest, LoadFiveExperimentsTwentyWorkersWatchersLoseNothing) {
   for (const Watched& w : watched) events += w.events;
   Report("load: 5 experiments x 200 trials, 20 fake workers, 5 watchers", total, 0, started_,
          absl::StrFormat(
-             "scheduler RSS %.0f MiB at %d finished trials, %.0f MiB at 1000 (peak "
-             "%.0f MiB); %d events watched, 0 gaps, 0 repeats; RPC errors: %s",
-             rss_at_200, at_200, rss_at_1000, peak, events,
+             "scheduler RSS %.0f MiB (peak %.0f) at %d finished trials, %.0f MiB (peak "
+             "%.0f) at 1000; %d events watched, 0 gaps, 0 repeats; RPC errors: %s",
+             rss_at_200, peak_at_200, at_200, rss_at_1000, peak, events,
              errors.empty() ? "none" : absl::StrJoin(errors, ", ", absl::PairFormatter("="))));
 }
 
