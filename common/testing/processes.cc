@@ -1,5 +1,7 @@
 #include "common/testing/processes.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -58,6 +60,30 @@ std::string ProcessCommandLine(pid_t pid) {
   std::string line = text.str();
   std::replace(line.begin(), line.end(), '\0', ' ');
   return line;
+}
+
+double ProcessMemoryMiB(pid_t pid, const std::string& field) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) != 0) continue;
+    std::vector<std::string> words =
+        absl::StrSplit(line.substr(field.size() + 1), ' ', absl::SkipWhitespace());
+    int64_t kib = 0;
+    if (!words.empty() && absl::SimpleAtoi(words[0], &kib)) return kib / 1024.0;
+  }
+  return -1;
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  // utime and stime are fields 14 and 15, in clock ticks.
+  const std::vector<std::string> fields = StatFields(pid);
+  uint64_t user = 0, system = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &user) ||
+      !absl::SimpleAtoi(fields[12], &system)) {
+    return 0;
+  }
+  return static_cast<double>(user + system) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace autocompress::testing

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -32,6 +31,7 @@
 #include "common/channel.h"
 #include "common/testing/command_output.h"
 #include "common/testing/http_get.h"
+#include "common/testing/processes.h"
 #include "common/testing/subprocess.h"
 #include "nlohmann/json.hpp"
 #include "scheduler_service/store/postgres_test_server.h"
@@ -67,24 +67,7 @@ struct ProcessStats {
 };
 
 ProcessStats StatsOf(pid_t pid) {
-  ProcessStats stats;
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  // Fields after the ")" that ends the command name: state is field 3; utime 14, stime 15.
-  std::istringstream fields(content.substr(content.rfind(')') + 2));
-  std::vector<std::string> values;
-  std::string value;
-  while (fields >> value) values.push_back(value);
-  if (values.size() > 12) {
-    stats.cpu_seconds =
-        (std::stod(values[11]) + std::stod(values[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) stats.peak_rss_mib = std::stod(line.substr(6)) / 1024.0;
-  }
-  return stats;
+  return {testing::ProcessCpuSeconds(pid), testing::ProcessMemoryMiB(pid, "VmHWM")};
 }
 
 double Percentile(std::vector<double> values, double q) {

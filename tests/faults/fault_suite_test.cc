@@ -742,20 +742,6 @@ TEST_F(FaultSuiteTest, SchedulerDiskFullRefusesNewWorkLosesNothingAndRecovers) {
 
 // ---- Load ---------------------------------------------------------------------------------
 
-// A process's resident set ("VmRSS") or its peak ("VmHWM") from /proc, in MiB; -1 if gone.
-double MemoryMiB(pid_t pid, const std::string& field) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (absl::StartsWith(line, field + ":")) {
-      int64_t kib = 0;
-      std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipWhitespace());
-      if (words.size() >= 2 && absl::SimpleAtoi(words[1], &kib)) return kib / 1024.0;
-    }
-  }
-  return -1;
-}
-
 // What one watcher saw of one experiment.
 struct Watched {
   absl::Status status;
@@ -849,12 +835,12 @@ TEST_F(FaultSuiteTest, LoadFiveExperimentsTwentyWorkersWatchersLoseNothing) {
     return n;
   };
   ASSERT_TRUE(WaitUntil([&] { return finished() >= kTrials; }, absl::Minutes(3)));
-  const double rss_at_200 = MemoryMiB(scheduler, "VmRSS");
-  const double peak_at_200 = MemoryMiB(scheduler, "VmHWM");
+  const double rss_at_200 = testing::ProcessMemoryMiB(scheduler, "VmRSS");
+  const double peak_at_200 = testing::ProcessMemoryMiB(scheduler, "VmHWM");
   const int at_200 = finished();
   for (std::thread& t : watchers) t.join();
-  const double rss_at_1000 = MemoryMiB(scheduler, "VmRSS");
-  const double peak = MemoryMiB(scheduler, "VmHWM");
+  const double rss_at_1000 = testing::ProcessMemoryMiB(scheduler, "VmRSS");
+  const double peak = testing::ProcessMemoryMiB(scheduler, "VmHWM");
 
   int trials = 0, attempts = 0, retries = 0;
   for (int e = 0; e < kExperiments; ++e) {
