@@ -96,19 +96,19 @@ absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(
   std::unique_ptr<TestNetwork> network(new TestNetwork());
   network->prefix_ = absl::StrCat("acf", getpid());
   RemoveLeftovers();
+  auto loopback = [&](std::string why) {
+    network->fallback_reason_ = absl::StrCat(why, ": every host runs on 127.0.0.1");
+    for (const std::string& host : hosts) network->address_of_[host] = "127.0.0.1";
+    return std::move(network);
+  };
   if (const char* forced = std::getenv("AUTOCOMPRESS_FAULTS_LOOPBACK");
       forced != nullptr && *forced != '\0') {
-    network->fallback_reason_ = "AUTOCOMPRESS_FAULTS_LOOPBACK is set: every host runs on 127.0.0.1";
-    for (const std::string& host : hosts) network->address_of_[host] = "127.0.0.1";
-    return network;
+    return loopback("AUTOCOMPRESS_FAULTS_LOOPBACK is set");
   }
   const std::string probe = network->prefix_ + "-probe";
   if (absl::StatusOr<std::string> added = Ip(absl::StrCat("netns add ", probe)); !added.ok()) {
-    network->fallback_reason_ =
-        absl::StrCat("network namespaces are not permitted here (", added.status().message(),
-                     "): every host runs on 127.0.0.1");
-    for (const std::string& host : hosts) network->address_of_[host] = "127.0.0.1";
-    return network;
+    return loopback(
+        absl::StrCat("network namespaces are not permitted here (", added.status().message(), ")"));
   }
   (void)Ip(absl::StrCat("netns delete ", probe));
   network->namespaces_ = true;
